@@ -1,0 +1,38 @@
+"""embedstack: modular sentence-embedding models, compatible with the sentence-transformers format.
+
+Heavy imports (torch, transformers) happen on first use of a public name, so ``embedstack --help`` is fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SentenceTransformer",
+    "SimilarityFunction",
+    "quantize_embeddings",
+    "__version__",
+]
+
+_LAZY = {
+    "SentenceTransformer": "embedstack.model",
+    "SimilarityFunction": "embedstack.similarity",
+    "quantize_embeddings": "embedstack.quantization",
+}
+
+if TYPE_CHECKING:
+    from embedstack.model import SentenceTransformer
+    from embedstack.quantization import quantize_embeddings
+    from embedstack.similarity import SimilarityFunction
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'embedstack' has no attribute {name!r}")

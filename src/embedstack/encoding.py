@@ -1,0 +1,209 @@
+"""The encode family of ``SentenceTransformer``: encode, encode_query/document, similarity, truncation flags."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from embedstack.engine import EncodePlan, run
+from embedstack.quantization import PRECISIONS, Precision, quantize_embeddings
+from embedstack.similarity import SimilarityFunction
+
+logger = logging.getLogger(__name__)
+
+_DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+_ALWAYS_ACCEPTED_KWARGS = {"task", "processing_kwargs"}
+
+
+def _is_message(item: Any) -> bool:
+    return isinstance(item, dict) and "role" in item and "content" in item
+
+
+class EncodeMixin:
+    """Methods that turn inputs into embeddings; mixed into ``SentenceTransformer``."""
+
+    @staticmethod
+    def is_singular_input(inputs: Any) -> bool:
+        """True for one input (a str, a dict, one conversation, an array); False for a batch."""
+        if isinstance(inputs, list) and inputs and _is_message(inputs[0]):
+            return True
+        if isinstance(inputs, (list, tuple)):
+            return False
+        if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "UO":
+            return False
+        return True
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        inputs: Any = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
+        precision: Precision = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray | torch.Tensor | list:
+        """Encode inputs into embeddings.
+
+        Args:
+            inputs: A string (gives a 1-D result) or a list of strings or text pairs.
+            prompt_name: The name of a prompt in ``model.prompts`` to prepend.
+            prompt: A prompt string to prepend (wins over ``prompt_name``; "" disables the default prompt).
+            batch_size: Inputs per forward pass.
+            show_progress_bar: Show a progress bar (default: when logging is at INFO or DEBUG).
+            output_value: "sentence_embedding", "token_embeddings" (a list of (tokens, dim) tensors), or None
+                (a list of per-input feature dicts).
+            precision: "float32", "int8", "uint8", "binary" or "ubinary".
+            convert_to_numpy: Return an ndarray (default); otherwise a list of tensors.
+            convert_to_tensor: Return one tensor (overrides ``convert_to_numpy``).
+            device: Run on this device (the model moves there).
+            normalize_embeddings: L2-normalize the results (after truncation).
+            truncate_dim: Keep the first ``truncate_dim`` dimensions (default: ``model.truncate_dim``).
+            **kwargs: Keyword arguments routed to module ``forward`` methods (see ``get_model_kwargs``).
+
+        Returns:
+            An (N, D) array by default, (D,) for a single string.
+
+        Example:
+            >>> model.encode(["A man is eating food.", "A man is riding a horse."]).shape
+            (2, 384)
+        """
+        if inputs is None and "sentences" in kwargs:
+            warnings.warn("encode(sentences=...) is deprecated; pass the inputs first.", FutureWarning, stacklevel=2)
+            inputs = kwargs.pop("sentences")
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+        if output_value != "sentence_embedding":
+            convert_to_tensor = convert_to_numpy = False
+        if convert_to_tensor:
+            convert_to_numpy = False
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if output_value not in ("sentence_embedding", "token_embeddings", None):
+            raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}.")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
+        self._check_kwargs(kwargs)
+        singular = self.is_singular_input(inputs)
+        inputs = [inputs] if singular else (inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs))
+
+        plan = EncodePlan(
+            prompt=self._resolve_prompt(prompt, prompt_name),
+            batch_size=batch_size,
+            output_value=output_value,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim if truncate_dim is not None else self.truncate_dim,
+            to_cpu=convert_to_numpy,
+            show_progress_bar=bool(show_progress_bar),
+            device=self._use_device(device),
+            kwargs=kwargs,
+        )
+        self.eval()
+        result = run(self, inputs, plan)
+        self._report_truncation(result.truncated)
+        embeddings = result.outputs
+        if len(inputs) and precision != "float32":
+            embeddings = quantize_embeddings(embeddings, precision=precision)
+        embeddings = _convert(embeddings, convert_to_tensor, convert_to_numpy, self.device)
+        return embeddings[0] if singular else embeddings
+
+    def encode_query(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+        """Encode search queries: uses the "query" prompt (when neither prompt nor prompt_name is given)."""
+        if prompt_name is None and prompt is None and "query" in self.prompts:
+            prompt_name = "query"
+        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+
+    def encode_document(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+        """Encode documents: uses the first of the "document", "passage", "corpus" prompts."""
+        if prompt_name is None and prompt is None:
+            prompt_name = next((name for name in _DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
+        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
+        """The (N, M) similarity matrix under ``similarity_fn_name``."""
+        return SimilarityFunction.to_similarity_fn(self.similarity_fn_name)(embeddings1, embeddings2)
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
+        """The (N,) similarities of row i with row i under ``similarity_fn_name``."""
+        return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(embeddings1, embeddings2)
+
+    def truncated(
+        self, inputs: Any, prompt_name: str | None = None, prompt: str | None = None, batch_size: int = 256, **kwargs
+    ) -> np.ndarray:
+        """Which inputs are longer than ``max_seq_length`` and would be cut by encode (a bool array)."""
+        singular = self.is_singular_input(inputs)
+        items = [inputs] if singular else list(inputs)
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        flags = np.zeros(len(items), dtype=bool)
+        for start in range(0, len(items), batch_size):
+            features = self.preprocess(items[start : start + batch_size], prompt=prompt, **kwargs)
+            found = features.get("truncated")
+            if found is not None:
+                flags[start : start + batch_size] = found.numpy()
+        return flags[0] if singular else flags
+
+    # ----- helpers ----------------------------------------------------------------------------------------
+    def _check_kwargs(self, kwargs: dict[str, Any]) -> None:
+        accepted = set(self.get_model_kwargs())
+        unknown = set(kwargs) - accepted - _ALWAYS_ACCEPTED_KWARGS
+        if unknown:
+            raise ValueError(
+                f"encode() got keyword arguments this model does not use: {sorted(unknown)}. "
+                + (f"It accepts: {sorted(accepted)}." if accepted else "It accepts no extra keyword arguments.")
+            )
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        if prompt is not None:
+            if prompt_name is not None:
+                logger.warning("Both prompt and prompt_name were given; prompt_name %r is ignored.", prompt_name)
+            return prompt
+        if prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise ValueError(f"Prompt name {prompt_name!r} is not one of the model's prompts {list(self.prompts)}.")
+            return self.prompts[prompt_name]
+        if self.default_prompt_name is not None:
+            return self.prompts.get(self.default_prompt_name)
+        return None
+
+    def _use_device(self, device: str | torch.device | None) -> torch.device:
+        if device is not None and torch.device(device) != self.device:
+            self.to(device)
+        return self.device
+
+    def _report_truncation(self, flags: np.ndarray) -> None:
+        count = int(flags.sum())
+        if count:
+            logger.warning(
+                "%d of %d inputs were longer than max_seq_length=%s tokens and were truncated. "
+                "model.truncated(inputs) tells which; raise model.max_seq_length if the model allows it.",
+                count, len(flags), self.max_seq_length,
+            )
+
+
+def _convert(embeddings: Any, to_tensor: bool, to_numpy: bool, device: torch.device) -> Any:
+    if to_tensor:
+        if isinstance(embeddings, torch.Tensor) or len(embeddings):
+            return torch.as_tensor(embeddings)
+        return torch.tensor([], device=device)
+    if to_numpy:
+        if not len(embeddings):
+            return np.array([])
+        if isinstance(embeddings, torch.Tensor):
+            if embeddings.dtype == torch.bfloat16:
+                embeddings = embeddings.float()
+            return embeddings.cpu().numpy()
+        return embeddings
+    if isinstance(embeddings, np.ndarray):
+        return list(torch.from_numpy(embeddings))
+    return list(embeddings)

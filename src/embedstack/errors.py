@@ -1,0 +1,45 @@
+"""The exceptions embedstack raises.
+
+Every class also subclasses the builtin a caller would catch for the same problem (``ValueError``,
+``LookupError``, ...), so code written against sentence-transformers keeps working. Each message says what
+happened (file, key, value), why it matters, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class EmbedstackError(Exception):
+    """Base class of every error embedstack raises on purpose."""
+
+
+class ModelFormatError(EmbedstackError, ValueError):
+    """A model folder holds a file that is missing, malformed, or inconsistent with its config."""
+
+
+class ModelNotFoundError(EmbedstackError, FileNotFoundError):
+    """A model path or Hub id does not resolve to a model folder."""
+
+
+class UnknownModuleTypeError(EmbedstackError, LookupError):
+    """A ``modules.json`` entry names a module type that cannot be resolved."""
+
+
+class UntrustedCodeError(EmbedstackError, ValueError):
+    """Loading would run code from the model folder, and ``trust_remote_code`` was not given."""
+
+
+class UnsupportedModalityError(EmbedstackError, ValueError):
+    """An input is of a modality (image, audio, ...) the model cannot take."""
+
+
+class MissingExtraError(EmbedstackError, ImportError):
+    """An optional dependency is not installed."""
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
+    """Return ``" Did you mean: a, b?"`` for the closest candidates, or an empty string."""
+    matches = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+    return f" Did you mean: {', '.join(matches)}?" if matches else ""

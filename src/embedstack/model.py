@@ -1,0 +1,326 @@
+"""SentenceTransformer: an ordered stack of modules, with encode / save / load entry points."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from embedstack.encoding import EncodeMixin
+from embedstack.modules.base import InputModule
+from embedstack.persistence.folder import load_folder, save_folder
+from embedstack.persistence.hub import resolve_model_path
+from embedstack.persistence.layout import model_config_dict
+from embedstack.persistence.model_card import model_card_text
+from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
+
+logger = logging.getLogger(__name__)
+
+_DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
+def default_device() -> str:
+    """The best available device: CUDA, then Apple MPS, then CPU."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class SentenceTransformer(EncodeMixin, nn.Sequential):
+    """An embedding model: modules run in order over a features dict.
+
+    Args:
+        model_name_or_path: A model folder, or a Hub id resolved through the local Hub cache.
+        modules: Build the model from these modules instead (a list, or an OrderedDict for custom names).
+        device: "cpu", "cuda", ... (default: the best available).
+        prompts: Named prompts, e.g. ``{"query": "query: "}``; they extend and override saved ones.
+        default_prompt_name: The prompt applied when encode gets none.
+        trust_remote_code: Allow module classes and Hugging Face code from the model folder to run.
+        model_kwargs / processor_kwargs / config_kwargs: Passed to the Hugging Face ``from_pretrained`` calls.
+        similarity_fn_name: "cosine", "dot", "euclidean" or "manhattan".
+        truncate_dim: Keep only the first dimensions of each embedding (Matryoshka models).
+
+    Example:
+        >>> model = SentenceTransformer("all-MiniLM-L6-v2")
+        >>> model.encode(["Hello world", "Hi there"]).shape
+        (2, 384)
+    """
+
+    model_type = "SentenceTransformer"
+    SUPPORTED_SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
+
+    def __init__(
+        self,
+        model_name_or_path: str | None = None,
+        *,
+        modules: Iterable[nn.Module] | OrderedDict | None = None,
+        device: str | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        cache_folder: str | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        use_auth_token: bool | str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        model_card_data: Any = None,
+        backend: Literal["torch"] = "torch",
+        similarity_fn_name: str | SimilarityFunction | None = None,
+        truncate_dim: int | None = None,
+    ) -> None:
+        self.prompts: dict[str, str | None] = {"query": None, "document": None, **(prompts or {})}
+        self.default_prompt_name = default_prompt_name
+        self._similarity_fn_name = check_similarity_fn_name(similarity_fn_name) if similarity_fn_name else None
+        self.truncate_dim = truncate_dim
+        self.module_kwargs: dict[str, list[str]] = {}
+        self._model_card_text: str | None = None
+        if use_auth_token is not None:
+            warnings.warn("use_auth_token is deprecated; use token.", FutureWarning, stacklevel=2)
+            token = token or use_auth_token
+        if tokenizer_kwargs is not None:
+            warnings.warn("tokenizer_kwargs is deprecated; use processor_kwargs.", FutureWarning, stacklevel=2)
+            processor_kwargs = {**tokenizer_kwargs, **(processor_kwargs or {})}
+
+        if model_name_or_path is not None:
+            if modules is not None:
+                logger.warning("Both model_name_or_path and modules were given; the modules are ignored.")
+            folder = resolve_model_path(
+                model_name_or_path, cache_folder=cache_folder, revision=revision, token=token,
+                local_files_only=local_files_only,
+            )
+            loaded = load_folder(
+                folder, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
+                processor_kwargs=processor_kwargs, config_kwargs=config_kwargs, backend=backend,
+            )
+            modules, self.module_kwargs = loaded.modules, loaded.module_kwargs
+            self._model_card_text = loaded.card_text
+            self._apply_saved_config(loaded.config)
+        if modules is None:
+            raise ValueError("SentenceTransformer needs a model_name_or_path or a non-empty list of modules.")
+        if not isinstance(modules, OrderedDict):
+            modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
+        if not modules:
+            raise ValueError("SentenceTransformer needs at least one module; modules=[] was given.")
+        super().__init__(modules)
+        self._cast_to_input_dtype()
+        self.to(device or default_device())
+        for name, prompt in self.prompts.items():
+            if prompt is None:
+                self.prompts[name] = ""
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(
+                f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts {list(self.prompts)}."
+            )
+        for module in self.children():
+            hook = getattr(module, "on_model_ready", None)
+            if callable(hook):
+                hook(self)
+
+    def _apply_saved_config(self, config: dict[str, Any]) -> None:
+        for name, prompt in (config.get("prompts") or {}).items():
+            if self.prompts.get(name) is None:
+                self.prompts[name] = prompt
+        if self.default_prompt_name is None:
+            self.default_prompt_name = config.get("default_prompt_name")
+        saved_similarity = config.get("similarity_fn_name")
+        if self._similarity_fn_name is None and saved_similarity in self.SUPPORTED_SIMILARITY_FN_NAMES:
+            self._similarity_fn_name = saved_similarity
+        if self.truncate_dim is None:
+            self.truncate_dim = config.get("truncate_dim")
+
+    def _cast_to_input_dtype(self) -> None:
+        first = next(iter(self.children()))
+        dtype = next((p.dtype for p in first.parameters()), None)
+        if dtype is not None:
+            for module in list(self.children())[1:]:
+                module.to(dtype)
+
+    # ----- properties -------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for tensor in (*self.parameters(), *self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return next((p.dtype for p in self.parameters()), None)
+
+    @property
+    def input_module(self) -> nn.Module:
+        return self[0]
+
+    @property
+    def tokenizer(self):
+        return getattr(self.input_module, "tokenizer", None)
+
+    @tokenizer.setter
+    def tokenizer(self, value) -> None:
+        self.input_module.tokenizer = value
+
+    @property
+    def processor(self):
+        return getattr(self.input_module, "processor", self.tokenizer)
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return getattr(self.input_module, "max_seq_length", None)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.input_module.max_seq_length = value
+
+    @property
+    def modalities(self) -> list:
+        return list(getattr(self.input_module, "modalities", ["text"]))
+
+    def supports(self, modality: str | tuple[str, ...]) -> bool:
+        """Whether the model takes inputs of ``modality``."""
+        if modality in self.modalities:
+            return True
+        return isinstance(modality, tuple) and "message" in self.modalities and all(m in self.modalities for m in modality)
+
+    @property
+    def similarity_fn_name(self) -> str:
+        if self._similarity_fn_name is None:
+            self._similarity_fn_name = "cosine"
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str | SimilarityFunction) -> None:
+        self._similarity_fn_name = check_similarity_fn_name(value)
+
+    @property
+    def transformers_model(self):
+        from transformers import PreTrainedModel
+
+        for module in self.modules():
+            if isinstance(module, PreTrainedModel):
+                return module
+        return None
+
+    @property
+    def config(self):
+        model = self.transformers_model
+        return model.config if model is not None else None
+
+    def get_backend(self) -> str:
+        return getattr(self.input_module, "backend", "torch")
+
+    def get_embedding_dimension(self) -> int | None:
+        """The output width: the last module that knows it, capped at ``truncate_dim``."""
+        for module in reversed(list(self.children())):
+            method = getattr(type(module), "get_embedding_dimension", None)
+            if callable(method):
+                dimension = module.get_embedding_dimension()
+                if dimension is not None:
+                    return min(dimension, self.truncate_dim) if self.truncate_dim else dimension
+        return None
+
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """Deprecated: use :meth:`get_embedding_dimension`."""
+        warnings.warn("Use get_embedding_dimension() instead.", FutureWarning, stacklevel=2)
+        return self.get_embedding_dimension()
+
+    def get_max_seq_length(self) -> int | None:
+        """Deprecated: use the ``max_seq_length`` property."""
+        warnings.warn("Use the max_seq_length property instead.", FutureWarning, stacklevel=2)
+        return self.max_seq_length
+
+    def get_model_kwargs(self) -> list[str]:
+        """The extra ``encode`` keyword arguments the modules accept in ``forward``."""
+        names: set[str] = set()
+        for name, module in self.named_children():
+            names |= set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
+        return sorted(names)
+
+    def set_pooling_include_prompt(self, include_prompt: bool) -> None:
+        """Set ``include_prompt`` on the first Pooling module."""
+        from embedstack.modules.pooling import Pooling
+
+        for module in self.children():
+            if isinstance(module, Pooling):
+                module.include_prompt = include_prompt
+                return
+
+    @contextmanager
+    def truncate_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
+        """Temporarily encode to ``truncate_dim`` dimensions."""
+        original, self.truncate_dim = self.truncate_dim, truncate_dim
+        try:
+            yield
+        finally:
+            self.truncate_dim = original
+
+    # ----- running ----------------------------------------------------------------------------------------
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+        """Turn raw inputs into features with the input module (prompt prepended)."""
+        module = self.input_module
+        if isinstance(module, InputModule) or hasattr(module, "preprocess"):
+            return module.preprocess(inputs, prompt=prompt, **kwargs)
+        if prompt:
+            inputs = InputModule._prepend_prompt(inputs, prompt)
+        return module.tokenize(inputs)
+
+    def tokenize(self, texts: list[Any], **kwargs) -> dict[str, Any]:
+        """Deprecated: use :meth:`preprocess`."""
+        warnings.warn("tokenize() is deprecated; use preprocess() instead.", FutureWarning, stacklevel=2)
+        return self.preprocess(texts, **kwargs)
+
+    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        for name, module in self.named_children():
+            accepted = set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
+            features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
+        return features
+
+    # ----- persistence ------------------------------------------------------------------------------------
+    def model_config_dict(self) -> dict[str, Any]:
+        """The contents of ``config_sentence_transformers.json``."""
+        return model_config_dict(self.prompts, self.default_prompt_name, self.similarity_fn_name, self.truncate_dim)
+
+    def save(
+        self,
+        path: str | Path,
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+        *,
+        legacy_layout: bool = False,
+    ) -> None:
+        """Save the model folder atomically, in the layout sentence-transformers 6.2 reads.
+
+        Args:
+            path: The folder to write (replaced whole if it holds a model).
+            model_name: The model id shown in the model card.
+            create_model_card: Write README.md.
+            train_datasets: Unused; accepted for compatibility.
+            safe_serialization: Write safetensors (True) or pickled ``pytorch_model.bin`` module weights.
+            legacy_layout: Write old type names and config keys for readers older than sentence-transformers 5.
+        """
+        card = model_card_text(self, model_name=model_name, loaded_card=self._model_card_text) if create_model_card else None
+        save_folder(self, path, safe_serialization=safe_serialization, legacy_layout=legacy_layout, card_text=card)
+
+    save_pretrained = save
+
+    @staticmethod
+    def load(path: str, **kwargs) -> SentenceTransformer:
+        """Deprecated: use ``SentenceTransformer(path)``."""
+        warnings.warn("SentenceTransformer.load is deprecated; use SentenceTransformer(path).", FutureWarning, stacklevel=2)
+        return SentenceTransformer(path, **kwargs)
+
+
+__all__ = ["SentenceTransformer", "default_device"]

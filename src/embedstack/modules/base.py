@@ -1,0 +1,281 @@
+"""The module contract: ``Module`` (any step of the stack) and ``InputModule`` (the first step).
+
+The contract is the seed's: ``forward(features, **kwargs)``, ``save(output_path, safe_serialization=True)``,
+a ``load`` classmethod that by default builds the module from its ``config_keys`` config file, and the
+``save_config`` / ``save_torch_weights`` / ``load_torch_weights`` helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from embedstack.errors import ModelFormatError
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_SAFETENSORS = "model.safetensors"
+WEIGHTS_PICKLE = "pytorch_model.bin"
+_DEPRECATED_DIMENSION_ALIASES = ("get_sentence_embedding_dimension", "get_word_embedding_dimension")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, raising :class:`ModelFormatError` that names the file when it is not valid JSON."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). The model folder "
+            "is damaged or was truncated while copying; restore the file from the original model."
+        ) from None
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"{path} is not UTF-8 text. Restore the file from the original model.") from None
+
+
+def module_dir(model_name_or_path: str | os.PathLike, subfolder: str = "") -> Path:
+    """The local folder of a module. A Hub id is resolved (once, through the cache) to a local folder."""
+    path = Path(model_name_or_path)
+    if not path.is_dir():
+        from embedstack.persistence.hub import resolve_model_path
+
+        path = resolve_model_path(str(model_name_or_path))
+    return path / subfolder if subfolder else path
+
+
+class Module(ABC, torch.nn.Module):
+    """One step of a model: takes the features dict and returns it with its own outputs added.
+
+    Subclasses implement ``forward`` and ``save``. List the constructor arguments to serialize in
+    ``config_keys``; the default ``load`` reads them back from ``config_file_name`` and calls ``cls(**config)``.
+    """
+
+    config_file_name: str = "config.json"
+    config_keys: list[str] = []
+    config_key_renames: dict[str, str] = {}
+    save_in_root: bool = False
+    forward_kwargs: set[str] = set()
+
+    @abstractmethod
+    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        """Read from and write to ``features``; return it."""
+
+    @abstractmethod
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        """Write this module's config and weights into ``output_path``."""
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """The values of ``config_keys``: what ``save_config`` writes and ``load`` passes to ``__init__``."""
+        return {key: getattr(self, key) for key in self.config_keys}
+
+    def save_config(self, output_path: str | os.PathLike, filename: str | None = None) -> None:
+        """Write :meth:`get_config_dict` as JSON (indent 4) to ``output_path/filename``."""
+        target = Path(output_path) / (filename or self.config_file_name)
+        with open(target, "w", encoding="utf-8") as handle:
+            json.dump(self.get_config_dict(), handle, indent=4)
+
+    def save_torch_weights(self, output_path: str | os.PathLike, *, safe_serialization: bool = True) -> None:
+        """Write the state dict as ``model.safetensors`` (or ``pytorch_model.bin`` when not safe)."""
+        if safe_serialization:
+            from safetensors.torch import save_model
+
+            save_model(self, str(Path(output_path) / WEIGHTS_SAFETENSORS))
+        else:
+            torch.save(self.state_dict(), Path(output_path) / WEIGHTS_PICKLE)
+
+    @classmethod
+    def load_config(
+        cls,
+        model_name_or_path: str | os.PathLike,
+        subfolder: str = "",
+        config_filename: str | None = None,
+        **kwargs,
+    ) -> dict[str, Any]:
+        """Read the module's config file (``{}`` when there is none) and apply ``config_key_renames``."""
+        path = cls.load_file_path(model_name_or_path, config_filename or cls.config_file_name, subfolder=subfolder)
+        if path is None:
+            return {}
+        config = read_json(path)
+        if not isinstance(config, dict):
+            raise ModelFormatError(
+                f"{path} must hold a JSON object of {cls.__name__} settings, but holds a {type(config).__name__}. "
+                "Restore the file from the original model."
+            )
+        for old, new in cls.config_key_renames.items():
+            if old in config:
+                value = config.pop(old)
+                config.setdefault(new, value)
+        return config
+
+    @classmethod
+    def load(
+        cls,
+        model_name_or_path: str | os.PathLike,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        init_defaults: dict[str, Any] | None = None,
+        **kwargs,
+    ):
+        """Build the module from its config file: ``cls(**config)``, with ``init_defaults`` for absent keys."""
+        config = cls.load_config(model_name_or_path, subfolder=subfolder)
+        for key, value in (init_defaults or {}).items():
+            config.setdefault(key, value)
+        try:
+            return cls(**config)
+        except TypeError as exc:
+            where = Path(model_name_or_path) / subfolder / cls.config_file_name
+            raise ModelFormatError(
+                f"{where} does not fit {cls.__name__}: {exc}. Expected keys: {cls.config_keys}. "
+                "Remove or rename the offending keys."
+            ) from None
+
+    @staticmethod
+    def load_file_path(
+        model_name_or_path: str | os.PathLike, filename: str, subfolder: str = "", **kwargs
+    ) -> str | None:
+        """The local path of ``filename`` in the module folder, or None when the file is absent."""
+        path = module_dir(model_name_or_path, subfolder) / filename
+        return str(path) if path.is_file() else None
+
+    @staticmethod
+    def load_dir_path(model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs) -> str:
+        """The local folder of the module."""
+        return str(module_dir(model_name_or_path, subfolder))
+
+    @classmethod
+    def load_torch_weights(
+        cls,
+        model_name_or_path: str | os.PathLike,
+        subfolder: str = "",
+        *,
+        model: torch.nn.Module | None = None,
+        **kwargs,
+    ):
+        """Load ``model.safetensors`` (or, when absent, ``pytorch_model.bin`` with weights-only unpickling).
+
+        With ``model`` the weights are loaded into it and it is returned; otherwise the state dict is returned.
+        Missing or unexpected keys raise :class:`ModelFormatError` naming the file and the keys.
+        """
+        folder = module_dir(model_name_or_path, subfolder)
+        safetensors_path = folder / WEIGHTS_SAFETENSORS
+        pickle_path = folder / WEIGHTS_PICKLE
+        if safetensors_path.is_file():
+            from safetensors.torch import load_file
+
+            try:
+                state_dict, source = load_file(str(safetensors_path)), safetensors_path
+            except Exception as exc:  # safetensors raises its own SafetensorError for damaged files
+                raise ModelFormatError(
+                    f"{safetensors_path} could not be read ({exc}). Restore the file from the original model."
+                ) from None
+        elif pickle_path.is_file():
+            try:
+                state_dict, source = torch.load(pickle_path, map_location="cpu", weights_only=True), pickle_path
+            except Exception as exc:
+                raise ModelFormatError(
+                    f"{pickle_path} could not be loaded with weights-only unpickling ({exc}). It is damaged or "
+                    "holds objects other than tensors, which embedstack refuses to unpickle. Convert it to "
+                    "model.safetensors with the library that wrote it."
+                ) from None
+        else:
+            raise ModelFormatError(
+                f"{folder} has no {WEIGHTS_SAFETENSORS} or {WEIGHTS_PICKLE}, so {cls.__name__} has no weights. "
+                "Restore the weights file from the original model."
+            )
+        if model is None:
+            return state_dict
+        _load_state_dict_checked(model, state_dict, source)
+        return model
+
+    def __getattr__(self, name: str):
+        if name in _DEPRECATED_DIMENSION_ALIASES and "get_embedding_dimension" in dir(type(self)):
+            warnings.warn(
+                f"{name}() is deprecated; use get_embedding_dimension() instead.", FutureWarning, stacklevel=2
+            )
+            return self.get_embedding_dimension
+        return super().__getattr__(name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_config_dict()})"
+
+
+def _load_state_dict_checked(model: torch.nn.Module, state_dict: dict, source: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        raise ModelFormatError(
+            f"{source} does not match {type(model).__name__}: missing keys {missing}, unexpected keys "
+            f"{unexpected}. The weights belong to a different configuration; check the module's config file."
+        )
+    bad_shapes = [
+        f"{key}: file {tuple(value.shape)} vs config {tuple(expected[key].shape)}"
+        for key, value in state_dict.items()
+        if tuple(value.shape) != tuple(expected[key].shape)
+    ]
+    if bad_shapes:
+        raise ModelFormatError(
+            f"{source} has tensors whose shapes do not match the module's config ({'; '.join(bad_shapes)}). "
+            "The config file and the weights come from different models."
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+class InputModule(Module):
+    """The first module of a stack: turns raw inputs into tensors with :meth:`preprocess`."""
+
+    save_in_root: bool = True
+    tokenizer: Any = None
+
+    @property
+    def modalities(self) -> list[str | tuple[str, ...]]:
+        """The input modalities this module accepts. Defaults to text only."""
+        return ["text"]
+
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+        """Turn a batch of raw inputs into the features dict that :meth:`forward` expects.
+
+        The base version supports modules written against the deprecated ``tokenize`` API: it prepends the
+        prompt to each text and calls ``tokenize``. New modules override this method.
+        """
+        if type(self).tokenize is not InputModule.tokenize:
+            if prompt:
+                inputs = self._prepend_prompt(inputs, prompt)
+            return self.tokenize(inputs, **kwargs)
+        raise NotImplementedError(f"{type(self).__name__} must implement preprocess(inputs, prompt=None, **kwargs).")
+
+    def tokenize(self, texts: list[Any], **kwargs) -> dict[str, Any]:
+        """Deprecated: use :meth:`preprocess`."""
+        warnings.warn("tokenize() is deprecated; use preprocess() instead.", DeprecationWarning, stacklevel=2)
+        return self.preprocess(texts, **kwargs)
+
+    def save_tokenizer(self, output_path: str | os.PathLike, **kwargs) -> None:
+        """Save the tokenizer (a Hugging Face tokenizer or a ``tokenizers.Tokenizer``) into ``output_path``."""
+        if self.tokenizer is None:
+            return
+        if hasattr(self.tokenizer, "save_pretrained"):
+            self.tokenizer.save_pretrained(str(output_path))
+        else:
+            self.tokenizer.save(str(Path(output_path) / "tokenizer.json"))
+
+    @staticmethod
+    def _prepend_prompt(inputs: list[Any], prompt: str) -> list[Any]:
+        out = []
+        for item in inputs:
+            if isinstance(item, str):
+                out.append(prompt + item)
+            elif isinstance(item, (tuple, list)) and item and isinstance(item[0], str):
+                out.append(type(item)([prompt + item[0], *item[1:]]))
+            else:
+                out.append(item)
+        return out

@@ -1,0 +1,34 @@
+"""Normalize: L2-normalize the sentence embedding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+
+from embedstack.modules.base import Module
+
+
+class Normalize(Module):
+    """Scale ``features[module_input_name]`` to unit L2 norm along the last axis."""
+
+    config_keys = ["module_input_name", "module_output_name"]
+
+    def __init__(self, module_input_name: str = "sentence_embedding", module_output_name: str | None = None) -> None:
+        super().__init__()
+        self.module_input_name = module_input_name
+        self.module_output_name = module_output_name or module_input_name
+
+    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        if self.module_input_name in features:
+            features[self.module_output_name] = F.normalize(features[self.module_input_name], p=2, dim=-1)
+        return features
+
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        self.save_config(output_path)
+
+    @classmethod
+    def load_config(cls, model_name_or_path, subfolder: str = "", config_filename=None, **kwargs) -> dict[str, Any]:
+        # Legacy folders hold no config (or none at all); keys other than ours are dropped.
+        config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
+        return {key: value for key, value in config.items() if key in cls.config_keys}

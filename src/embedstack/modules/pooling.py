@@ -1,0 +1,151 @@
+"""Pooling: token embeddings -> one sentence embedding, by one mode or several concatenated."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+import torch
+
+from embedstack.modules.base import Module
+
+PoolingMode = Literal["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
+POOLING_MODES: tuple[str, ...] = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+# The boolean flags sentence-transformers < 5 wrote, in the order their modes are concatenated.
+LEGACY_POOLING_FLAGS: dict[str, str] = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def pooling_mode_from_flags(flags: dict[str, Any]) -> str | tuple[str, ...]:
+    """Turn legacy ``pooling_mode_*`` booleans into a mode (a str, or a tuple for several; "mean" for none)."""
+    modes = tuple(mode for flag, mode in LEGACY_POOLING_FLAGS.items() if flags.get(flag))
+    if not modes:
+        return "mean"
+    return modes[0] if len(modes) == 1 else modes
+
+
+class Pooling(Module):
+    """Pool token embeddings into a sentence embedding.
+
+    Args:
+        embedding_dimension: Width of the token embeddings.
+        pooling_mode: One of ``POOLING_MODES``, or a list of them whose outputs are concatenated in order.
+        include_prompt: When False, the prompt's tokens (``features["prompt_length"]``) are left out.
+
+    Example:
+        >>> pooling = Pooling(384, pooling_mode=["mean", "max"])
+        >>> pooling.get_embedding_dimension()
+        768
+    """
+
+    config_keys = ["embedding_dimension", "pooling_mode", "include_prompt"]
+    config_key_renames = {"word_embedding_dimension": "embedding_dimension"}
+
+    def __init__(
+        self,
+        embedding_dimension: int,
+        pooling_mode: PoolingMode | list[PoolingMode] | tuple[PoolingMode, ...] = "mean",
+        include_prompt: bool = True,
+        **legacy_flags: Any,
+    ) -> None:
+        super().__init__()
+        unknown = set(legacy_flags) - set(LEGACY_POOLING_FLAGS)
+        if unknown:
+            raise TypeError(f"Pooling got unexpected arguments {sorted(unknown)}")
+        if any(legacy_flags.values()):
+            warnings.warn(
+                "The pooling_mode_* flags are deprecated; pass pooling_mode='mean' (or a list) instead.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            if pooling_mode == "mean":
+                pooling_mode = pooling_mode_from_flags(legacy_flags)
+        if isinstance(embedding_dimension, bool) or not isinstance(embedding_dimension, int) or embedding_dimension < 1:
+            raise ValueError(f"Pooling embedding_dimension must be a positive int, got {embedding_dimension!r}")
+        modes = (pooling_mode,) if isinstance(pooling_mode, str) else tuple(pooling_mode)
+        if not modes:
+            raise ValueError(f"Pooling needs at least one pooling_mode; choose from {list(POOLING_MODES)}")
+        for mode in modes:
+            if mode not in POOLING_MODES:
+                raise ValueError(f"Unknown pooling_mode {mode!r}; choose from {list(POOLING_MODES)}")
+        self.embedding_dimension = embedding_dimension
+        self.pooling_mode = modes[0] if len(modes) == 1 else list(modes)
+        self.include_prompt = bool(include_prompt)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return (self.pooling_mode,) if isinstance(self.pooling_mode, str) else tuple(self.pooling_mode)
+
+    def get_embedding_dimension(self) -> int:
+        return self.embedding_dimension * len(self.modes)
+
+    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        tokens = features["token_embeddings"]  # (batch, seq, dim)
+        mask = features.get("attention_mask")
+        if mask is None or mask.shape[-1] != tokens.shape[1]:
+            mask = torch.ones(tokens.shape[:-1], dtype=torch.int64, device=tokens.device)
+        pad_lengths = mask.to(torch.int32).argmax(dim=1)  # (batch,) leading pad tokens when left-padded
+        pool_mask = mask
+        prompt_length = features.get("prompt_length")
+        if not self.include_prompt and prompt_length:
+            prompt_length = int(prompt_length[0]) if isinstance(prompt_length, torch.Tensor) else int(prompt_length)
+            positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)  # (1, seq)
+            pool_mask = mask.masked_fill(positions < (pad_lengths + prompt_length).unsqueeze(1), 0)
+        pooled = [self._pool(mode, tokens, pool_mask, pad_lengths, features) for mode in self.modes]
+        features["sentence_embedding"] = torch.cat(pooled, dim=-1)  # (batch, dim * modes)
+        return features
+
+    @staticmethod
+    def _pool(mode: str, tokens: torch.Tensor, mask: torch.Tensor, pad_lengths: torch.Tensor, features) -> torch.Tensor:
+        acc_dtype = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
+        if mode == "cls":
+            if features.get("cls_token_embeddings") is not None:
+                return features["cls_token_embeddings"]
+            first = mask.to(torch.int32).argmax(dim=1)  # (batch,)
+            return tokens[torch.arange(tokens.shape[0], device=tokens.device), first]
+        if mode == "max":
+            masked = tokens.masked_fill(mask.unsqueeze(-1) == 0, float("-inf"))
+            return masked.max(dim=1).values
+        if mode in ("mean", "mean_sqrt_len_tokens"):
+            weights = mask.unsqueeze(-1).to(tokens.dtype)  # (batch, seq, 1)
+            summed = (tokens * weights).sum(dim=1, dtype=acc_dtype)
+            if "token_weights_sum" in features:
+                count = features["token_weights_sum"].unsqueeze(-1).to(acc_dtype)
+            else:
+                count = weights.sum(dim=1, dtype=acc_dtype)
+            count = count.clamp(min=1e-9)
+            denominator = count if mode == "mean" else count.sqrt()
+            return (summed / denominator).to(tokens.dtype)
+        if mode == "weightedmean":
+            positions = torch.arange(1, tokens.shape[1] + 1, device=tokens.device, dtype=acc_dtype)
+            weights = mask.unsqueeze(-1).to(acc_dtype) * (positions.view(1, -1, 1) - pad_lengths.view(-1, 1, 1))
+            summed = (tokens * weights).sum(dim=1)
+            if "token_weights_sum" in features:
+                total = features["token_weights_sum"].unsqueeze(-1).to(acc_dtype)
+            else:
+                total = weights.sum(dim=1)
+            return (summed / total.clamp(min=1e-9)).to(tokens.dtype)
+        # lasttoken: the last non-masked position, with left or right padding.
+        seq_len = tokens.shape[1]
+        values, from_end = mask.flip(1).max(dim=1)
+        from_end = torch.where(values == 0, seq_len - 1, from_end)
+        last = seq_len - from_end - 1  # (batch,)
+        masked = tokens * mask.unsqueeze(-1).to(tokens.dtype)
+        return masked[torch.arange(tokens.shape[0], device=tokens.device), last]
+
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        self.save_config(output_path)
+
+    @classmethod
+    def load_config(cls, model_name_or_path, subfolder: str = "", config_filename=None, **kwargs) -> dict[str, Any]:
+        config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
+        flags = {key: config.pop(key) for key in list(config) if key in LEGACY_POOLING_FLAGS}
+        if "pooling_mode" not in config and flags:
+            config["pooling_mode"] = pooling_mode_from_flags(flags)
+        return config

@@ -1,0 +1,406 @@
+"""Transformer: a Hugging Face backbone and its tokenizer, producing token embeddings."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from typing import Any, Literal
+
+import torch
+
+from embedstack.errors import ModelFormatError, UnsupportedModalityError
+from embedstack.modules.base import InputModule, module_dir
+from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
+
+logger = logging.getLogger(__name__)
+
+TransformerTask = Literal["feature-extraction"]
+TEXT_MODALITY_CONFIG = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+PROCESSING_KWARGS_KEYS = ("common", "text", "audio", "image", "video", "chat_template")
+_DEFAULTS_DROPPED_ON_SAVE = {"query_length": None, "document_length": None, "query_expansion": None}
+
+
+def join_modality(modality: str | tuple[str, ...]) -> str:
+    """``("image", "text")`` -> ``"image+text"``, the form written to ``sentence_bert_config.json``."""
+    return modality if isinstance(modality, str) else "+".join(modality)
+
+
+def split_modality(key: str) -> str | tuple[str, ...]:
+    """``"image+text"`` -> ``("image", "text")``."""
+    return tuple(sorted(key.split("+"))) if "+" in key else key
+
+
+class Transformer(InputModule):
+    """A Hugging Face model (``AutoModel``) with its tokenizer, writing ``features["token_embeddings"]``.
+
+    Args:
+        model_name_or_path: A local folder or a Hub id.
+        transformer_task: Only "feature-extraction" (an ``AutoModel`` backbone) is supported.
+        model_kwargs: Passed to ``AutoModel.from_pretrained`` (e.g. ``{"dtype": torch.bfloat16}``).
+        processor_kwargs: Passed to the tokenizer's ``from_pretrained``.
+        config_kwargs: Passed to ``AutoConfig.from_pretrained``.
+        processing_kwargs: Defaults for the tokenizer call, by section ("common", "text", ...).
+        backend: Only "torch".
+        modality_config: Which backbone method and output serve each modality.
+        module_output_name: The feature this module writes (default "token_embeddings").
+        max_seq_length: Truncate inputs to this many tokens (default: the tokenizer's limit, capped at the
+            model's position embeddings).
+        do_lower_case: Lowercase inputs before tokenizing (legacy option).
+
+    Example:
+        >>> transformer = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=256)
+        >>> transformer.get_embedding_dimension()
+        384
+    """
+
+    config_file_name = "sentence_bert_config.json"
+    config_keys = [
+        "transformer_task",
+        "modality_config",
+        "module_output_name",
+        "processing_kwargs",
+        "unpad_inputs",
+        "query_length",
+        "document_length",
+        "query_expansion",
+    ]
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        transformer_task: TransformerTask = "feature-extraction",
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        processing_kwargs: dict[str, Any] | None = None,
+        backend: str = "torch",
+        modality_config: dict[str, dict[str, Any]] | None = None,
+        module_output_name: str | None = None,
+        unpad_inputs: bool | None = None,
+        query_length: int | None = None,
+        document_length: int | None = None,
+        query_expansion: dict[str, Any] | None = None,
+        max_seq_length: int | None = None,
+        do_lower_case: bool = False,
+        tokenizer_name_or_path: str | None = None,
+        cache_dir: str | None = None,
+        model_args: dict[str, Any] | None = None,
+        tokenizer_args: dict[str, Any] | None = None,
+        config_args: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if transformer_task != "feature-extraction":
+            raise ValueError(
+                f"transformer_task {transformer_task!r} is not supported; embedstack builds embedding models on "
+                "'feature-extraction' backbones (AutoModel)."
+            )
+        if backend != "torch":
+            raise ValueError(f"backend {backend!r} is not supported yet; use backend='torch'.")
+        model_kwargs = {**(model_args or {}), **(model_kwargs or {})}
+        processor_kwargs = {**(tokenizer_args or {}), **(tokenizer_kwargs or {}), **(processor_kwargs or {})}
+        config_kwargs = {**(config_args or {}), **(config_kwargs or {})}
+        if cache_dir is not None:
+            for kwargs in (model_kwargs, processor_kwargs, config_kwargs):
+                kwargs.setdefault("cache_dir", cache_dir)
+        self.transformer_task = transformer_task
+        self.backend = backend
+        self.processing_kwargs = dict(processing_kwargs or {})
+        self.unpad_inputs = unpad_inputs
+        self.query_length = query_length
+        self.document_length = document_length
+        self.query_expansion = query_expansion
+        self.do_lower_case = do_lower_case
+        self._prompt_lengths: dict[str, int] = {}
+
+        path = str(module_dir(model_name_or_path))
+        from transformers import AutoConfig, AutoModel
+
+        self.config = AutoConfig.from_pretrained(path, **config_kwargs)
+        if "use_cache" not in config_kwargs and hasattr(self.config, "use_cache"):
+            self.config.use_cache = False
+        self.model = AutoModel.from_pretrained(path, config=self.config, **model_kwargs)
+        self._forward_params = set(inspect.signature(self.model.forward).parameters)
+
+        if max_seq_length is not None and "model_max_length" not in processor_kwargs:
+            processor_kwargs["model_max_length"] = max_seq_length
+        tokenizer_path = str(module_dir(tokenizer_name_or_path)) if tokenizer_name_or_path else path
+        self.processor = _load_processor(tokenizer_path, processor_kwargs)
+        self._configure_tokenizer(processor_kwargs, do_lower_case)
+
+        if modality_config is None:
+            modality_config, module_output_name = self._infer_modality_config(), "token_embeddings"
+        self.modality_config = _validate_modality_config(modality_config)
+        self.module_output_name = module_output_name or "token_embeddings"
+
+    # ----- properties -------------------------------------------------------------------------------------
+    @property
+    def auto_model(self) -> torch.nn.Module:
+        return self.model
+
+    @property
+    def tokenizer(self):
+        if hasattr(self.processor, "tokenizer") and not hasattr(self.processor, "convert_tokens_to_ids"):
+            return self.processor.tokenizer
+        return self.processor
+
+    @tokenizer.setter
+    def tokenizer(self, value) -> None:
+        if hasattr(self, "processor"):
+            self.processor = value
+
+    @property
+    def modalities(self) -> list[str | tuple[str, ...]]:
+        return list(self.modality_config)
+
+    @property
+    def max_seq_length(self) -> int:
+        if self.tokenizer is not None:
+            return self.tokenizer.model_max_length
+        return getattr(self.config, "max_position_embeddings", None)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        if self.tokenizer is None:
+            raise AttributeError("This Transformer has no tokenizer, so it has no max_seq_length to set.")
+        self.tokenizer.model_max_length = value
+
+    def get_embedding_dimension(self) -> int | None:
+        for config in (self.config, getattr(self.config, "text_config", None)):
+            if config is None:
+                continue
+            for key in ("hidden_size", "d_model", "hidden_dim", "dim", "n_embd"):
+                value = getattr(config, key, None)
+                if isinstance(value, int):
+                    return value
+            if getattr(config, "hidden_sizes", None):
+                return config.hidden_sizes[-1]
+        return None
+
+    # ----- preprocessing ----------------------------------------------------------------------------------
+    def preprocess(
+        self,
+        inputs: list[Any],
+        prompt: str | None = None,
+        *,
+        task: str | None = None,
+        processing_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> dict[str, Any]:
+        """Tokenize texts (or text pairs), prepending ``prompt``; also reports which inputs were truncated."""
+        texts, pairs = _split_text_inputs(inputs, self.modalities)
+        if "message" in self.modality_config:
+            raise UnsupportedModalityError(
+                "This model has a chat template (its modality_config lists 'message'), so its inputs must be "
+                "formatted as chat messages, which embedstack does not support yet. Use a model without a chat "
+                "template, or remove 'message' from modality_config in sentence_bert_config.json."
+            )
+        if prompt:
+            texts = [prompt + text for text in texts]
+        call_kwargs = self._tokenizer_kwargs(task, processing_kwargs, kwargs)
+        encoded = self.tokenizer(texts, pairs, **call_kwargs) if pairs is not None else self.tokenizer(texts, **call_kwargs)
+        features: dict[str, Any] = dict(encoded)
+        features["modality"] = "text"
+        if prompt:
+            features["prompt_length"] = self._prompt_length(prompt, call_kwargs)
+        encodings = getattr(encoded, "encodings", None)
+        if encodings is not None and call_kwargs.get("truncation"):
+            features["truncated"] = torch.tensor([bool(enc.overflowing) for enc in encodings])
+        return features
+
+    def _tokenizer_kwargs(self, task: str | None, per_call: dict[str, Any] | None, extra: dict[str, Any]):
+        call_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first", "return_tensors": "pt"}
+        length = {"query": self.query_length, "document": self.document_length}.get(task or "")
+        if length is not None:
+            call_kwargs["max_length"] = length
+        if "max_length" in extra:
+            call_kwargs["max_length"] = extra["max_length"]
+        merged = {**self.processing_kwargs}
+        for section, values in (per_call or {}).items():
+            if section not in PROCESSING_KWARGS_KEYS:
+                raise ValueError(
+                    f"processing_kwargs section {section!r} is unknown; use one of {list(PROCESSING_KWARGS_KEYS)}."
+                )
+            merged[section] = {**merged.get(section, {}), **values}
+        call_kwargs.update(merged.get("common", {}))
+        call_kwargs.update(merged.get("text", {}))
+        return call_kwargs
+
+    def _prompt_length(self, prompt: str, call_kwargs: dict[str, Any]) -> int:
+        if prompt not in self._prompt_lengths:
+            ids = self.tokenizer([prompt], **{**call_kwargs, "padding": False})["input_ids"][0]
+            length = len(ids)
+            if len(ids) and int(ids[-1]) in set(self.tokenizer.all_special_ids):
+                length -= 1  # the trailing [SEP]/EOS is not part of the prompt
+            self._prompt_lengths[prompt] = length
+        return self._prompt_lengths[prompt]
+
+    # ----- forward ----------------------------------------------------------------------------------------
+    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        modality = features.get("modality", "text")
+        settings = self.modality_config.get(modality) or self.modality_config.get("text")
+        method = getattr(self.model, settings["method"])
+        params = self._forward_params if settings["method"] == "forward" else set(inspect.signature(method).parameters)
+        model_inputs = {key: value for key, value in features.items() if key in params and key != "modality"}
+        output_path = settings["method_output_name"]
+        output_path = [output_path] if isinstance(output_path, str) else list(output_path)
+        wants_hidden = "hidden_states" in output_path or getattr(self.config, "output_hidden_states", False)
+        if wants_hidden and "output_hidden_states" in params:
+            model_inputs["output_hidden_states"] = True
+        if "return_dict" in params:
+            model_inputs["return_dict"] = True
+        output = method(**model_inputs)
+        value = output
+        for part in output_path:
+            value = value[part] if not isinstance(part, str) or not hasattr(value, part) else getattr(value, part)
+        features[self.module_output_name] = value  # (batch, seq, dim)
+        hidden_states = getattr(output, "hidden_states", None)
+        if hidden_states is not None:
+            features["all_layer_embeddings"] = hidden_states
+        return features
+
+    # ----- persistence ------------------------------------------------------------------------------------
+    def get_config_dict(self) -> dict[str, Any]:
+        config = super().get_config_dict()
+        config["modality_config"] = {join_modality(key): value for key, value in self.modality_config.items()}
+        if not self.processing_kwargs:
+            del config["processing_kwargs"]
+        if self.unpad_inputs is None:
+            del config["unpad_inputs"]
+        for key, default in _DEFAULTS_DROPPED_ON_SAVE.items():
+            if config.get(key) == default:
+                del config[key]
+        return config
+
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        self.model.save_pretrained(output_path)
+        self.processor.save_pretrained(output_path)
+        self.save_config(output_path)
+
+    @classmethod
+    def load_config(cls, model_name_or_path, subfolder: str = "", config_filename=None, **kwargs) -> dict[str, Any]:
+        if config_filename is None:
+            for name in LEGACY_TRANSFORMER_CONFIG_FILES:
+                if cls.load_file_path(model_name_or_path, name, subfolder=subfolder):
+                    config_filename = name
+                    break
+        config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
+        return normalize_transformer_config(config)
+
+    @classmethod
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        trust_remote_code: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        backend: str = "torch",
+        init_defaults: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> Transformer:
+        """Build the Transformer from a folder, reading ``sentence_bert_config.json`` (or a legacy name)."""
+        folder = module_dir(model_name_or_path, subfolder)
+        config = cls.load_config(folder)
+        for key, value in (init_defaults or {}).items():
+            config.setdefault(key, value)
+        hf_kwargs = {"trust_remote_code": trust_remote_code}
+        # The caller's kwargs win over the saved ones; trust_remote_code never comes from a file.
+        config["model_kwargs"] = {**config.get("model_kwargs", {}), **hf_kwargs, **(model_kwargs or {})}
+        config["processor_kwargs"] = {**config.get("processor_kwargs", {}), **hf_kwargs, **(processor_kwargs or {})}
+        config["config_kwargs"] = {**config.get("config_kwargs", {}), **hf_kwargs, **(config_kwargs or {})}
+        if "model_max_length" in config["processor_kwargs"]:
+            config.pop("max_seq_length", None)
+        accepted = set(inspect.signature(cls.__init__).parameters)
+        unknown = sorted(set(config) - accepted)
+        if unknown:
+            logger.warning("Ignoring unknown keys %s in %s/%s", unknown, folder, cls.config_file_name)
+        config = {key: value for key, value in config.items() if key in accepted}
+        return cls(str(folder), backend=backend, **config)
+
+    def _configure_tokenizer(self, processor_kwargs: dict[str, Any], do_lower_case: bool) -> None:
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            return
+        limit = getattr(self.config, "max_position_embeddings", None)
+        if "model_max_length" not in processor_kwargs and isinstance(limit, int) and limit > 0:
+            tokenizer.model_max_length = min(tokenizer.model_max_length, limit)
+        if do_lower_case:
+            _add_lowercase(tokenizer)
+
+    def _infer_modality_config(self) -> dict[str, dict[str, Any]]:
+        config = {"text": dict(TEXT_MODALITY_CONFIG["text"])}
+        template = getattr(self.tokenizer, "chat_template", None)
+        if template:
+            structured = any(mark in template for mark in ("content[0]", ".type", "'type'", '"type"'))
+            config["message"] = {**TEXT_MODALITY_CONFIG["text"], "format": "structured" if structured else "flat"}
+        return config
+
+    def __repr__(self) -> str:
+        return f"Transformer({dict(self.get_config_dict(), architecture=type(self.model).__name__)})"
+
+
+def _load_processor(path: str, processor_kwargs: dict[str, Any]):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, **processor_kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(
+            f"The tokenizer in {path} could not be loaded ({exc}). The folder needs tokenizer.json or the "
+            "tokenizer's vocabulary files; restore them from the original model."
+        ) from None
+
+
+def _add_lowercase(tokenizer) -> None:
+    from tokenizers.normalizers import Lowercase, Sequence
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        tokenizer.do_lower_case = True
+        return
+    normalizer = backend.normalizer
+    if normalizer is not None and "Lowercase" in repr(normalizer):
+        return
+    parts = [Lowercase()]
+    if normalizer is not None:
+        parts.append(normalizer)
+    backend.normalizer = Sequence(parts)
+
+
+def _validate_modality_config(config: dict[str, Any]) -> dict[Any, dict[str, Any]]:
+    result = {}
+    for key, settings in config.items():
+        if not isinstance(settings, dict) or "method" not in settings or "method_output_name" not in settings:
+            raise ModelFormatError(
+                f"modality_config entry {key!r} must be an object with 'method' and 'method_output_name', got "
+                f"{settings!r}. Fix it in sentence_bert_config.json."
+            )
+        result[split_modality(key) if isinstance(key, str) else tuple(sorted(key))] = settings
+    return result
+
+
+def _split_text_inputs(inputs: list[Any], modalities: list) -> tuple[list[str], list[str] | None]:
+    texts: list[str] = []
+    pairs: list[str] = []
+    for index, item in enumerate(inputs):
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(part, str) for part in item):
+            texts.append(item[0])
+            pairs.append(item[1])
+        else:
+            raise UnsupportedModalityError(
+                f"Input {index} is a {type(item).__name__}, not text. This model accepts {modalities}; pass "
+                "strings (or pairs of strings)."
+            )
+    if pairs and len(pairs) != len(texts):
+        raise ValueError("A batch must be all single texts or all text pairs, not a mix of both.")
+    return texts, (pairs or None)

@@ -1,0 +1,1 @@
+"""The on-disk model folder: layout files, legacy spellings, atomic saves, and Hub resolution."""

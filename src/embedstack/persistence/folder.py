@@ -1,0 +1,155 @@
+"""Saving a model to a folder and building its modules back from one."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import shutil
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedstack.errors import ModelFormatError
+from embedstack.modules import Pooling, Transformer
+from embedstack.persistence.atomic import atomic_folder
+from embedstack.persistence.layout import (
+    MODEL_TYPE,
+    read_model_config,
+    read_modules_json,
+    write_model_config,
+    write_modules_json,
+)
+from embedstack.persistence.legacy import legacy_module_config
+from embedstack.registry import _SOURCE_ATTR, builtin_modules, resolve_module_class, type_name_for
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedFolder:
+    """What a model folder holds: its modules, per-module forward kwargs, model config and model card."""
+
+    modules: OrderedDict
+    module_kwargs: dict[str, list[str]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    card_text: str | None = None
+
+
+def load_folder(folder: Path, *, trust_remote_code: bool = False, **load_kwargs: Any) -> LoadedFolder:
+    """Build the modules of the model in ``folder``.
+
+    ``load_kwargs`` (model_kwargs, processor_kwargs, config_kwargs, backend, ...) go to every module's ``load``,
+    which takes what it needs.
+    """
+    config = read_model_config(folder)
+    card = folder / "README.md"
+    card_text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else None
+    entries = read_modules_json(folder)
+    model_type = config.get("model_type", MODEL_TYPE)
+    if entries is None or model_type != MODEL_TYPE:
+        if entries is not None:
+            logger.warning("Converting the %s model in %s to a SentenceTransformer (Transformer + Pooling)", model_type, folder)
+            config = {}
+        return LoadedFolder(default_modules(folder, trust_remote_code=trust_remote_code, **load_kwargs), {}, config, card_text)
+    modules: OrderedDict = OrderedDict()
+    module_kwargs: dict[str, list[str]] = {}
+    for entry in entries:
+        where = f"{folder / 'modules.json'} entry {entry.index}"
+        cls = resolve_module_class(entry.type, model_path=folder, trust_remote_code=trust_remote_code, where=where)
+        modules[entry.name] = _load_module(cls, folder, entry.path, trust_remote_code, load_kwargs)
+        module_kwargs[entry.name] = entry.kwargs
+    return LoadedFolder(modules, module_kwargs, config, card_text)
+
+
+def default_modules(folder: Path, *, trust_remote_code: bool = False, **load_kwargs: Any) -> OrderedDict:
+    """A plain Hugging Face folder becomes Transformer + Pooling (lasttoken for a causal LM, else mean)."""
+    hf = {"trust_remote_code": trust_remote_code}
+    transformer = Transformer(
+        str(folder),
+        model_kwargs={**hf, **(load_kwargs.get("model_kwargs") or {})},
+        processor_kwargs={**hf, **(load_kwargs.get("processor_kwargs") or {})},
+        config_kwargs={**hf, **(load_kwargs.get("config_kwargs") or {})},
+        backend=load_kwargs.get("backend", "torch"),
+    )
+    modules = OrderedDict([("0", transformer)])
+    if transformer.module_output_name == "token_embeddings":
+        architectures = getattr(transformer.config, "architectures", None) or [""]
+        causal = architectures[0].endswith("ForCausalLM") and getattr(transformer.config, "is_causal", True) is not False
+        modules["1"] = Pooling(transformer.get_embedding_dimension(), "lasttoken" if causal else "mean")
+    return modules
+
+
+def _load_module(cls: type, folder: Path, subfolder: str, trust_remote_code: bool, load_kwargs: dict[str, Any]):
+    load = getattr(cls, "load", None)
+    if load is None:
+        raise ModelFormatError(f"{cls.__qualname__} has no load() method, so it cannot be built from {folder / subfolder}.")
+    params = [p for p in inspect.signature(load).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    if len(params) == 1:  # a legacy module: a plain nn.Module with a static load(path)
+        return load(str(folder / subfolder))
+    return load(str(folder), subfolder=subfolder, trust_remote_code=trust_remote_code, **load_kwargs)
+
+
+def save_folder(
+    model: Any,
+    path: str | Path,
+    *,
+    safe_serialization: bool = True,
+    legacy_layout: bool = False,
+    card_text: str | None = None,
+) -> None:
+    """Write ``model`` to ``path`` atomically in the sentence-transformers 6.2 layout (or the legacy one)."""
+    with atomic_folder(path) as staging:
+        write_model_config(staging, model.model_config_dict())
+        entries = []
+        for index, (name, module) in enumerate(model.named_children()):
+            subfolder = "" if index == 0 and getattr(module, "save_in_root", False) else f"{index}_{type(module).__name__}"
+            target = staging / subfolder
+            target.mkdir(parents=True, exist_ok=True)
+            _save_module(module, target, safe_serialization)
+            if legacy_layout:
+                _rewrite_legacy_config(module, target)
+            _copy_remote_code(module, target, staging)
+            entry: dict[str, Any] = {"idx": index, "name": name, "path": subfolder}
+            entry["type"] = type_name_for(module, legacy=legacy_layout)
+            if model.module_kwargs.get(name):
+                entry["kwargs"] = list(model.module_kwargs[name])
+            entries.append(entry)
+        write_modules_json(staging, entries)
+        if card_text is not None:
+            (staging / "README.md").write_text(card_text, encoding="utf-8")
+
+
+def _save_module(module: Any, target: Path, safe_serialization: bool) -> None:
+    params = inspect.signature(module.save).parameters
+    takes_flag = "safe_serialization" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if takes_flag:
+        module.save(str(target), safe_serialization=safe_serialization)
+    else:  # legacy plain nn.Module with save(path)
+        module.save(str(target))
+
+
+def _rewrite_legacy_config(module: Any, target: Path) -> None:
+    class_name = type(module).__name__
+    if builtin_modules().get(class_name) is not type(module):
+        return
+    legacy = legacy_module_config(class_name, module.get_config_dict(), module)
+    if legacy is None:
+        return
+    filename, contents = legacy
+    (target / module.config_file_name).unlink(missing_ok=True)
+    if filename:
+        with open(target / filename, "w", encoding="utf-8") as handle:
+            json.dump(contents, handle, indent=2)
+
+
+def _copy_remote_code(module: Any, target: Path, root: Path) -> None:
+    """A class loaded from a model folder's .py file travels with the model (in its folder and the root)."""
+    source = getattr(type(module), _SOURCE_ATTR, None)
+    if source is None:
+        return
+    for folder in {target, root}:
+        destination = folder / Path(source).name
+        if not destination.exists():
+            shutil.copyfile(source, destination)

@@ -1,0 +1,173 @@
+"""Reading and writing the model-level files: ``modules.json`` and ``config_sentence_transformers.json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from embedstack.errors import ModelFormatError
+from embedstack.modules.base import read_json
+
+logger = logging.getLogger(__name__)
+
+MODULES_FILE = "modules.json"
+MODEL_CONFIG_FILE = "config_sentence_transformers.json"
+MODEL_TYPE = "SentenceTransformer"
+# The sentence-transformers release whose format we write.
+FORMAT_VERSION = "6.2.0"
+
+
+@dataclass
+class ModuleEntry:
+    """One validated ``modules.json`` entry."""
+
+    index: int
+    name: str
+    path: str
+    type: str
+    kwargs: list[str] = field(default_factory=list)
+
+
+def read_modules_json(folder: Path) -> list[ModuleEntry] | None:
+    """The entries of ``folder/modules.json``, or None when the file is absent."""
+    file = folder / MODULES_FILE
+    if not file.is_file():
+        return None
+    raw = read_json(file)
+    if not isinstance(raw, list) or not raw:
+        raise ModelFormatError(
+            f"{file} must hold a non-empty JSON list of modules, but holds {json.dumps(raw)[:80]}. "
+            "Restore modules.json from the original model."
+        )
+    entries = []
+    for index, item in enumerate(raw):
+        where = f"{file} entry {index}"
+        if not isinstance(item, dict):
+            raise ModelFormatError(f"{where} must be a JSON object with 'path' and 'type', got {item!r}.")
+        for key in ("path", "type"):
+            if not isinstance(item.get(key), str):
+                raise ModelFormatError(f"{where} has no string {key!r} (got {item.get(key)!r}). Fix modules.json.")
+        kwargs = item.get("kwargs", [])
+        if not isinstance(kwargs, list) or not all(isinstance(k, str) for k in kwargs):
+            raise ModelFormatError(f"{where} key 'kwargs' must be a list of names, got {kwargs!r}.")
+        check_module_path(folder, item["path"], where)
+        name = str(item.get("name", index))
+        entries.append(ModuleEntry(index, name, item["path"], item["type"], kwargs))
+    names = [entry.name for entry in entries]
+    if len(set(names)) != len(names):
+        raise ModelFormatError(f"{file} uses a module name twice ({names}); each 'name' must be unique.")
+    return entries
+
+
+def check_module_path(folder: Path, path: str, where: str) -> None:
+    """Refuse module paths that are absolute, climb with ``..``, hold NUL, or escape through a symlink."""
+    bad = (
+        "\x00" in path
+        or PurePosixPath(path).is_absolute()
+        or PureWindowsPath(path).is_absolute()
+        or PureWindowsPath(path).drive
+        or ".." in PurePosixPath(path.replace("\\", "/")).parts
+    )
+    if not bad and path:
+        root = folder.resolve()
+        resolved = (folder / path).resolve()
+        bad = resolved != root and root not in resolved.parents
+    if bad:
+        raise ModelFormatError(
+            f"{where} has path {path!r}, which points outside the model folder. A module path must be a "
+            "relative folder inside the model (e.g. '1_Pooling'); fix modules.json."
+        )
+
+
+def write_modules_json(folder: Path, entries: list[dict[str, Any]]) -> None:
+    with open(folder / MODULES_FILE, "w", encoding="utf-8") as handle:
+        json.dump(entries, handle, indent=2)
+
+
+def read_model_config(folder: Path) -> dict[str, Any]:
+    """``config_sentence_transformers.json`` as a dict (``{}`` when absent), with its requirements checked."""
+    file = folder / MODEL_CONFIG_FILE
+    if not file.is_file():
+        return {}
+    config = read_json(file)
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{file} must hold a JSON object, got {type(config).__name__}.")
+    for key, kind in (("prompts", dict), ("default_prompt_name", (str, type(None))), ("truncate_dim", (int, type(None)))):
+        if key in config and not isinstance(config[key], kind):
+            raise ModelFormatError(f"{file} key {key!r} has the wrong type ({config[key]!r}). Fix the file.")
+    if isinstance(config.get("prompts"), dict):
+        bad = {k: v for k, v in config["prompts"].items() if not isinstance(v, str)}
+        if bad:
+            raise ModelFormatError(f"{file} key 'prompts' holds non-string prompts {bad}. Fix the file.")
+    check_requirements(config.get("requirements") or {}, file)
+    return config
+
+
+def check_requirements(requirements: dict[str, Any], file: Path) -> None:
+    """Raise ImportError when an installed package (or Python) does not meet a saved requirement."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    for package, spec in requirements.items():
+        reason = ""
+        if isinstance(spec, dict):
+            spec, reason = spec.get("specifier", ""), spec.get("reason", "")
+        try:
+            specifier = SpecifierSet(str(spec))
+        except InvalidSpecifier:
+            logger.warning("Ignoring the invalid requirement %s%s in %s", package, spec, file)
+            continue
+        name = "torch" if package == "pytorch" else package
+        if name == "python":
+            installed = ".".join(map(str, sys.version_info[:3]))
+        else:
+            try:
+                installed = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                installed = None
+        if installed is None or installed not in specifier:
+            raise ImportError(
+                f"{file} requires {name}{specifier} ({reason or 'no reason given'}), but "
+                f"{'it is not installed' if installed is None else f'{installed} is installed'}. "
+                f"Run: pip install '{name}{specifier}'"
+            )
+
+
+def model_config_dict(
+    prompts: dict[str, str], default_prompt_name: str | None, similarity_fn_name: str, truncate_dim: int | None
+) -> dict[str, Any]:
+    """The contents of ``config_sentence_transformers.json`` as sentence-transformers 6.2 writes them."""
+    from embedstack import __version__
+
+    versions = {
+        "sentence_transformers": FORMAT_VERSION,
+        "embedstack": __version__,
+        "transformers": _version("transformers"),
+        "pytorch": _version("torch"),
+    }
+    config = {
+        "__version__": versions,
+        "model_type": MODEL_TYPE,
+        "prompts": prompts,
+        "default_prompt_name": default_prompt_name,
+        "similarity_fn_name": similarity_fn_name,
+    }
+    if truncate_dim is not None:
+        config["truncate_dim"] = truncate_dim
+    return config
+
+
+def write_model_config(folder: Path, config: dict[str, Any]) -> None:
+    with open(folder / MODEL_CONFIG_FILE, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
