@@ -1,0 +1,187 @@
+"""The ``embedstack`` command: encode texts, describe a model, evaluate on STS Benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SAMPLE_SENTENCES = [
+    "The weather is lovely today.",
+    "It's so sunny outside!",
+    "He drove to the stadium.",
+]
+PROGRESS_THRESHOLD = 256  # inputs; show a progress bar above this
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", help="model folder or Hub id (default: the embedded all-MiniLM-L6-v2)")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model folder to run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embedstack", description="Sentence embeddings from the command line.")
+    from embedstack import __version__
+
+    parser.add_argument("--version", action="version", version=f"embedstack {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    encode = commands.add_parser("encode", help="encode texts into vectors")
+    encode.add_argument("texts", nargs="*", help="texts to encode (default: three sample sentences)")
+    encode.add_argument("--input", "-i", type=Path, help="a .txt file (one text per line) or a .jsonl file")
+    encode.add_argument("--field", default="text", help="the .jsonl field holding the text (default: text)")
+    encode.add_argument("--output", "-o", type=Path, help="write vectors to a .npy or .jsonl file")
+    encode.add_argument("--batch-size", type=int, default=32)
+    encode.add_argument("--normalize", action="store_true", help="L2-normalize the vectors")
+    encode.add_argument("--prompt-name", help="a prompt saved with the model, e.g. query")
+    encode.add_argument("--prompt", help="a prompt string to prepend")
+    encode.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
+    encode.add_argument("--truncate-dim", type=int)
+    encode.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _add_model_args(encode)
+
+    info = commands.add_parser("info", help="describe a model: modules, dimensions, prompts, similarity")
+    info.add_argument("model", nargs="?", help="model folder or Hub id (default: the embedded model)")
+    info.add_argument("--trust-remote-code", action="store_true")
+
+    evaluate = commands.add_parser("eval", help="evaluate a model on a benchmark")
+    evaluate.add_argument("task", choices=["sts"], help="sts: cosine Spearman on the STS Benchmark")
+    evaluate.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    _add_model_args(evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from embedstack.errors import EmbedstackError
+
+    try:
+        return {"encode": cmd_encode, "info": cmd_info, "eval": cmd_eval}[args.command](args)
+    except (EmbedstackError, OSError, ValueError) as exc:
+        print(f"embedstack {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _load_model(name: str | None, device: str | None = None, trust_remote_code: bool = False):
+    from embedstack.defaults import resolve_cli_model
+    from embedstack.model import SentenceTransformer
+
+    return SentenceTransformer(resolve_cli_model(name), device=device, trust_remote_code=trust_remote_code)
+
+
+def read_texts(path: Path, field: str) -> list[str]:
+    """Texts from a .txt file (one per line) or a .jsonl file (``field`` of each object)."""
+    if path.suffix == ".jsonl":
+        texts = []
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path} line {number} is not valid JSON ({exc.msg}).") from None
+                if not isinstance(record, dict) or not isinstance(record.get(field), str):
+                    raise ValueError(f"{path} line {number} has no string field {field!r}; choose one with --field.")
+                texts.append(record[field])
+        return texts
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle]
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    if args.input is not None and args.texts:
+        raise ValueError("Give texts as arguments or with --input, not both.")
+    texts = read_texts(args.input, args.field) if args.input is not None else (args.texts or SAMPLE_SENTENCES)
+    model = _load_model(args.model, args.device, args.trust_remote_code)
+    embeddings = model.encode(
+        texts,
+        batch_size=args.batch_size,
+        normalize_embeddings=args.normalize,
+        prompt_name=args.prompt_name,
+        prompt=args.prompt,
+        precision=args.precision,
+        truncate_dim=args.truncate_dim,
+        show_progress_bar=len(texts) > PROGRESS_THRESHOLD and not args.no_progress,
+    )
+    if args.output is not None:
+        write_vectors(args.output, texts, embeddings)
+        print(f"Wrote {len(texts)} vectors of dimension {embeddings.shape[1]} to {args.output}", file=sys.stderr)
+        return 0
+    print_vectors(texts, embeddings, model)
+    return 0
+
+
+def write_vectors(path: Path, texts: list[str], embeddings: Any) -> None:
+    """Write vectors atomically to .npy or .jsonl (one {"text", "embedding"} object per line)."""
+    import numpy as np
+
+    if path.suffix not in (".npy", ".jsonl"):
+        raise ValueError(f"--output {path} must end in .npy or .jsonl.")
+    temporary = path.with_name(f".{path.name}.partial")
+    if path.suffix == ".npy":
+        with open(temporary, "wb") as handle:
+            np.save(handle, embeddings)
+    else:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for text, vector in zip(texts, embeddings):
+                handle.write(json.dumps({"text": text, "embedding": vector.tolist()}) + "\n")
+    temporary.replace(path)
+
+
+def print_vectors(texts: list[str], embeddings: Any, model: Any) -> None:
+    shown = min(len(texts), 10)
+    for text, vector in zip(texts[:shown], embeddings[:shown]):
+        head = " ".join(f"{value:+.4f}" for value in vector[:6])
+        print(f"{_clip(text, 40):<40}  [{head} ...]  dim={len(vector)}")
+    if len(texts) > shown:
+        print(f"... and {len(texts) - shown} more")
+    if 2 <= shown and embeddings.dtype.kind == "f":
+        scores = model.similarity(embeddings[:shown], embeddings[:shown])
+        print(f"\nSimilarity ({model.similarity_fn_name}):")
+        print(" " * 42 + "".join(f"{i:>8}" for i in range(shown)))
+        for i in range(shown):
+            row = "".join(f"{float(scores[i, j]):8.4f}" for j in range(shown))
+            print(f"{i:>2} {_clip(texts[i], 38):<38} {row}")
+
+
+def _clip(text: str, width: int) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    model = _load_model(args.model, "cpu", args.trust_remote_code)
+    print(model)
+    print(f"Embedding dimension: {model.get_embedding_dimension()}")
+    print(f"Max sequence length: {model.max_seq_length}")
+    print(f"Modalities: {', '.join('+'.join(m) if isinstance(m, tuple) else m for m in model.modalities)}")
+    message = getattr(model[0], "modality_config", {}).get("message")
+    if message:
+        print(f"Message format: {message.get('format', 'auto')}")
+    print(f"Similarity function: {model.similarity_fn_name}")
+    prompts = {name: text for name, text in model.prompts.items()}
+    print(f"Prompts: {json.dumps(prompts, ensure_ascii=False)}")
+    print(f"Default prompt: {model.default_prompt_name}")
+    if model.truncate_dim:
+        print(f"Truncate dim: {model.truncate_dim}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from embedstack.evaluation.datasets import sts_benchmark
+    from embedstack.evaluation.sts import evaluate_sts
+
+    pairs = sts_benchmark(args.split)
+    model = _load_model(args.model, args.device, args.trust_remote_code)
+    result = evaluate_sts(model, pairs, batch_size=args.batch_size, show_progress_bar=True)
+    print(f"STS Benchmark {args.split} ({result.pairs} pairs): cosine Spearman {result.cosine_spearman:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation of embedding models on public benchmarks shipped as Python packages."""

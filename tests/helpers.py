@@ -1,0 +1,76 @@
+"""Tiny backbones built from configs (random weights) and the real texts used across tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from embedstack.defaults import default_model_path
+from embedstack.evaluation.datasets import sts_benchmark, wikipedia_extracts
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+NON_LATIN = [
+    "Москва — столица России, крупнейший по численности населения город страны.",
+    "東京は日本の首都であり、世界最大級の都市圏を形成している。",
+    "北京是中华人民共和国的首都，也是全国的政治和文化中心。",
+    "القاهرة هي عاصمة جمهورية مصر العربية وأكبر مدنها.",
+    "नई दिल्ली भारत की राजधानी है और यह दिल्ली महानगर का हिस्सा है।",
+    "Η Αθήνα είναι η πρωτεύουσα της Ελλάδας.",
+    "서울은 대한민국의 수도이다.",
+    "ירושלים היא עיר הבירה של ישראל.",
+    "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย",
+    "🙂🚀 emoji only 🎉",
+]
+
+
+def copy_tokenizer(target: Path) -> None:
+    source = default_model_path()
+    for name in TOKENIZER_FILES:
+        shutil.copy(source / name, target / name)
+
+
+def tiny_bert(target: Path, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide random BERT with the MiniLM tokenizer, saved as a plain Hugging Face folder."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(target)
+    copy_tokenizer(target)
+    return target
+
+
+def tiny_llama(target: Path, seed: int = 0) -> Path:
+    """A 2-layer random LlamaForCausalLM with the MiniLM tokenizer (no chat template)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=30522, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=128, pad_token_id=0, bos_token_id=101, eos_token_id=102,
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    LlamaForCausalLM(config).save_pretrained(target)
+    copy_tokenizer(target)
+    return target
+
+
+def parity_texts() -> list[str]:
+    """A few hundred real texts: Wikipedia extracts, texts over 256 tokens (three extracts joined), STS-B
+    sentences, non-Latin scripts, an empty string and a whitespace-only string."""
+    sts = sts_benchmark("test")
+    extracts = wikipedia_extracts(limit=190)
+    long_texts = [" ".join(extracts[i : i + 3]) for i in range(130, 190, 3)]
+    return extracts[:130] + long_texts + sts.sentences1[:150] + NON_LATIN + ["", "   "]
+
+
+def short_texts() -> list[str]:
+    sts = sts_benchmark("test")
+    return sts.sentences1[:24] + sts.sentences2[:8] + NON_LATIN[:4] + [""]

@@ -1,0 +1,144 @@
+"""all-MiniLM-L6-v2 through embedstack and through sentence-transformers 6.2, compared in this run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import parity_texts, short_texts
+
+pytestmark = pytest.mark.slow
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return parity_texts()
+
+
+def max_abs_diff(ours, theirs) -> float:
+    ours = ours.float().numpy() if isinstance(ours, torch.Tensor) else np.asarray(ours, dtype=np.float64)
+    theirs = theirs.float().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs, dtype=np.float64)
+    assert ours.shape == theirs.shape
+    return float(np.abs(ours.astype(np.float64) - theirs.astype(np.float64)).max()) if ours.size else 0.0
+
+
+def test_corpus_has_the_hard_cases(texts, minilm):
+    assert len(texts) >= 300
+    assert "" in texts
+    assert minilm.truncated(texts).sum() >= 10  # most joined extracts exceed 256 tokens
+    assert any(ord(ch) > 0x3000 for text in texts for ch in text)
+
+
+def test_default_encode(texts, minilm, reference_minilm):
+    ours, theirs = minilm.encode(texts), reference_minilm.encode(texts)
+    assert ours.dtype == theirs.dtype == np.float32
+    assert max_abs_diff(ours, theirs) <= TOLERANCE
+
+
+@pytest.mark.parametrize("precision", ["int8", "uint8", "binary", "ubinary"])
+def test_precisions(texts, minilm, reference_minilm, precision):
+    ours = minilm.encode(texts, precision=precision)
+    theirs = reference_minilm.encode(texts, precision=precision)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    assert max_abs_diff(ours, theirs) <= TOLERANCE
+
+
+def test_token_embeddings(texts, minilm, reference_minilm):
+    ours = minilm.encode(texts, output_value="token_embeddings")
+    theirs = reference_minilm.encode(texts, output_value="token_embeddings")
+    assert len(ours) == len(theirs)
+    assert all(a.shape == b.shape for a, b in zip(ours, theirs))
+    assert max(max_abs_diff(a, b) for a, b in zip(ours, theirs)) <= TOLERANCE
+
+
+
+OPTION_CASES = {
+    "batch_size_5": dict(batch_size=5),
+    "convert_to_tensor": dict(convert_to_tensor=True),
+    "list_of_tensors": dict(convert_to_numpy=False),
+    "normalize": dict(normalize_embeddings=True),
+    "truncate_dim": dict(truncate_dim=64),
+    "truncate_and_normalize": dict(truncate_dim=32, normalize_embeddings=True),
+    "prompt": dict(prompt="query: "),
+    "device_cpu": dict(device="cpu"),
+    "show_progress_bar": dict(show_progress_bar=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_encode_options(case, minilm, reference_minilm):
+    texts = short_texts()
+    options = OPTION_CASES[case]
+    ours, theirs = minilm.encode(texts, **options), reference_minilm.encode(texts, **options)
+    assert type(ours) is type(theirs)
+    if isinstance(theirs, list):
+        ours, theirs = torch.stack(ours), torch.stack(theirs)
+    assert max_abs_diff(ours, theirs) <= TOLERANCE
+
+
+def test_output_value_none_matches(minilm, reference_minilm):
+    texts = short_texts()[:10]
+    ours = minilm.encode(texts, output_value=None)
+    theirs = reference_minilm.encode(texts, output_value=None)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert set(a) == set(b)
+        for key in ("sentence_embedding", "token_embeddings", "input_ids", "attention_mask"):
+            assert max_abs_diff(a[key], b[key]) <= TOLERANCE
+
+
+def test_single_string_and_empty_list(minilm, reference_minilm):
+    ours, theirs = minilm.encode("A single sentence."), reference_minilm.encode("A single sentence.")
+    assert ours.shape == theirs.shape == (384,)
+    assert max_abs_diff(ours, theirs) <= TOLERANCE
+    assert minilm.encode([]).shape == reference_minilm.encode([]).shape
+    assert minilm.encode([], convert_to_tensor=True).shape == reference_minilm.encode([], convert_to_tensor=True).shape
+
+
+def test_text_pairs(minilm, reference_minilm):
+    pairs = [("A man is eating.", "A man eats food."), ("The sky is blue.", "It is raining.")]
+    assert max_abs_diff(minilm.encode(pairs), reference_minilm.encode(pairs)) <= TOLERANCE
+
+
+def test_prompt_names_and_default_prompt(minilm_path):
+    from sentence_transformers import SentenceTransformer as Reference
+
+    from embedstack import SentenceTransformer
+
+    prompts = {"query": "query: ", "passage": "passage: ", "classify": "Classify this: "}
+    ours = SentenceTransformer(str(minilm_path), prompts=prompts, default_prompt_name="classify", device="cpu")
+    theirs = Reference(str(minilm_path), prompts=prompts, default_prompt_name="classify", device="cpu")
+    texts = short_texts()[:12]
+    for call in (
+        lambda m: m.encode(texts),
+        lambda m: m.encode(texts, prompt_name="query"),
+        lambda m: m.encode(texts, prompt=""),
+        lambda m: m.encode_query(texts),
+        lambda m: m.encode_document(texts),
+    ):
+        assert max_abs_diff(call(ours), call(theirs)) <= TOLERANCE
+    # the default prompt changes the vectors, so the cases above are not trivially equal
+    assert max_abs_diff(ours.encode(texts), ours.encode(texts, prompt="")) > 1e-3
+
+
+def test_similarity_functions(minilm, reference_minilm):
+    embeddings = minilm.encode(short_texts()[:8])
+    for name in ("cosine", "dot", "euclidean", "manhattan"):
+        minilm.similarity_fn_name = name
+        reference_minilm.similarity_fn_name = name
+        try:
+            assert max_abs_diff(minilm.similarity(embeddings, embeddings), reference_minilm.similarity(embeddings, embeddings)) <= 1e-5
+            pairwise_ours = minilm.similarity_pairwise(embeddings[:4], embeddings[4:])
+            pairwise_theirs = reference_minilm.similarity_pairwise(embeddings[:4], embeddings[4:])
+            assert max_abs_diff(pairwise_ours, pairwise_theirs) <= 1e-5
+        finally:
+            minilm.similarity_fn_name = reference_minilm.similarity_fn_name = "cosine"
+
+
+def test_properties_match(minilm, reference_minilm):
+    assert minilm.get_embedding_dimension() == reference_minilm.get_embedding_dimension() == 384
+    assert minilm.max_seq_length == reference_minilm.max_seq_length == 256
+    assert repr(minilm) == repr(reference_minilm)
+    assert minilm.prompts == reference_minilm.prompts
+    assert minilm.similarity_fn_name == reference_minilm.similarity_fn_name
