@@ -75,7 +75,10 @@ class Pooling(Module):
             if mode not in POOLING_MODES:
                 raise ValueError(f"Unknown pooling_mode {mode!r}; choose from {list(POOLING_MODES)}")
         self.embedding_dimension = embedding_dimension
-        self.pooling_mode = modes[0] if len(modes) == 1 else list(modes)
+        if len(modes) == 1:
+            self.pooling_mode = modes[0]
+        else:  # keep the caller's sequence type: legacy flags give a tuple, as in sentence-transformers
+            self.pooling_mode = tuple(modes) if isinstance(pooling_mode, tuple) else list(modes)
         self.include_prompt = bool(include_prompt)
 
     @property
