@@ -43,7 +43,9 @@ def test_save_over_the_folder_the_model_was_loaded_from(model, tmp_path):
     loaded = SentenceTransformer(str(tmp_path / "m"), device="cpu")
     expected = loaded.encode(["same vectors"])
     loaded.save(str(tmp_path / "m"))
-    np.testing.assert_array_equal(SentenceTransformer(str(tmp_path / "m"), device="cpu").encode(["same vectors"]), expected)
+    np.testing.assert_array_equal(
+        SentenceTransformer(str(tmp_path / "m"), device="cpu").encode(["same vectors"]), expected
+    )
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_model(model, tmp_path):

@@ -20,8 +20,12 @@ from embedstack.modules import Dense, Normalize, Pooling, Transformer  # noqa: E
 def build_ours(backbone: Path) -> SentenceTransformer:
     modules = [Transformer(str(backbone)), Pooling(32, pooling_mode="cls"), Dense(32, 16), Normalize()]
     return SentenceTransformer(
-        modules=modules, prompts={"query": "query: ", "passage": "passage: "}, default_prompt_name="query",
-        similarity_fn_name="dot", truncate_dim=8, device="cpu",
+        modules=modules,
+        prompts={"query": "query: ", "passage": "passage: "},
+        default_prompt_name="query",
+        similarity_fn_name="dot",
+        truncate_dim=8,
+        device="cpu",
     )
 
 

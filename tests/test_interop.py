@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import sentence_transformers
 import sentence_transformers.sentence_transformer.modules as st_modules
-from helpers import short_texts
 
 import embedstack
 import embedstack.modules as our_modules
+from helpers import short_texts
 
 TOLERANCE = 1e-5
 OURS = SimpleNamespace(Model=embedstack.SentenceTransformer, m=our_modules)
@@ -49,7 +49,9 @@ def stack_prompts(lib, path):
 
 def stack_lasttoken_causal(lib, path):
     t = lib.m.Transformer(str(path))
-    return [t, lib.m.Pooling(t.get_embedding_dimension(), pooling_mode="lasttoken")], {"similarity_fn_name": "euclidean"}
+    return [t, lib.m.Pooling(t.get_embedding_dimension(), pooling_mode="lasttoken")], {
+        "similarity_fn_name": "euclidean"
+    }
 
 
 STACKS = {

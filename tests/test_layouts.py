@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import short_texts, tiny_bert
 from sentence_transformers import SentenceTransformer as Reference
 
 from embedstack import SentenceTransformer
 from embedstack.errors import ModelFormatError, ModelNotFoundError, UnknownModuleTypeError, UntrustedCodeError
+from helpers import short_texts, tiny_bert
 
 
 def write_json(path: Path, value) -> None:
@@ -24,11 +24,14 @@ def write_json(path: Path, value) -> None:
 def legacy_folder(tmp_path: Path, *, pooling: dict, types: str = "sentence_transformers.models.{}") -> Path:
     """A folder as sentence-transformers 2.x wrote it: legacy type names, legacy keys, no Normalize folder."""
     folder = tiny_bert(tmp_path / "legacy")
-    write_json(folder / "modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": types.format("Transformer")},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": types.format("Pooling")},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": types.format("Normalize")},
-    ])
+    write_json(
+        folder / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": types.format("Transformer")},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": types.format("Pooling")},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": types.format("Normalize")},
+        ],
+    )
     write_json(folder / "sentence_bert_config.json", {"max_seq_length": 24, "do_lower_case": False})
     write_json(folder / "config_sentence_transformers.json", {"__version__": {"sentence_transformers": "2.0.0"}})
     write_json(folder / "1_Pooling" / "config.json", {"word_embedding_dimension": 32, **pooling})
@@ -87,8 +90,13 @@ def test_current_layout_with_kwargs_list_survives_save(tmp_path, tiny_bert_path)
 def test_other_model_type_is_converted_to_default_modules(tmp_path, tiny_bert_path):
     folder = tmp_path / "sparse"
     shutil.copytree(tiny_bert_path, folder)
-    write_json(folder / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}])
-    write_json(folder / "config_sentence_transformers.json", {"model_type": "SparseEncoder", "prompts": {"query": "q: "}})
+    write_json(
+        folder / "modules.json",
+        [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}],
+    )
+    write_json(
+        folder / "config_sentence_transformers.json", {"model_type": "SparseEncoder", "prompts": {"query": "q: "}}
+    )
     ours = assert_same_vectors(folder)
     assert ours.prompts == {"query": "", "document": ""}
     assert ours[1].pooling_mode == "mean"
@@ -120,10 +128,13 @@ def test_paths_that_are_not_models(tmp_path):
 def test_module_paths_outside_the_folder_are_refused(tmp_path, tiny_bert_path, bad_path):
     folder = tmp_path / "m"
     shutil.copytree(tiny_bert_path, folder)
-    write_json(folder / "modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": bad_path, "type": "sentence_transformers.models.Pooling"},
-    ])
+    write_json(
+        folder / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": bad_path, "type": "sentence_transformers.models.Pooling"},
+        ],
+    )
     with pytest.raises(ModelFormatError, match="outside the model folder"):
         SentenceTransformer(str(folder))
 
@@ -134,10 +145,13 @@ def test_symlink_escaping_the_folder_is_refused(tmp_path, tiny_bert_path):
     outside = tmp_path / "outside"
     write_json(outside / "config.json", {"embedding_dimension": 32})
     os.symlink(outside, folder / "1_Pooling")
-    write_json(folder / "modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ])
+    write_json(
+        folder / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ],
+    )
     with pytest.raises(ModelFormatError, match="outside the model folder"):
         SentenceTransformer(str(folder))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from helpers import parity_texts, short_texts
 
 pytestmark = pytest.mark.slow
@@ -50,7 +51,6 @@ def test_token_embeddings(texts, minilm, reference_minilm):
     assert len(ours) == len(theirs)
     assert all(a.shape == b.shape for a, b in zip(ours, theirs))
     assert max(max_abs_diff(a, b) for a, b in zip(ours, theirs)) <= TOLERANCE
-
 
 
 OPTION_CASES = {
@@ -128,7 +128,12 @@ def test_similarity_functions(minilm, reference_minilm):
         minilm.similarity_fn_name = name
         reference_minilm.similarity_fn_name = name
         try:
-            assert max_abs_diff(minilm.similarity(embeddings, embeddings), reference_minilm.similarity(embeddings, embeddings)) <= 1e-5
+            assert (
+                max_abs_diff(
+                    minilm.similarity(embeddings, embeddings), reference_minilm.similarity(embeddings, embeddings)
+                )
+                <= 1e-5
+            )
             pairwise_ours = minilm.similarity_pairwise(embeddings[:4], embeddings[4:])
             pairwise_theirs = reference_minilm.similarity_pairwise(embeddings[:4], embeddings[4:])
             assert max_abs_diff(pairwise_ours, pairwise_theirs) <= 1e-5

@@ -91,7 +91,9 @@ class EncodeMixin:
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if output_value not in ("sentence_embedding", "token_embeddings", None):
-            raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}.")
+            raise ValueError(
+                f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
+            )
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
         self._check_kwargs(kwargs)
@@ -187,7 +189,9 @@ class EncodeMixin:
             logger.warning(
                 "%d of %d inputs were longer than max_seq_length=%s tokens and were truncated. "
                 "model.truncated(inputs) tells which; raise model.max_seq_length if the model allows it.",
-                count, len(flags), self.max_seq_length,
+                count,
+                len(flags),
+                self.max_seq_length,
             )
 
 

@@ -98,12 +98,19 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             if modules is not None:
                 logger.warning("Both model_name_or_path and modules were given; the modules are ignored.")
             folder = resolve_model_path(
-                model_name_or_path, cache_folder=cache_folder, revision=revision, token=token,
+                model_name_or_path,
+                cache_folder=cache_folder,
+                revision=revision,
+                token=token,
                 local_files_only=local_files_only,
             )
             loaded = load_folder(
-                folder, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
-                processor_kwargs=processor_kwargs, config_kwargs=config_kwargs, backend=backend,
+                folder,
+                trust_remote_code=trust_remote_code,
+                model_kwargs=model_kwargs,
+                processor_kwargs=processor_kwargs,
+                config_kwargs=config_kwargs,
+                backend=backend,
             )
             modules, self.module_kwargs = loaded.modules, loaded.module_kwargs
             self._model_card_text = loaded.card_text
@@ -191,7 +198,9 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         """Whether the model takes inputs of ``modality``."""
         if modality in self.modalities:
             return True
-        return isinstance(modality, tuple) and "message" in self.modalities and all(m in self.modalities for m in modality)
+        return (
+            isinstance(modality, tuple) and "message" in self.modalities and all(m in self.modalities for m in modality)
+        )
 
     @property
     def similarity_fn_name(self) -> str:
@@ -311,7 +320,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             safe_serialization: Write safetensors (True) or pickled ``pytorch_model.bin`` module weights.
             legacy_layout: Write old type names and config keys for readers older than sentence-transformers 5.
         """
-        card = model_card_text(self, model_name=model_name, loaded_card=self._model_card_text) if create_model_card else None
+        card = (
+            model_card_text(self, model_name=model_name, loaded_card=self._model_card_text)
+            if create_model_card
+            else None
+        )
         save_folder(self, path, safe_serialization=safe_serialization, legacy_layout=legacy_layout, card_text=card)
 
     save_pretrained = save
@@ -319,7 +332,9 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     @staticmethod
     def load(path: str, **kwargs) -> SentenceTransformer:
         """Deprecated: use ``SentenceTransformer(path)``."""
-        warnings.warn("SentenceTransformer.load is deprecated; use SentenceTransformer(path).", FutureWarning, stacklevel=2)
+        warnings.warn(
+            "SentenceTransformer.load is deprecated; use SentenceTransformer(path).", FutureWarning, stacklevel=2
+        )
         return SentenceTransformer(path, **kwargs)
 
 

@@ -35,7 +35,9 @@ def quantize_embeddings(
     if isinstance(embeddings, torch.Tensor):
         embeddings = embeddings.detach().cpu().float().numpy()
     elif isinstance(embeddings, list):
-        embeddings = np.array([e.detach().cpu().float().numpy() if isinstance(e, torch.Tensor) else e for e in embeddings])
+        embeddings = np.array(
+            [e.detach().cpu().float().numpy() if isinstance(e, torch.Tensor) else e for e in embeddings]
+        )
     if embeddings.dtype in (np.int8, np.uint8):
         raise ValueError("quantize_embeddings needs float embeddings, not already-quantized int8/uint8 ones.")
     if precision == "float32":
@@ -66,7 +68,9 @@ def _ranges(embeddings: np.ndarray, precision: str, calibration: np.ndarray | No
         if embeddings.shape[0] < 100:
             logger.warning(
                 "Computing %s quantization ranges from only %d embeddings; pass calibration_embeddings (or ranges) "
-                "computed on more data for stable buckets.", precision, embeddings.shape[0]
+                "computed on more data for stable buckets.",
+                precision,
+                embeddings.shape[0],
             )
         calibration = embeddings
     return np.vstack((calibration.min(axis=0), calibration.max(axis=0)))

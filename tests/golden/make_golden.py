@@ -1,6 +1,6 @@
 """Regenerate the golden files from sentence-transformers 6.2 (run by hand when the format changes):
 
-    .venv/bin/python tests/golden/make_golden.py
+.venv/bin/python tests/golden/make_golden.py
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ def build_reference(backbone: Path):
     transformer = Transformer(str(backbone))
     modules = [transformer, Pooling(32, pooling_mode="cls"), Dense(32, 16), Normalize()]
     return SentenceTransformer(
-        modules=modules, prompts={"query": "query: ", "passage": "passage: "}, default_prompt_name="query",
-        similarity_fn_name="dot", truncate_dim=8, device="cpu",
+        modules=modules,
+        prompts={"query": "query: ", "passage": "passage: "},
+        default_prompt_name="query",
+        similarity_fn_name="dot",
+        truncate_dim=8,
+        device="cpu",
     )
 
 

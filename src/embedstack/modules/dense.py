@@ -11,7 +11,6 @@ from torch import nn
 from embedstack.errors import ModelFormatError, UntrustedCodeError
 from embedstack.modules.base import Module
 
-
 _DEFAULT_ACTIVATION: Any = object()  # stands for a fresh nn.Tanh() per instance
 
 

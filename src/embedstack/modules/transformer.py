@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from typing import Any, Literal
 
 import torch
@@ -200,7 +199,9 @@ class Transformer(InputModule):
         if prompt:
             texts = [prompt + text for text in texts]
         call_kwargs = self._tokenizer_kwargs(task, processing_kwargs, kwargs)
-        encoded = self.tokenizer(texts, pairs, **call_kwargs) if pairs is not None else self.tokenizer(texts, **call_kwargs)
+        encoded = (
+            self.tokenizer(texts, pairs, **call_kwargs) if pairs is not None else self.tokenizer(texts, **call_kwargs)
+        )
         features: dict[str, Any] = dict(encoded)
         features["modality"] = "text"
         if prompt:

@@ -50,9 +50,13 @@ def load_folder(folder: Path, *, trust_remote_code: bool = False, **load_kwargs:
     model_type = config.get("model_type", MODEL_TYPE)
     if entries is None or model_type != MODEL_TYPE:
         if entries is not None:
-            logger.warning("Converting the %s model in %s to a SentenceTransformer (Transformer + Pooling)", model_type, folder)
+            logger.warning(
+                "Converting the %s model in %s to a SentenceTransformer (Transformer + Pooling)", model_type, folder
+            )
             config = {}
-        return LoadedFolder(default_modules(folder, trust_remote_code=trust_remote_code, **load_kwargs), {}, config, card_text)
+        return LoadedFolder(
+            default_modules(folder, trust_remote_code=trust_remote_code, **load_kwargs), {}, config, card_text
+        )
     modules: OrderedDict = OrderedDict()
     module_kwargs: dict[str, list[str]] = {}
     for entry in entries:
@@ -76,7 +80,9 @@ def default_modules(folder: Path, *, trust_remote_code: bool = False, **load_kwa
     modules = OrderedDict([("0", transformer)])
     if transformer.module_output_name == "token_embeddings":
         architectures = getattr(transformer.config, "architectures", None) or [""]
-        causal = architectures[0].endswith("ForCausalLM") and getattr(transformer.config, "is_causal", True) is not False
+        causal = (
+            architectures[0].endswith("ForCausalLM") and getattr(transformer.config, "is_causal", True) is not False
+        )
         modules["1"] = Pooling(transformer.get_embedding_dimension(), "lasttoken" if causal else "mean")
     return modules
 
@@ -84,7 +90,9 @@ def default_modules(folder: Path, *, trust_remote_code: bool = False, **load_kwa
 def _load_module(cls: type, folder: Path, subfolder: str, trust_remote_code: bool, load_kwargs: dict[str, Any]):
     load = getattr(cls, "load", None)
     if load is None:
-        raise ModelFormatError(f"{cls.__qualname__} has no load() method, so it cannot be built from {folder / subfolder}.")
+        raise ModelFormatError(
+            f"{cls.__qualname__} has no load() method, so it cannot be built from {folder / subfolder}."
+        )
     params = [p for p in inspect.signature(load).parameters.values() if p.kind is not p.VAR_KEYWORD]
     if len(params) == 1:  # a legacy module: a plain nn.Module with a static load(path)
         return load(str(folder / subfolder))
@@ -104,7 +112,9 @@ def save_folder(
         write_model_config(staging, model.model_config_dict())
         entries = []
         for index, (name, module) in enumerate(model.named_children()):
-            subfolder = "" if index == 0 and getattr(module, "save_in_root", False) else f"{index}_{type(module).__name__}"
+            subfolder = (
+                "" if index == 0 and getattr(module, "save_in_root", False) else f"{index}_{type(module).__name__}"
+            )
             target = staging / subfolder
             target.mkdir(parents=True, exist_ok=True)
             _save_module(module, target, safe_serialization)

@@ -97,7 +97,11 @@ def read_model_config(folder: Path) -> dict[str, Any]:
     config = read_json(file)
     if not isinstance(config, dict):
         raise ModelFormatError(f"{file} must hold a JSON object, got {type(config).__name__}.")
-    for key, kind in (("prompts", dict), ("default_prompt_name", (str, type(None))), ("truncate_dim", (int, type(None)))):
+    for key, kind in (
+        ("prompts", dict),
+        ("default_prompt_name", (str, type(None))),
+        ("truncate_dim", (int, type(None))),
+    ):
         if key in config and not isinstance(config[key], kind):
             raise ModelFormatError(f"{file} key {key!r} has the wrong type ({config[key]!r}). Fix the file.")
     if isinstance(config.get("prompts"), dict):
