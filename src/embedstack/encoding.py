@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from embedstack.engine import EncodePlan, run
+from embedstack.engine import EncodePlan, limit_cpu_threads, run, stream
 from embedstack.quantization import PRECISIONS, Precision, quantize_embeddings
 from embedstack.similarity import SimilarityFunction
 
@@ -52,6 +54,7 @@ class EncodeMixin:
         device: str | torch.device | None = None,
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
+        max_batch_tokens: int | None = None,
         **kwargs: Any,
     ) -> np.ndarray | torch.Tensor | list:
         """Encode inputs into embeddings.
@@ -70,6 +73,8 @@ class EncodeMixin:
             device: Run on this device (the model moves there).
             normalize_embeddings: L2-normalize the results (after truncation).
             truncate_dim: Keep the first ``truncate_dim`` dimensions (default: ``model.truncate_dim``).
+            max_batch_tokens: Cap on padded tokens per batch (rows x longest input); ``batch_size`` still caps
+                the rows. Inputs are tokenized once and batched by token length.
             **kwargs: Keyword arguments routed to module ``forward`` methods (see ``get_model_kwargs``).
 
         Returns:
@@ -100,25 +105,71 @@ class EncodeMixin:
         singular = self.is_singular_input(inputs)
         inputs = [inputs] if singular else (inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs))
 
-        plan = EncodePlan(
+        plan = self._plan(
             prompt=self._resolve_prompt(prompt, prompt_name),
             batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
             output_value=output_value,
             normalize_embeddings=normalize_embeddings,
             truncate_dim=truncate_dim if truncate_dim is not None else self.truncate_dim,
             to_cpu=convert_to_numpy,
-            show_progress_bar=bool(show_progress_bar),
-            device=self._use_device(device),
+            device=device,
             kwargs=kwargs,
         )
-        self.eval()
-        result = run(self, inputs, plan)
-        self._report_truncation(result.truncated)
+        with _progress(show_progress_bar, len(inputs)) as plan.progress:
+            result = run(self, inputs, plan)
+        self._report_truncation(int(result.truncated.sum()), len(inputs))
         embeddings = result.outputs
         if len(inputs) and precision != "float32":
             embeddings = quantize_embeddings(embeddings, precision=precision)
         embeddings = _convert(embeddings, convert_to_tensor, convert_to_numpy, self.device)
         return embeddings[0] if singular else embeddings
+
+    @torch.inference_mode()
+    def encode_iter(
+        self,
+        inputs: Iterable[Any],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        *,
+        max_batch_tokens: int | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        window_size: int = 4096,
+        show_progress_bar: bool = False,
+        device: str | torch.device | None = None,
+        **kwargs: Any,
+    ) -> Iterator[np.ndarray]:
+        """Encode a stream of inputs, yielding one float32 vector per input, in input order.
+
+        Memory stays bounded by ``window_size`` inputs, however long the stream: each window is deduplicated,
+        tokenized (the next one in a background thread while the model runs), batched by token length and
+        encoded. Use it for corpora that do not fit in memory.
+
+        Example:
+            >>> with open("corpus.txt") as lines:
+            ...     for vector in model.encode_iter(line.rstrip("\\n") for line in lines):
+            ...         ...
+        """
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        self._check_kwargs(kwargs)
+        plan = self._plan(
+            prompt=self._resolve_prompt(prompt, prompt_name),
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim if truncate_dim is not None else self.truncate_dim,
+            device=device,
+            kwargs=kwargs,
+        )
+        seen = cut = 0
+        with _progress(show_progress_bar, None) as plan.progress:
+            for result in stream(self, inputs, plan, window_size=window_size):
+                seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
+                yield from result.outputs.float().numpy()
+        self._report_truncation(cut, seen)
 
     def encode_query(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
         """Encode search queries: uses the "query" prompt (when neither prompt nor prompt_name is given)."""
@@ -147,12 +198,16 @@ class EncodeMixin:
         singular = self.is_singular_input(inputs)
         items = [inputs] if singular else list(inputs)
         prompt = self._resolve_prompt(prompt, prompt_name)
-        flags = np.zeros(len(items), dtype=bool)
-        for start in range(0, len(items), batch_size):
-            features = self.preprocess(items[start : start + batch_size], prompt=prompt, **kwargs)
-            found = features.get("truncated")
-            if found is not None:
-                flags[start : start + batch_size] = found.numpy()
+        tokenize = getattr(self[0], "tokenize_unpadded", None)
+        tokenized = tokenize(items, prompt=prompt, **kwargs) if tokenize and items else None
+        if tokenized is not None:
+            flags = tokenized.truncated
+        else:
+            flags = np.zeros(len(items), dtype=bool)
+            for start in range(0, len(items), batch_size):
+                found = self.preprocess(items[start : start + batch_size], prompt=prompt, **kwargs).get("truncated")
+                if found is not None:
+                    flags[start : start + batch_size] = found.numpy()
         return flags[0] if singular else flags
 
     # ----- helpers ----------------------------------------------------------------------------------------
@@ -178,21 +233,37 @@ class EncodeMixin:
             return self.prompts.get(self.default_prompt_name)
         return None
 
-    def _use_device(self, device: str | torch.device | None) -> torch.device:
+    def _plan(self, *, device: str | torch.device | None, **fields: Any) -> EncodePlan:
         if device is not None and torch.device(device) != self.device:
             self.to(device)
-        return self.device
+        if self.device.type == "cpu":
+            limit_cpu_threads()
+        self.eval()
+        return EncodePlan(device=self.device, **fields)
 
-    def _report_truncation(self, flags: np.ndarray) -> None:
-        count = int(flags.sum())
+    def _report_truncation(self, count: int, total: int) -> None:
         if count:
             logger.warning(
                 "%d of %d inputs were longer than max_seq_length=%s tokens and were truncated. "
                 "model.truncated(inputs) tells which; raise model.max_seq_length if the model allows it.",
                 count,
-                len(flags),
+                total,
                 self.max_seq_length,
             )
+
+
+@contextmanager
+def _progress(enabled: bool, total: int | None) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="Encoding", unit="input")
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def _convert(embeddings: Any, to_tensor: bool, to_numpy: bool, device: torch.device) -> Any:

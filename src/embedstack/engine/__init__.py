@@ -1,8 +1,20 @@
-"""How encode schedules work: ordering, batching and running batches through a model.
+"""How encode schedules work: dedupe, tokenize once, batch by token length, prefetch, restore order.
 
-The engine knows nothing about file formats; it sees a model with ``preprocess`` and ``forward``.
+Shared by ``SentenceTransformer.encode``, ``encode_iter`` and the CLI. The engine knows nothing about file
+formats; it sees a model with ``preprocess`` and ``forward``.
 """
 
-from embedstack.engine.runner import EncodePlan, run
+from embedstack.engine.runner import DEFAULT_MAX_BATCH_TOKENS, EncodePlan, EncodeResult, EncodeStats, run
+from embedstack.engine.streaming import stream
+from embedstack.engine.threads import available_cpus, limit_cpu_threads
 
-__all__ = ["EncodePlan", "run"]
+__all__ = [
+    "DEFAULT_MAX_BATCH_TOKENS",
+    "EncodePlan",
+    "EncodeResult",
+    "EncodeStats",
+    "available_cpus",
+    "limit_cpu_threads",
+    "run",
+    "stream",
+]

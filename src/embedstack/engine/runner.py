@@ -1,4 +1,10 @@
-"""Running a list of inputs through a model, batch by batch, and restoring input order."""
+"""Running inputs through a model: dedupe, tokenize once, batch by token length, restore input order.
+
+A model is anything with ``preprocess`` and ``forward`` (``__call__``); when its input module also offers
+``tokenize_unpadded`` and ``collate`` (the Transformer does), inputs are tokenized once, ordered by token
+count and cut into batches under a token budget. Otherwise batches are formed by character length and
+tokenized one by one, as sentence-transformers does.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embedstack.engine.batching import fixed_size_batches, longest_first
+from embedstack.engine.batching import (
+    dedupe,
+    fixed_size_batches,
+    input_length,
+    longest_first,
+    token_budget_batches,
+)
 
 logger = logging.getLogger(__name__)
 
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
+DEFAULT_MAX_BATCH_TOKENS = 16384
 
 
 @dataclass
@@ -23,48 +36,116 @@ class EncodePlan:
 
     prompt: str | None = None
     batch_size: int = 32
+    max_batch_tokens: int | None = None
     output_value: OutputValue = "sentence_embedding"
     normalize_embeddings: bool = False
     truncate_dim: int | None = None
     to_cpu: bool = True
-    show_progress_bar: bool = False
+    dedupe: bool = True
     device: torch.device | None = None
+    progress: Any = None  # a tqdm-like object updated with the number of inputs done
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
+class EncodeStats:
+    """Work done for one call: how much of it was padding."""
+
+    inputs: int = 0
+    unique_inputs: int = 0
+    batches: int = 0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+
+    @property
+    def padding_overhead(self) -> float:
+        """Padded over real tokens, minus one (0.0 means no padding)."""
+        return self.padded_tokens / self.real_tokens - 1 if self.real_tokens else 0.0
+
+
+@dataclass
 class EncodeResult:
-    """Per-input outputs in input order, and which inputs the tokenizer truncated."""
+    """Per-input outputs in input order, which inputs the tokenizer truncated, and work statistics."""
 
     outputs: torch.Tensor | list[Any]
     truncated: np.ndarray
+    stats: EncodeStats
+
+
+@dataclass
+class Prepared:
+    """Inputs deduplicated and, where the model allows, tokenized: ready to batch."""
+
+    unique: list[Any]
+    inverse: np.ndarray
+    tokenized: Any  # TokenizedTexts or None
+
+
+def prepare(model: Any, inputs: list[Any], plan: EncodePlan) -> Prepared:
+    """Dedupe and tokenize ``inputs`` (safe to run in a background thread while the model runs)."""
+    if plan.dedupe:
+        unique, inverse = dedupe(inputs)
+    else:
+        unique, inverse = list(inputs), np.arange(len(inputs))
+    tokenize = getattr(model[0], "tokenize_unpadded", None)
+    tokenized = tokenize(unique, prompt=plan.prompt, **plan.kwargs) if tokenize and unique else None
+    return Prepared(unique, inverse, tokenized)
 
 
 def run(model: Any, inputs: list[Any], plan: EncodePlan) -> EncodeResult:
-    """Encode ``inputs`` with ``model`` (which provides ``preprocess`` and ``forward``)."""
-    order = longest_first(inputs)
-    truncated = np.zeros(len(inputs), dtype=bool)
-    chunks: list[Any] = []
-    batches = fixed_size_batches(order, plan.batch_size)
-    if plan.show_progress_bar:
-        from tqdm.auto import tqdm
+    """Encode ``inputs`` with ``model``."""
+    return run_prepared(model, prepare(model, inputs, plan), plan)
 
-        batches = tqdm(batches, total=-(-len(order) // plan.batch_size), desc="Batches")
+
+def run_prepared(model: Any, prepared: Prepared, plan: EncodePlan) -> EncodeResult:
+    unique, tokenized = prepared.unique, prepared.tokenized
+    stats = EncodeStats(inputs=len(prepared.inverse), unique_inputs=len(unique))
+    truncated = np.zeros(len(unique), dtype=bool)
+    if tokenized is not None:
+        truncated[:] = tokenized.truncated
+        order = longest_first(tokenized.lengths)
+        budget = plan.max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS
+        batches = token_budget_batches(order, tokenized.lengths, max_batch_tokens=budget, batch_size=plan.batch_size)
+    else:
+        order = longest_first(np.fromiter((input_length(x) for x in unique), dtype=np.int64, count=len(unique)))
+        batches = fixed_size_batches(order, plan.batch_size)
+    chunks: list[Any] = []
+    copies = np.bincount(prepared.inverse, minlength=len(unique))  # inputs each unique input stands for
     for indices in batches:
-        batch = [inputs[i] for i in indices]
-        features = model.preprocess(batch, prompt=plan.prompt, **plan.kwargs)
-        flags = features.pop("truncated", None)
-        if flags is not None:
-            truncated[indices] = flags.cpu().numpy()
-        features = _to_device(features, plan.device)
-        features = model(features, **plan.kwargs)
-        chunks.append(_batch_outputs(features, len(batch), plan))
-    restore = np.argsort(order, kind="stable")
+        if tokenized is not None:
+            features = model[0].collate(tokenized, indices)
+        else:
+            features = model.preprocess([unique[i] for i in indices], prompt=plan.prompt, **plan.kwargs)
+            flags = features.pop("truncated", None)
+            if flags is not None:
+                truncated[indices] = flags.cpu().numpy()
+        _count(stats, features, len(indices))
+        features = model(_to_device(features, plan.device), **plan.kwargs)
+        chunks.append(_batch_outputs(features, len(indices), plan))
+        if plan.progress is not None:
+            plan.progress.update(int(copies[indices].sum()))
+    restore = np.empty(len(order), dtype=np.int64)
+    restore[order] = np.arange(len(order))
+    take = restore[prepared.inverse]  # position of each input's output in the batch order
     if plan.output_value == "sentence_embedding":
-        outputs = torch.cat(chunks) if chunks else torch.empty(0)
-        return EncodeResult(outputs[torch.from_numpy(restore)] if len(restore) else outputs, truncated)
-    items = [item for chunk in chunks for item in chunk]
-    return EncodeResult([items[i] for i in restore], truncated)
+        stacked = torch.cat(chunks) if chunks else torch.empty(0)
+        outputs = stacked[torch.from_numpy(take)] if len(take) else stacked
+    else:
+        items = [item for chunk in chunks for item in chunk]
+        outputs = [_copy(items[i]) for i in take]
+    return EncodeResult(outputs, truncated[prepared.inverse], stats)
+
+
+def _count(stats: EncodeStats, features: dict[str, Any], rows: int) -> None:
+    stats.batches += 1
+    mask = features.get("attention_mask")
+    if isinstance(mask, torch.Tensor) and mask.ndim == 2:
+        stats.real_tokens += int(mask.sum())
+        stats.padded_tokens += mask.numel()
+
+
+def _copy(item: Any) -> Any:
+    return dict(item) if isinstance(item, dict) else item
 
 
 def _batch_outputs(features: dict[str, Any], batch_len: int, plan: EncodePlan) -> Any:
@@ -82,20 +163,24 @@ def _batch_outputs(features: dict[str, Any], batch_len: int, plan: EncodePlan) -
             last = int(nonzero[-1]) if len(nonzero) else 0
             rows.append(tokens[: last + 1])
         return rows
-    items = []
-    for index in range(batch_len):
-        items.append(
-            {
-                name: value[index]
-                if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == batch_len
-                else value
-                for name, value in features.items()
-            }
-        )
-    return items
+    return [
+        {
+            name: value[index]
+            if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == batch_len
+            else value
+            for name, value in features.items()
+        }
+        for index in range(batch_len)
+    ]
 
 
 def _to_device(features: dict[str, Any], device: torch.device | None) -> dict[str, Any]:
-    if device is None:
+    if device is None or device.type == "cpu":
         return features
-    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in features.items()}
+    pin = device.type == "cuda"
+    return {
+        key: (value.pin_memory() if pin else value).to(device, non_blocking=pin)
+        if isinstance(value, torch.Tensor)
+        else value
+        for key, value in features.items()
+    }

@@ -6,10 +6,12 @@ import inspect
 import logging
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from embedstack.errors import ModelFormatError, UnsupportedModalityError
 from embedstack.modules.base import InputModule, module_dir
+from embedstack.modules.tokenized import TokenizedTexts
 from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
 
 logger = logging.getLogger(__name__)
@@ -209,6 +211,72 @@ class Transformer(InputModule):
         encodings = getattr(encoded, "encodings", None)
         if encodings is not None and call_kwargs.get("truncation"):
             features["truncated"] = torch.tensor([bool(enc.overflowing) for enc in encodings])
+        return features
+
+    def tokenize_unpadded(
+        self,
+        inputs: list[Any],
+        prompt: str | None = None,
+        *,
+        task: str | None = None,
+        processing_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> TokenizedTexts | None:
+        """Tokenize without padding, for the engine to batch by length; None when :meth:`preprocess` must be used.
+
+        Combined with :meth:`collate`, this gives the same features as :meth:`preprocess` on any batch.
+        """
+        tokenizer = self.tokenizer
+        if (
+            "message" in self.modality_config
+            or not getattr(tokenizer, "is_fast", False)
+            or tokenizer.pad_token_id is None
+        ):
+            return None
+        if not all(isinstance(item, str) for item in inputs):
+            return None  # pairs and non-text inputs take the general path
+        call_kwargs = self._tokenizer_kwargs(task, processing_kwargs, kwargs)
+        if call_kwargs.pop("padding", True) is not True or call_kwargs.pop("return_tensors", "pt") != "pt":
+            return None
+        if set(call_kwargs) - {"truncation", "max_length", "add_special_tokens"}:
+            return None  # options such as pad_to_multiple_of need the tokenizer's own padding
+        texts = [prompt + text for text in inputs] if prompt else list(inputs)
+        encoded = tokenizer(texts, padding=False, return_attention_mask=False, **call_kwargs)
+        if set(encoded) - {"input_ids", "token_type_ids"}:
+            return None
+        input_ids = encoded["input_ids"]
+        truncated = np.fromiter((bool(enc.overflowing) for enc in encoded.encodings), dtype=bool, count=len(texts))
+        return TokenizedTexts(
+            input_ids=input_ids,
+            token_type_ids=encoded.get("token_type_ids"),
+            lengths=np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids)),
+            truncated=truncated if call_kwargs.get("truncation") else np.zeros(len(texts), dtype=bool),
+            prompt_length=self._prompt_length(prompt, {**call_kwargs, "padding": True}) if prompt else None,
+        )
+
+    def collate(self, tokenized: TokenizedTexts, indices: np.ndarray) -> dict[str, Any]:
+        """Pad the rows ``indices`` of ``tokenized`` into tensors, as the tokenizer pads a batch."""
+        lengths = tokenized.lengths[indices]
+        width = int(lengths.max()) if len(lengths) else 0
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        input_ids = np.full((len(indices), width), self.tokenizer.pad_token_id, dtype=np.int64)  # (batch, seq)
+        attention_mask = np.zeros((len(indices), width), dtype=np.int64)
+        token_types = None
+        if tokenized.token_type_ids is not None:
+            token_types = np.full((len(indices), width), self.tokenizer.pad_token_type_id, dtype=np.int64)
+        for row, (index, length) in enumerate(zip(indices, lengths)):
+            span = slice(width - length, width) if left else slice(0, length)
+            input_ids[row, span] = tokenized.input_ids[index]
+            attention_mask[row, span] = 1
+            if token_types is not None:
+                token_types[row, span] = tokenized.token_type_ids[index]
+        features: dict[str, Any] = {"input_ids": torch.from_numpy(input_ids)}
+        if token_types is not None:
+            features["token_type_ids"] = torch.from_numpy(token_types)
+        features["attention_mask"] = torch.from_numpy(attention_mask)
+        features["modality"] = "text"
+        if tokenized.prompt_length is not None:
+            features["prompt_length"] = tokenized.prompt_length
         return features
 
     def _tokenizer_kwargs(self, task: str | None, per_call: dict[str, Any] | None, extra: dict[str, Any]):
