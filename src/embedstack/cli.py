@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
     encode.add_argument("--truncate-dim", type=int)
     encode.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    encode.add_argument("--int8", action="store_true", help="int8 weights on CPU: faster, slightly less accurate")
     _add_model_args(encode)
 
     info = commands.add_parser("info", help="describe a model: modules, dimensions, prompts, similarity")
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("task", choices=["sts"], help="sts: cosine Spearman on the STS Benchmark")
     evaluate.add_argument("--split", default="test", choices=["train", "dev", "test"])
     evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--int8", action="store_true", help="evaluate with int8 weights (CPU)")
     _add_model_args(evaluate)
     return parser
 
@@ -66,71 +69,99 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _load_model(name: str | None, device: str | None = None, trust_remote_code: bool = False):
+def _load_model(name: str | None, device: str | None = None, trust_remote_code: bool = False, int8: bool = False):
+    from transformers.utils import logging as hf_logging
+
     from embedstack.defaults import resolve_cli_model
     from embedstack.model import SentenceTransformer
 
-    return SentenceTransformer(resolve_cli_model(name), device=device, trust_remote_code=trust_remote_code)
+    hf_logging.disable_progress_bar()  # the CLI shows its own progress; no "Loading weights" bars
+    model = SentenceTransformer(resolve_cli_model(name), device=device, trust_remote_code=trust_remote_code)
+    if int8:
+        model.quantize("int8")
+    return model
 
 
-def read_texts(path: Path, field: str) -> list[str]:
-    """Texts from a .txt file (one per line) or a .jsonl file (``field`` of each object)."""
-    if path.suffix == ".jsonl":
-        texts = []
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path} line {number} is not valid JSON ({exc.msg}).") from None
-                if not isinstance(record, dict) or not isinstance(record.get(field), str):
-                    raise ValueError(f"{path} line {number} has no string field {field!r}; choose one with --field.")
-                texts.append(record[field])
-        return texts
+def iter_texts(path: Path, field: str) -> Iterator[str]:
+    """Texts from a .txt file (one per line) or a .jsonl file (``field`` of each object), read lazily."""
     with open(path, encoding="utf-8") as handle:
-        return [line.rstrip("\n") for line in handle]
+        if path.suffix != ".jsonl":
+            for line in handle:
+                yield line.rstrip("\n")
+            return
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} line {number} is not valid JSON ({exc.msg}).") from None
+            if not isinstance(record, dict) or not isinstance(record.get(field), str):
+                raise ValueError(f"{path} line {number} has no string field {field!r}; choose one with --field.")
+            yield record[field]
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
     if args.input is not None and args.texts:
         raise ValueError("Give texts as arguments or with --input, not both.")
-    texts = read_texts(args.input, args.field) if args.input is not None else (args.texts or SAMPLE_SENTENCES)
-    model = _load_model(args.model, args.device, args.trust_remote_code)
-    embeddings = model.encode(
-        texts,
+    if args.output is not None and args.output.suffix not in (".npy", ".jsonl"):
+        raise ValueError(f"--output {args.output} must end in .npy or .jsonl.")
+    options = dict(
         batch_size=args.batch_size,
         normalize_embeddings=args.normalize,
         prompt_name=args.prompt_name,
         prompt=args.prompt,
-        precision=args.precision,
         truncate_dim=args.truncate_dim,
-        show_progress_bar=len(texts) > PROGRESS_THRESHOLD and not args.no_progress,
     )
+    if args.input is not None and args.output is not None and args.precision == "float32":
+        count = sum(1 for _ in iter_texts(args.input, args.field))  # also validates the whole file first
+        model = _load_model(args.model, args.device, args.trust_remote_code, int8=args.int8)
+        vectors = model.encode_iter(iter_texts(args.input, args.field), **options)
+        if count > PROGRESS_THRESHOLD and not args.no_progress:
+            from tqdm.auto import tqdm
+
+            vectors = tqdm(vectors, total=count, desc="Encoding", unit="text")
+        write_stream(args.output, iter_texts(args.input, args.field), vectors, count, model.get_embedding_dimension())
+        print(f"Wrote {count} vectors to {args.output}", file=sys.stderr)
+        return 0
+    texts = list(iter_texts(args.input, args.field)) if args.input is not None else (args.texts or SAMPLE_SENTENCES)
+    model = _load_model(args.model, args.device, args.trust_remote_code, int8=args.int8)
+    progress = len(texts) > PROGRESS_THRESHOLD and not args.no_progress
+    embeddings = model.encode(texts, precision=args.precision, show_progress_bar=progress, **options)
     if args.output is not None:
-        write_vectors(args.output, texts, embeddings)
+        write_stream(args.output, texts, iter(embeddings), len(texts), embeddings.shape[1])
         print(f"Wrote {len(texts)} vectors of dimension {embeddings.shape[1]} to {args.output}", file=sys.stderr)
         return 0
     print_vectors(texts, embeddings, model)
     return 0
 
 
-def write_vectors(path: Path, texts: list[str], embeddings: Any) -> None:
-    """Write vectors atomically to .npy or .jsonl (one {"text", "embedding"} object per line)."""
+def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count: int, dimension: int) -> None:
+    """Write vectors as they come, to .npy or .jsonl ({"text", "embedding"} per line); the file appears
+    only when complete."""
     import numpy as np
 
-    if path.suffix not in (".npy", ".jsonl"):
-        raise ValueError(f"--output {path} must end in .npy or .jsonl.")
     temporary = path.with_name(f".{path.name}.partial")
-    if path.suffix == ".npy":
-        with open(temporary, "wb") as handle:
-            np.save(handle, embeddings)
-    else:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            for text, vector in zip(texts, embeddings):
-                handle.write(json.dumps({"text": text, "embedding": vector.tolist()}) + "\n")
-    temporary.replace(path)
+    try:
+        if path.suffix == ".npy":
+            array = None
+            for row, vector in enumerate(vectors):
+                if array is None:
+                    shape = (count, len(vector))
+                    array = np.lib.format.open_memmap(temporary, mode="w+", dtype=vector.dtype, shape=shape)
+                array[row] = vector
+            if array is None:
+                np.save(temporary, np.zeros((0, dimension), dtype=np.float32))
+            else:
+                array.flush()
+                del array
+        else:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                for text, vector in zip(texts, vectors):
+                    handle.write(json.dumps({"text": text, "embedding": vector.tolist()}) + "\n")
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def print_vectors(texts: list[str], embeddings: Any, model: Any) -> None:
@@ -177,7 +208,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from embedstack.evaluation.sts import evaluate_sts
 
     pairs = sts_benchmark(args.split)
-    model = _load_model(args.model, args.device, args.trust_remote_code)
+    model = _load_model(args.model, args.device, args.trust_remote_code, int8=args.int8)
     result = evaluate_sts(model, pairs, batch_size=args.batch_size, show_progress_bar=True)
     print(f"STS Benchmark {args.split} ({result.pairs} pairs): cosine Spearman {result.cosine_spearman:.2f}")
     return 0

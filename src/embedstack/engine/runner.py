@@ -97,6 +97,7 @@ def run(model: Any, inputs: list[Any], plan: EncodePlan) -> EncodeResult:
     return run_prepared(model, prepare(model, inputs, plan), plan)
 
 
+@torch.inference_mode()
 def run_prepared(model: Any, prepared: Prepared, plan: EncodePlan) -> EncodeResult:
     unique, tokenized = prepared.unique, prepared.tokenized
     stats = EncodeStats(inputs=len(prepared.inverse), unique_inputs=len(unique))

@@ -1,0 +1,148 @@
+"""embedstack vs sentence-transformers 6.2: encode throughput on the same inputs, in one run.
+
+    .venv/bin/python benchmarks/encode_throughput.py --runs 3            # fp32, all corpora
+    .venv/bin/python benchmarks/encode_throughput.py --runs 3 --int8     # also embedstack's int8 mode
+
+Runs are interleaved (reference, embedstack, [int8], reference, ...) and medians are reported. The fp32
+matmul peak is measured in the same run; "useful" FLOPs count real tokens only (no padding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from corpora import CORPORA
+
+from embedstack.defaults import default_model_path
+from embedstack.engine import EncodePlan, run
+
+BATCH_SIZE = 32
+
+
+def matmul_peak_gflops(size: int = 2048, reps: int = 10) -> float:
+    """Best of three timings of a square fp32 matmul."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * size**3 * reps / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def useful_flops(config, lengths: np.ndarray) -> float:
+    """Forward FLOPs of a BERT-style encoder over real tokens: the linear layers plus attention scores."""
+    d, ff, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    linear = 2 * (4 * d * d + 2 * d * ff) * layers * lengths.sum()
+    attention = 4 * d * layers * (lengths.astype(np.float64) ** 2).sum()
+    return float(linear + attention)
+
+
+def reference_padding(tokenizer, texts: list[str], max_len: int) -> float:
+    """Padding overhead of sentence-transformers' batching: longest characters first, batches of 32."""
+    lengths = np.array([min(len(ids), max_len) for ids in tokenizer(texts)["input_ids"]])
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    padded = sum(
+        len(order[i : i + BATCH_SIZE]) * lengths[order[i : i + BATCH_SIZE]].max()
+        for i in range(0, len(order), BATCH_SIZE)
+    )
+    return padded / lengths.sum() - 1
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def bench_corpus(name: str, texts: list[str], reference, ours, ours_int8, runs: int, peak: float) -> list[str]:
+    tokenizer = ours.tokenizer
+    lengths = np.array([min(len(ids), ours.max_seq_length) for ids in tokenizer(texts)["input_ids"]])
+    flops = useful_flops(ours[0].config, lengths)
+    times = {"reference": [], "embedstack": [], "int8": []}
+    vectors = {}
+    for _ in range(runs):
+        seconds, vectors["reference"] = timed(lambda: reference.encode(texts, batch_size=BATCH_SIZE))
+        times["reference"].append(seconds)
+        seconds, vectors["embedstack"] = timed(lambda: ours.encode(texts, batch_size=BATCH_SIZE))
+        times["embedstack"].append(seconds)
+        if ours_int8 is not None:
+            seconds, vectors["int8"] = timed(lambda: ours_int8.encode(texts, batch_size=BATCH_SIZE))
+            times["int8"].append(seconds)
+    stats = run(ours, texts, EncodePlan(batch_size=BATCH_SIZE, device=ours.device)).stats
+    padding = {
+        "reference": reference_padding(tokenizer, texts, ours.max_seq_length),
+        "embedstack": stats.padding_overhead,
+    }
+    padding["int8"] = stats.padding_overhead
+    base = statistics.median(times["reference"])
+    rows = []
+    for system in ("reference", "embedstack", "int8"):
+        if not times[system]:
+            continue
+        seconds = statistics.median(times[system])
+        if system == "int8":
+            f32, q = vectors["embedstack"], vectors["int8"]
+            quality = f"min cos to fp32 {float((f32 * q).sum(1).min() / 1):.4f}"
+        else:
+            quality = f"max abs diff {float(np.abs(vectors[system] - vectors['reference']).max()):.1e}"
+        rows.append(
+            f"| {name} | {system} | {len(texts) / seconds:,.1f} | {lengths.sum() / seconds:,.0f} "
+            f"| {base / seconds:.2f}x | {padding[system]:.1%} | {quality} | {flops / seconds / 1e9 / peak:.0%} |"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--corpus", choices=[*CORPORA, "all"], default="all")
+    parser.add_argument("--int8", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(args.threads)
+    from sentence_transformers import SentenceTransformer as Reference
+
+    import embedstack
+    from embedstack import SentenceTransformer
+
+    path = str(default_model_path())
+    reference = Reference(path, device="cpu")
+    ours = SentenceTransformer(path, device="cpu")
+    ours_int8 = SentenceTransformer(path, device="cpu").quantize("int8") if args.int8 else None
+    peak = matmul_peak_gflops()
+    import sentence_transformers
+    import transformers
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads")
+    print(
+        f"versions: embedstack {embedstack.__version__}, sentence-transformers {sentence_transformers.__version__}, "
+        f"transformers {transformers.__version__}, torch {torch.__version__}"
+    )
+    print(
+        f"fp32 matmul peak (2048^3 sgemm, same run): {peak:.1f} GFLOP/s; "
+        f"batch_size {BATCH_SIZE}; medians of {args.runs} runs\n"
+    )
+    print("| corpus | system | texts/s | real tokens/s | vs reference | padding | vectors | useful FLOP/s of peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    names = list(CORPORA) if args.corpus == "all" else [args.corpus]
+    for name in names:
+        for row in bench_corpus(name, CORPORA[name](), reference, ours, ours_int8, args.runs, peak):
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

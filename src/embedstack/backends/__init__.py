@@ -1,0 +1,1 @@
+"""Optional ways to run a model faster: each thin over the core."""
