@@ -66,31 +66,24 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def bench_corpus(name: str, texts: list[str], reference, ours, ours_int8, runs: int, peak: float) -> list[str]:
+def bench_corpus(name: str, texts: list[str], reference, systems: dict, runs: int, peak: float) -> list[str]:
+    ours = systems["embedstack"]
     tokenizer = ours.tokenizer
     lengths = np.array([min(len(ids), ours.max_seq_length) for ids in tokenizer(texts)["input_ids"]])
     flops = useful_flops(ours[0].config, lengths)
-    times = {"reference": [], "embedstack": [], "int8": []}
+    everyone = {"reference": reference, **systems}
+    times: dict[str, list[float]] = {system: [] for system in everyone}
     vectors = {}
-    for _ in range(runs):
-        seconds, vectors["reference"] = timed(lambda: reference.encode(texts, batch_size=BATCH_SIZE))
-        times["reference"].append(seconds)
-        seconds, vectors["embedstack"] = timed(lambda: ours.encode(texts, batch_size=BATCH_SIZE))
-        times["embedstack"].append(seconds)
-        if ours_int8 is not None:
-            seconds, vectors["int8"] = timed(lambda: ours_int8.encode(texts, batch_size=BATCH_SIZE))
-            times["int8"].append(seconds)
+    for _ in range(runs):  # interleaved, so drifts in machine speed hit every system alike
+        for system, model in everyone.items():
+            seconds, vectors[system] = timed(lambda model=model: model.encode(texts, batch_size=BATCH_SIZE))
+            times[system].append(seconds)
     stats = run(ours, texts, EncodePlan(batch_size=BATCH_SIZE, device=ours.device)).stats
-    padding = {
-        "reference": reference_padding(tokenizer, texts, ours.max_seq_length),
-        "embedstack": stats.padding_overhead,
-    }
-    padding["int8"] = stats.padding_overhead
+    padding = {system: stats.padding_overhead for system in systems}
+    padding["reference"] = reference_padding(tokenizer, texts, ours.max_seq_length)
     base = statistics.median(times["reference"])
     rows = []
-    for system in ("reference", "embedstack", "int8"):
-        if not times[system]:
-            continue
+    for system in everyone:
         seconds = statistics.median(times[system])
         if system == "int8":
             f32, q = vectors["embedstack"], vectors["int8"]
@@ -121,8 +114,12 @@ def main() -> None:
 
     path = str(default_model_path())
     reference = Reference(path, device="cpu")
-    ours = SentenceTransformer(path, device="cpu")
-    ours_int8 = SentenceTransformer(path, device="cpu").quantize("int8") if args.int8 else None
+    systems = {
+        "embedstack": SentenceTransformer(path, device="cpu"),
+        "embedstack native": SentenceTransformer(path, device="cpu", backend="native"),
+    }
+    if args.int8:
+        systems["int8"] = SentenceTransformer(path, device="cpu").quantize("int8")
     peak = matmul_peak_gflops()
     import sentence_transformers
     import transformers
@@ -140,7 +137,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     names = list(CORPORA) if args.corpus == "all" else [args.corpus]
     for name in names:
-        for row in bench_corpus(name, CORPORA[name](), reference, ours, ours_int8, args.runs, peak):
+        for row in bench_corpus(name, CORPORA[name](), reference, systems, args.runs, peak):
             print(row, flush=True)
 
 

@@ -158,3 +158,15 @@ def test_properties_match(minilm, reference_minilm):
     assert repr(minilm) == repr(reference_minilm)
     assert minilm.prompts == reference_minilm.prompts
     assert minilm.similarity_fn_name == reference_minilm.similarity_fn_name
+
+
+def test_native_backend_matches_reference(texts, minilm_path, reference_minilm):
+    from embedstack import SentenceTransformer
+
+    native = SentenceTransformer(str(minilm_path), backend="native", device="cpu")
+    assert max_abs_diff(native.encode(texts), reference_minilm.encode(texts)) <= TOLERANCE
+    short = short_texts()
+    assert (
+        max_abs_diff(native.encode(short, prompt="query: "), reference_minilm.encode(short, prompt="query: "))
+        <= TOLERANCE
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -21,6 +22,12 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", help="model folder or Hub id (default: the embedded all-MiniLM-L6-v2)")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model folder to run")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "torch", "native"],
+        default="auto",
+        help="auto (default): plain BERT models run natively (fast start), others through transformers",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a model: modules, dimensions, prompts, similarity")
     info.add_argument("model", nargs="?", help="model folder or Hub id (default: the embedded model)")
     info.add_argument("--trust-remote-code", action="store_true")
+    info.add_argument("--backend", choices=["auto", "torch", "native"], default="torch")
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a benchmark")
     evaluate.add_argument("task", choices=["sts"], help="sts: cosine Spearman on the STS Benchmark")
@@ -60,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The command shows its own progress bars; silence the Hub's and transformers' "Loading weights" bars.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from embedstack.errors import EmbedstackError
 
     try:
@@ -69,15 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _load_model(name: str | None, device: str | None = None, trust_remote_code: bool = False, int8: bool = False):
-    from transformers.utils import logging as hf_logging
-
+def _load_model(args: argparse.Namespace, device: str | None = None):
     from embedstack.defaults import resolve_cli_model
     from embedstack.model import SentenceTransformer
 
-    hf_logging.disable_progress_bar()  # the CLI shows its own progress; no "Loading weights" bars
-    model = SentenceTransformer(resolve_cli_model(name), device=device, trust_remote_code=trust_remote_code)
-    if int8:
+    backend = "torch" if getattr(args, "int8", False) else getattr(args, "backend", "auto")
+    model = SentenceTransformer(
+        resolve_cli_model(args.model),
+        device=device or getattr(args, "device", None),
+        trust_remote_code=args.trust_remote_code,
+        backend=backend,
+    )
+    if getattr(args, "int8", False):
         model.quantize("int8")
     return model
 
@@ -115,7 +128,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     )
     if args.input is not None and args.output is not None and args.precision == "float32":
         count = sum(1 for _ in iter_texts(args.input, args.field))  # also validates the whole file first
-        model = _load_model(args.model, args.device, args.trust_remote_code, int8=args.int8)
+        model = _load_model(args)
         vectors = model.encode_iter(iter_texts(args.input, args.field), **options)
         if count > PROGRESS_THRESHOLD and not args.no_progress:
             from tqdm.auto import tqdm
@@ -125,7 +138,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         print(f"Wrote {count} vectors to {args.output}", file=sys.stderr)
         return 0
     texts = list(iter_texts(args.input, args.field)) if args.input is not None else (args.texts or SAMPLE_SENTENCES)
-    model = _load_model(args.model, args.device, args.trust_remote_code, int8=args.int8)
+    model = _load_model(args)
     progress = len(texts) > PROGRESS_THRESHOLD and not args.no_progress
     embeddings = model.encode(texts, precision=args.precision, show_progress_bar=progress, **options)
     if args.output is not None:
@@ -186,7 +199,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, "cpu", args.trust_remote_code)
+    model = _load_model(args, "cpu")
     print(model)
     print(f"Embedding dimension: {model.get_embedding_dimension()}")
     print(f"Max sequence length: {model.max_seq_length}")
@@ -208,7 +221,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from embedstack.evaluation.sts import evaluate_sts
 
     pairs = sts_benchmark(args.split)
-    model = _load_model(args.model, args.device, args.trust_remote_code, int8=args.int8)
+    model = _load_model(args)
     result = evaluate_sts(model, pairs, batch_size=args.batch_size, show_progress_bar=True)
     print(f"STS Benchmark {args.split} ({result.pairs} pairs): cosine Spearman {result.cosine_spearman:.2f}")
     return 0

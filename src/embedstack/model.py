@@ -48,6 +48,8 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         model_kwargs / processor_kwargs / config_kwargs: Passed to the Hugging Face ``from_pretrained`` calls.
         similarity_fn_name: "cosine", "dot", "euclidean" or "manhattan".
         truncate_dim: Keep only the first dimensions of each embedding (Matryoshka models).
+        backend: "torch" (Hugging Face transformers), "native" (plain BERT encoders without transformers: fast
+            start, same vectors, cannot be saved), or "auto" (native when the folder allows it).
 
     Example:
         >>> model = SentenceTransformer("all-MiniLM-L6-v2")
@@ -77,7 +79,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         model_card_data: Any = None,
-        backend: Literal["torch"] = "torch",
+        backend: Literal["torch", "native", "auto"] = "torch",
         similarity_fn_name: str | SimilarityFunction | None = None,
         truncate_dim: int | None = None,
     ) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -27,3 +29,28 @@ class TokenizedTexts:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+
+def pad_batch(
+    tokenized: TokenizedTexts, indices: np.ndarray, *, pad_id: int, pad_type_id: int = 0, left: bool = False
+) -> dict[str, Any]:
+    """Pad rows ``indices`` of ``tokenized`` into tensors, as a Hugging Face tokenizer pads a batch."""
+    lengths = tokenized.lengths[indices]
+    width = int(lengths.max()) if len(lengths) else 0
+    input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)  # (batch, seq)
+    attention_mask = np.zeros((len(indices), width), dtype=np.int64)
+    types = None if tokenized.token_type_ids is None else np.full((len(indices), width), pad_type_id, dtype=np.int64)
+    for row, (index, length) in enumerate(zip(indices, lengths)):
+        span = slice(width - length, width) if left else slice(0, length)
+        input_ids[row, span] = tokenized.input_ids[index]
+        attention_mask[row, span] = 1
+        if types is not None:
+            types[row, span] = tokenized.token_type_ids[index]
+    features: dict[str, Any] = {"input_ids": torch.from_numpy(input_ids)}
+    if types is not None:
+        features["token_type_ids"] = torch.from_numpy(types)
+    features["attention_mask"] = torch.from_numpy(attention_mask)
+    features["modality"] = "text"
+    if tokenized.prompt_length is not None:
+        features["prompt_length"] = tokenized.prompt_length
+    return features

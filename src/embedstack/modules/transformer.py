@@ -11,7 +11,7 @@ import torch
 
 from embedstack.errors import ModelFormatError, UnsupportedModalityError
 from embedstack.modules.base import InputModule, module_dir
-from embedstack.modules.tokenized import TokenizedTexts
+from embedstack.modules.tokenized import TokenizedTexts, pad_batch
 from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
 
 logger = logging.getLogger(__name__)
@@ -256,28 +256,11 @@ class Transformer(InputModule):
 
     def collate(self, tokenized: TokenizedTexts, indices: np.ndarray) -> dict[str, Any]:
         """Pad the rows ``indices`` of ``tokenized`` into tensors, as the tokenizer pads a batch."""
-        lengths = tokenized.lengths[indices]
-        width = int(lengths.max()) if len(lengths) else 0
-        left = getattr(self.tokenizer, "padding_side", "right") == "left"
-        input_ids = np.full((len(indices), width), self.tokenizer.pad_token_id, dtype=np.int64)  # (batch, seq)
-        attention_mask = np.zeros((len(indices), width), dtype=np.int64)
-        token_types = None
-        if tokenized.token_type_ids is not None:
-            token_types = np.full((len(indices), width), self.tokenizer.pad_token_type_id, dtype=np.int64)
-        for row, (index, length) in enumerate(zip(indices, lengths)):
-            span = slice(width - length, width) if left else slice(0, length)
-            input_ids[row, span] = tokenized.input_ids[index]
-            attention_mask[row, span] = 1
-            if token_types is not None:
-                token_types[row, span] = tokenized.token_type_ids[index]
-        features: dict[str, Any] = {"input_ids": torch.from_numpy(input_ids)}
-        if token_types is not None:
-            features["token_type_ids"] = torch.from_numpy(token_types)
-        features["attention_mask"] = torch.from_numpy(attention_mask)
-        features["modality"] = "text"
-        if tokenized.prompt_length is not None:
-            features["prompt_length"] = tokenized.prompt_length
-        return features
+        tokenizer = self.tokenizer
+        left = getattr(tokenizer, "padding_side", "right") == "left"
+        return pad_batch(
+            tokenized, indices, pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id, left=left
+        )
 
     def _tokenizer_kwargs(self, task: str | None, per_call: dict[str, Any] | None, extra: dict[str, Any]):
         call_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first", "return_tensors": "pt"}

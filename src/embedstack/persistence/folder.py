@@ -62,14 +62,38 @@ def load_folder(folder: Path, *, trust_remote_code: bool = False, **load_kwargs:
     for entry in entries:
         where = f"{folder / 'modules.json'} entry {entry.index}"
         cls = resolve_module_class(entry.type, model_path=folder, trust_remote_code=trust_remote_code, where=where)
-        modules[entry.name] = _load_module(cls, folder, entry.path, trust_remote_code, load_kwargs)
+        module = _native_module(folder / entry.path, load_kwargs) if cls is Transformer else None
+        modules[entry.name] = module or _load_module(cls, folder, entry.path, trust_remote_code, load_kwargs)
         module_kwargs[entry.name] = entry.kwargs
     return LoadedFolder(modules, module_kwargs, config, card_text)
+
+
+def _native_module(folder: Path, load_kwargs: dict[str, Any]):
+    """With backend "native" (or "auto"), a plain BERT folder runs without transformers; see backends/native.py."""
+    backend = load_kwargs.get("backend", "torch")
+    if backend not in ("native", "auto"):
+        return None
+    load_kwargs["backend"] = "torch"  # what the Transformer module gets if the native one cannot be used
+    if load_kwargs.get("model_kwargs") or load_kwargs.get("processor_kwargs") or load_kwargs.get("config_kwargs"):
+        module = None
+    else:
+        from embedstack.backends.native import native_input_module
+
+        module = native_input_module(folder)
+    if module is None and backend == "native":
+        raise ValueError(
+            f"backend='native' runs plain BERT folders (with tokenizer.json and model.safetensors, and no "
+            f"model/processor/config kwargs); {folder} is not one. Use backend='torch' or 'auto'."
+        )
+    return module
 
 
 def default_modules(folder: Path, *, trust_remote_code: bool = False, **load_kwargs: Any) -> OrderedDict:
     """A plain Hugging Face folder becomes Transformer + Pooling (lasttoken for a causal LM, else mean)."""
     hf = {"trust_remote_code": trust_remote_code}
+    native = _native_module(folder, load_kwargs)
+    if native is not None:
+        return OrderedDict([("0", native), ("1", Pooling(native.get_embedding_dimension(), "mean"))])
     transformer = Transformer(
         str(folder),
         model_kwargs={**hf, **(load_kwargs.get("model_kwargs") or {})},

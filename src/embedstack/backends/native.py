@@ -1,0 +1,175 @@
+"""The native backend: plain BERT encoders run with ``tokenizers`` and torch only (no transformers import).
+
+It loads the same folders as the Transformer module and gives the same vectors, but starts faster, which is
+what a one-off ``embedstack encode "hello"`` pays for. Folders it cannot run exactly make
+:func:`native_input_module` return None, and the caller uses the Transformer module instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedstack.backends.native_bert import NativeBert, supports
+from embedstack.modules.base import InputModule, read_json
+from embedstack.modules.tokenized import TokenizedTexts, pad_batch
+from embedstack.modules.transformer import TEXT_MODALITY_CONFIG, _split_text_inputs
+from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
+
+logger = logging.getLogger(__name__)
+_PLAIN_CONFIG_KEYS = {"transformer_task", "modality_config", "module_output_name", "max_seq_length", "do_lower_case"}
+_VERY_LARGE = int(1e30)
+
+
+def native_input_module(folder: Path) -> NativeTransformer | None:
+    """A NativeTransformer for the Transformer module saved in ``folder``, or None if it needs transformers."""
+    config_file = folder / "config.json"
+    if not (
+        config_file.is_file() and (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    ):
+        return None
+    config = read_json(config_file)
+    module_config = _module_config(folder)
+    if not isinstance(config, dict) or module_config is None or not supports(config):
+        return None
+    tokenizer_config = (
+        read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
+    )
+    if tokenizer_config.get("padding_side", "right") != "right" or tokenizer_config.get("chat_template"):
+        return None
+    if (folder / "chat_template.jinja").is_file():
+        return None
+    try:
+        encoder = NativeBert.from_folder(folder)
+    except KeyError as exc:  # tensor names from an unusual checkpoint
+        logger.info("Native backend cannot map %s (%s); using the Transformer module", folder, exc)
+        return None
+    return NativeTransformer(folder, encoder, config, tokenizer_config, module_config)
+
+
+def _module_config(folder: Path) -> dict[str, Any] | None:
+    for name in LEGACY_TRANSFORMER_CONFIG_FILES:
+        if (folder / name).is_file():
+            config = normalize_transformer_config(read_json(folder / name))
+            break
+    else:
+        config = {}
+    if set(config) - _PLAIN_CONFIG_KEYS:
+        return None
+    if config.get("transformer_task", "feature-extraction") != "feature-extraction":
+        return None
+    if config.get("modality_config", TEXT_MODALITY_CONFIG) != TEXT_MODALITY_CONFIG:
+        return None
+    if config.get("module_output_name", "token_embeddings") != "token_embeddings":
+        return None
+    return config
+
+
+class NativeTransformer(InputModule):
+    """Runs a BERT folder like the Transformer module, with ``tokenizers`` and :class:`NativeBert`."""
+
+    def __init__(self, folder: Path, encoder: NativeBert, config: dict, tokenizer_config: dict, module_config: dict):
+        super().__init__()
+        from tokenizers import Tokenizer
+        from tokenizers.normalizers import Lowercase, Sequence
+
+        self.model = encoder
+        self.config = config
+        self.transformer_task = "feature-extraction"
+        self.modality_config = {"text": dict(TEXT_MODALITY_CONFIG["text"])}
+        self.module_output_name = "token_embeddings"
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        if module_config.get("do_lower_case") and "Lowercase" not in repr(self._tokenizer.normalizer):
+            parts = [Lowercase()] + ([self._tokenizer.normalizer] if self._tokenizer.normalizer else [])
+            self._tokenizer.normalizer = Sequence(parts)
+        limit = module_config.get("max_seq_length")
+        if limit is None:
+            limit = min(int(tokenizer_config.get("model_max_length", _VERY_LARGE)), config["max_position_embeddings"])
+        self.max_seq_length = int(limit)
+        pad_token = tokenizer_config.get("pad_token", "[PAD]")
+        pad_token = pad_token.get("content") if isinstance(pad_token, dict) else pad_token
+        self.pad_token_id = self._tokenizer.token_to_id(pad_token) if pad_token else 0
+        self.special_ids = {i for i, token in self._tokenizer.get_added_tokens_decoder().items() if token.special}
+        self.backend = "native"
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self._max_seq_length = int(value)
+        self._tokenizer.enable_truncation(max_length=self._max_seq_length)
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def modalities(self) -> list[str]:
+        return ["text"]
+
+    def get_embedding_dimension(self) -> int:
+        return self.config["hidden_size"]
+
+    def _encode(self, inputs: list[Any], prompt: str | None):
+        texts, pairs = _split_text_inputs(inputs, self.modalities)
+        if prompt:
+            texts = [prompt + text for text in texts]
+        batch = list(zip(texts, pairs)) if pairs is not None else texts
+        return self._tokenizer.encode_batch(batch)
+
+    def tokenize_unpadded(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> TokenizedTexts | None:
+        if kwargs.get("processing_kwargs") or "max_length" in kwargs:
+            return None
+        encodings = self._encode(inputs, prompt)
+        ids = [encoding.ids for encoding in encodings]
+        return TokenizedTexts(
+            input_ids=ids,
+            token_type_ids=[encoding.type_ids for encoding in encodings],
+            lengths=np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)),
+            truncated=np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(ids)),
+            prompt_length=self._prompt_length(prompt) if prompt else None,
+        )
+
+    def _prompt_length(self, prompt: str) -> int:
+        ids = self._tokenizer.encode(prompt).ids
+        return len(ids) - 1 if ids and ids[-1] in self.special_ids else len(ids)
+
+    def collate(self, tokenized: TokenizedTexts, indices: np.ndarray) -> dict[str, Any]:
+        return pad_batch(tokenized, indices, pad_id=self.pad_token_id)
+
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+        tokenized = self.tokenize_unpadded(inputs, prompt, **kwargs)
+        if tokenized is None:
+            raise ValueError("The native backend takes no processing_kwargs or max_length; use backend='torch'.")
+        features = self.collate(tokenized, np.arange(len(tokenized)))
+        features["truncated"] = torch.from_numpy(tokenized.truncated)
+        return features
+
+    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        output = self.model(features["input_ids"], features.get("attention_mask"), features.get("token_type_ids"))
+        features["token_embeddings"] = output.last_hidden_state  # (batch, seq, hidden)
+        return features
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "transformer_task": self.transformer_task,
+            "modality_config": self.modality_config,
+            "module_output_name": self.module_output_name,
+        }
+
+    def save(self, output_path: str, *args, **kwargs) -> None:
+        raise ValueError("A model loaded with backend='native' cannot be saved; load it with backend='torch' to save.")
+
+    def __repr__(self) -> str:
+        architecture = (self.config.get("architectures") or ["BertModel"])[0]
+        return f"Transformer({dict(self.get_config_dict(), architecture=architecture)})"
+
+
+__all__ = ["NativeTransformer", "native_input_module"]
