@@ -11,22 +11,14 @@ import pytest
 GOLDEN = Path(__file__).parent / "golden"
 sys.path.insert(0, str(GOLDEN))
 
-from make_golden import GOLDEN_FILES, build_reference, file_tree  # noqa: E402
+from make_golden import GOLDEN_FILES, build, build_reference, file_tree  # noqa: E402
 
+import embedstack.modules  # noqa: E402
 from embedstack import SentenceTransformer  # noqa: E402
-from embedstack.modules import Dense, Normalize, Pooling, Transformer  # noqa: E402
 
 
 def build_ours(backbone: Path) -> SentenceTransformer:
-    modules = [Transformer(str(backbone)), Pooling(32, pooling_mode="cls"), Dense(32, 16), Normalize()]
-    return SentenceTransformer(
-        modules=modules,
-        prompts={"query": "query: ", "passage": "passage: "},
-        default_prompt_name="query",
-        similarity_fn_name="dot",
-        truncate_dim=8,
-        device="cpu",
-    )
+    return build(SentenceTransformer, embedstack.modules, backbone)
 
 
 def read_golden_view(folder: Path, name: str) -> str:

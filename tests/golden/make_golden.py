@@ -26,20 +26,25 @@ GOLDEN_FILES = (
 )
 
 
-def build_reference(backbone: Path):
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
-
-    transformer = Transformer(str(backbone))
-    modules = [transformer, Pooling(32, pooling_mode="cls"), Dense(32, 16), Normalize()]
-    return SentenceTransformer(
-        modules=modules,
+def build(model_cls, modules, backbone: Path):
+    """The golden stack, built with either library (``modules`` is its modules namespace)."""
+    transformer = modules.Transformer(str(backbone))
+    stack = [transformer, modules.Pooling(32, pooling_mode="cls"), modules.Dense(32, 16), modules.Normalize()]
+    return model_cls(
+        modules=stack,
         prompts={"query": "query: ", "passage": "passage: "},
         default_prompt_name="query",
         similarity_fn_name="dot",
         truncate_dim=8,
         device="cpu",
     )
+
+
+def build_reference(backbone: Path):
+    import sentence_transformers.sentence_transformer.modules as modules
+    from sentence_transformers import SentenceTransformer
+
+    return build(SentenceTransformer, modules, backbone)
 
 
 def file_tree(folder: Path) -> list[str]:

@@ -17,7 +17,8 @@ import torch
 from embedstack.backends.native_bert import NativeBert, supports
 from embedstack.modules.base import InputModule, read_json
 from embedstack.modules.tokenized import TokenizedTexts, pad_batch
-from embedstack.modules.transformer import TEXT_MODALITY_CONFIG, _split_text_inputs
+from embedstack.modules.transformer import TEXT_MODALITY_CONFIG
+from embedstack.modules.transformer_support import split_text_inputs
 from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class NativeTransformer(InputModule):
         return self.config["hidden_size"]
 
     def _encode(self, inputs: list[Any], prompt: str | None):
-        texts, pairs = _split_text_inputs(inputs, self.modalities)
+        texts, pairs = split_text_inputs(inputs, self.modalities)
         if prompt:
             texts = [prompt + text for text in texts]
         batch = list(zip(texts, pairs)) if pairs is not None else texts

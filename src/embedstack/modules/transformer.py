@@ -9,9 +9,16 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from embedstack.errors import ModelFormatError, UnsupportedModalityError
+from embedstack.errors import UnsupportedModalityError
 from embedstack.modules.base import InputModule, module_dir
 from embedstack.modules.tokenized import TokenizedTexts, pad_batch
+from embedstack.modules.transformer_support import (
+    add_lowercase,
+    join_modality,
+    load_processor,
+    split_text_inputs,
+    validate_modality_config,
+)
 from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
 
 logger = logging.getLogger(__name__)
@@ -20,16 +27,6 @@ TransformerTask = Literal["feature-extraction"]
 TEXT_MODALITY_CONFIG = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
 PROCESSING_KWARGS_KEYS = ("common", "text", "audio", "image", "video", "chat_template")
 _DEFAULTS_DROPPED_ON_SAVE = {"query_length": None, "document_length": None, "query_expansion": None}
-
-
-def join_modality(modality: str | tuple[str, ...]) -> str:
-    """``("image", "text")`` -> ``"image+text"``, the form written to ``sentence_bert_config.json``."""
-    return modality if isinstance(modality, str) else "+".join(modality)
-
-
-def split_modality(key: str) -> str | tuple[str, ...]:
-    """``"image+text"`` -> ``("image", "text")``."""
-    return tuple(sorted(key.split("+"))) if "+" in key else key
 
 
 class Transformer(InputModule):
@@ -128,12 +125,12 @@ class Transformer(InputModule):
         if max_seq_length is not None and "model_max_length" not in processor_kwargs:
             processor_kwargs["model_max_length"] = max_seq_length
         tokenizer_path = str(module_dir(tokenizer_name_or_path)) if tokenizer_name_or_path else path
-        self.processor = _load_processor(tokenizer_path, processor_kwargs)
+        self.processor = load_processor(tokenizer_path, processor_kwargs)
         self._configure_tokenizer(processor_kwargs, do_lower_case)
 
         if modality_config is None:
             modality_config, module_output_name = self._infer_modality_config(), "token_embeddings"
-        self.modality_config = _validate_modality_config(modality_config)
+        self.modality_config = validate_modality_config(modality_config)
         self.module_output_name = module_output_name or "token_embeddings"
 
     # ----- properties -------------------------------------------------------------------------------------
@@ -191,7 +188,7 @@ class Transformer(InputModule):
         **kwargs,
     ) -> dict[str, Any]:
         """Tokenize texts (or text pairs), prepending ``prompt``; also reports which inputs were truncated."""
-        texts, pairs = _split_text_inputs(inputs, self.modalities)
+        texts, pairs = split_text_inputs(inputs, self.modalities)
         if "message" in self.modality_config:
             raise UnsupportedModalityError(
                 "This model has a chat template (its modality_config lists 'message'), so its inputs must be "
@@ -385,7 +382,7 @@ class Transformer(InputModule):
         if "model_max_length" not in processor_kwargs and isinstance(limit, int) and limit > 0:
             tokenizer.model_max_length = min(tokenizer.model_max_length, limit)
         if do_lower_case:
-            _add_lowercase(tokenizer)
+            add_lowercase(tokenizer)
 
     def _infer_modality_config(self) -> dict[str, dict[str, Any]]:
         config = {"text": dict(TEXT_MODALITY_CONFIG["text"])}
@@ -397,62 +394,3 @@ class Transformer(InputModule):
 
     def __repr__(self) -> str:
         return f"Transformer({dict(self.get_config_dict(), architecture=type(self.model).__name__)})"
-
-
-def _load_processor(path: str, processor_kwargs: dict[str, Any]):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path, **processor_kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(
-            f"The tokenizer in {path} could not be loaded ({exc}). The folder needs tokenizer.json or the "
-            "tokenizer's vocabulary files; restore them from the original model."
-        ) from None
-
-
-def _add_lowercase(tokenizer) -> None:
-    from tokenizers.normalizers import Lowercase, Sequence
-
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        tokenizer.do_lower_case = True
-        return
-    normalizer = backend.normalizer
-    if normalizer is not None and "Lowercase" in repr(normalizer):
-        return
-    parts = [Lowercase()]
-    if normalizer is not None:
-        parts.append(normalizer)
-    backend.normalizer = Sequence(parts)
-
-
-def _validate_modality_config(config: dict[str, Any]) -> dict[Any, dict[str, Any]]:
-    result = {}
-    for key, settings in config.items():
-        if not isinstance(settings, dict) or "method" not in settings or "method_output_name" not in settings:
-            raise ModelFormatError(
-                f"modality_config entry {key!r} must be an object with 'method' and 'method_output_name', got "
-                f"{settings!r}. Fix it in sentence_bert_config.json."
-            )
-        result[split_modality(key) if isinstance(key, str) else tuple(sorted(key))] = settings
-    return result
-
-
-def _split_text_inputs(inputs: list[Any], modalities: list) -> tuple[list[str], list[str] | None]:
-    texts: list[str] = []
-    pairs: list[str] = []
-    for index, item in enumerate(inputs):
-        if isinstance(item, str):
-            texts.append(item)
-        elif isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(part, str) for part in item):
-            texts.append(item[0])
-            pairs.append(item[1])
-        else:
-            raise UnsupportedModalityError(
-                f"Input {index} is a {type(item).__name__}, not text. This model accepts {modalities}; pass "
-                "strings (or pairs of strings)."
-            )
-    if pairs and len(pairs) != len(texts):
-        raise ValueError("A batch must be all single texts or all text pairs, not a mix of both.")
-    return texts, (pairs or None)
