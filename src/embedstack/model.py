@@ -23,8 +23,6 @@ from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
 
 logger = logging.getLogger(__name__)
 
-_DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
-
 
 def default_device() -> str:
     """The best available device: CUDA, then Apple MPS, then CPU."""
