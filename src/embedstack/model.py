@@ -340,6 +340,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             safe_serialization: Write safetensors (True) or pickled ``pytorch_model.bin`` module weights.
             legacy_layout: Write old type names and config keys for readers older than sentence-transformers 5.
         """
+        if getattr(self, "_quantized", None):
+            raise ValueError(
+                f"This model was quantized to {self._quantized} in memory, which the sentence-transformers format "
+                "cannot store. Save the float model (before calling quantize) instead."
+            )
         card = (
             model_card_text(self, model_name=model_name, loaded_card=self._model_card_text)
             if create_model_card

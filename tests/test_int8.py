@@ -1,0 +1,27 @@
+"""int8 CPU mode: quantized linear layers, close vectors, and a clear refusal to save."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from embedstack import SentenceTransformer
+from embedstack.modules import Pooling, Transformer
+from helpers import short_texts
+
+
+def test_int8_mode_quantizes_the_backbone_and_stays_close(tiny_bert_path, tmp_path):
+    model = SentenceTransformer(modules=[Transformer(str(tiny_bert_path)), Pooling(32)], device="cpu")
+    texts = short_texts()
+    full = model.encode(texts, normalize_embeddings=True)
+    model.quantize("int8")
+    linears = [m for m in model[0].model.modules() if type(m).__name__ == "Linear"]
+    assert linears and all(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in linears)
+    quantized = model.encode(texts, normalize_embeddings=True)
+    assert (full * quantized).sum(1).min() > 0.9
+    assert not np.allclose(full, quantized, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot store"):
+        model.save(str(tmp_path / "q"))
+    with pytest.raises(ValueError, match="'int4'"):
+        model.quantize("int4")
