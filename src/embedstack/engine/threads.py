@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -11,8 +12,12 @@ import torch
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
 def available_cpus() -> int:
-    """Cores this process may run on: its CPU affinity, capped by a cgroup CPU quota when one is set."""
+    """Cores this process may run on: its CPU affinity, capped by a cgroup CPU quota when one is set.
+
+    Read once per process, so encode calls do no file I/O for it.
+    """
     try:
         count = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
