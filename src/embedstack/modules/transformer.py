@@ -111,7 +111,7 @@ class Transformer(InputModule):
         self.document_length = document_length
         self.query_expansion = query_expansion
         self.do_lower_case = do_lower_case
-        self._prompt_lengths: dict[str, int] = {}
+        self._prompt_lengths: dict[tuple, int] = {}
 
         path = str(module_dir(model_name_or_path))
         from transformers import AutoConfig, AutoModel
@@ -278,13 +278,15 @@ class Transformer(InputModule):
         return call_kwargs
 
     def _prompt_length(self, prompt: str, call_kwargs: dict[str, Any]) -> int:
-        if prompt not in self._prompt_lengths:
+        # The count depends on the truncation limit too, so that is part of the cache key.
+        key = (prompt, call_kwargs.get("max_length"), self.tokenizer.model_max_length)
+        if key not in self._prompt_lengths:
             ids = self.tokenizer([prompt], **{**call_kwargs, "padding": False})["input_ids"][0]
             length = len(ids)
             if len(ids) and int(ids[-1]) in set(self.tokenizer.all_special_ids):
                 length -= 1  # the trailing [SEP]/EOS is not part of the prompt
-            self._prompt_lengths[prompt] = length
-        return self._prompt_lengths[prompt]
+            self._prompt_lengths[key] = length
+        return self._prompt_lengths[key]
 
     # ----- forward ----------------------------------------------------------------------------------------
     def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
