@@ -26,6 +26,17 @@ NON_LATIN = [
 ]
 
 
+HUB_COMMIT = "0" * 40
+
+
+def add_to_cache(cache: Path, repo_id: str, source: Path) -> None:
+    """Put ``source`` into a Hugging Face Hub cache as the main revision of ``repo_id`` (for offline Hub tests)."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(source, repo / "snapshots" / HUB_COMMIT)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(HUB_COMMIT)
+
+
 def copy_tokenizer(target: Path) -> None:
     source = default_model_path()
     for name in TOKENIZER_FILES:

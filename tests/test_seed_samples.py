@@ -10,23 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import copy_tokenizer
+from helpers import add_to_cache, copy_tokenizer
 
 SEED_DIR = Path(__file__).parent / "seed_samples"
-COMMIT = "0" * 40
 # The repr the seed prints for its DecayMeanPooling model.
 SEED_REPR = """SentenceTransformer(
   (0): Transformer({'transformer_task': 'feature-extraction', 'modality_config': {'text': {'method': 'forward', 'method_output_name': 'last_hidden_state'}}, 'module_output_name': 'token_embeddings', 'architecture': 'BertModel'})
   (1): DecayMeanPooling({'dimension': 768, 'decay': 0.99})
   (2): Normalize({'module_input_name': 'sentence_embedding', 'module_output_name': 'sentence_embedding'})
 )"""  # noqa: E501
-
-
-def add_to_cache(cache: Path, repo_id: str, source: Path) -> None:
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    shutil.copytree(source, repo / "snapshots" / COMMIT)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
 
 
 @pytest.fixture(scope="module")

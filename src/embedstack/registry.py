@@ -7,14 +7,11 @@ code from outside embedstack: it is imported only with ``trust_remote_code=True`
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
 from pathlib import Path
 
 from embedstack.errors import UnknownModuleTypeError, UntrustedCodeError, close_matches
 from embedstack.persistence.legacy import CURRENT_TYPE_NAMES, TYPE_ALIASES, legacy_type_name
-
-_SOURCE_ATTR = "__embedstack_source_file__"
+from embedstack.remote_code import CODE_REF_ATTR, import_class, local_code_file
 
 
 def builtin_modules() -> dict[str, type]:
@@ -30,14 +27,21 @@ def type_name_for(module: object, *, legacy: bool = False) -> str:
     builtins = builtin_modules()
     if builtins.get(cls.__name__) is cls:
         return (legacy and legacy_type_name(cls.__name__)) or CURRENT_TYPE_NAMES[cls.__name__]
-    source = getattr(cls, _SOURCE_ATTR, None)
-    if source is not None:  # loaded as remote code from a model folder
-        return f"{Path(source).stem}.{cls.__name__}"
+    ref = cls.__dict__.get(CODE_REF_ATTR)
+    if ref is not None:  # loaded as remote code
+        return ref.type_ref or f"{ref.module}.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def resolve_module_class(type_name: str, *, model_path: Path, trust_remote_code: bool, where: str) -> type:
-    """The class for a ``modules.json`` type string; ``where`` names the entry in errors."""
+def resolve_module_class(
+    type_name: str, *, model_path: Path, trust_remote_code: bool, where: str, module_path: Path | None = None
+) -> type:
+    """The class for a ``modules.json`` type string; ``where`` names the entry in errors.
+
+    ``type_name`` is a built-in's name (any spelling sentence-transformers has used), ``module.Class`` for code in
+    the model folder (its root, or ``module_path``, the entry's own folder, where sentence-transformers copies it)
+    or an installed package, or ``{repo_id}--{module}.{Class}`` for code in another Hub repository.
+    """
     if not isinstance(type_name, str) or not type_name:
         raise UnknownModuleTypeError(f"{where} has no 'type' string. Restore modules.json from the original model.")
     builtins = builtin_modules()
@@ -52,48 +56,49 @@ def resolve_module_class(type_name: str, *, model_path: Path, trust_remote_code:
             f"{where} names type {type_name!r}, which is not a module embedstack knows."
             f"{close_matches(type_name, TYPE_ALIASES)} Fix the type in modules.json."
         )
+    repo_id, _, dotted = type_name.rpartition("--") if "--" in type_name else ("", "", type_name)
+    module_name, _, class_name = dotted.rpartition(".")
+    if not module_name or not class_name.isidentifier():
+        raise UnknownModuleTypeError(
+            f"{where} names type {type_name!r}, which is neither a built-in module nor a 'module.Class' path. "
+            f"Fix the type in modules.json.{close_matches(type_name, TYPE_ALIASES)}"
+        )
+    code_root = model_path
+    if module_path is not None and local_code_file(model_path, module_name) is None:
+        if local_code_file(module_path, module_name) is not None:
+            code_root = module_path
     if not trust_remote_code:
         raise UntrustedCodeError(
-            f"{where} names type {type_name!r}, which is not a built-in module. Loading it would run code from "
-            f"{_describe_code_source(type_name, model_path)}. Pass trust_remote_code=True if you trust this model."
+            f"{where} names type {type_name!r}, which is not a built-in module. Loading it would run "
+            f"{_describe_code_source(repo_id, module_name, class_name, code_root)}. "
+            "Pass trust_remote_code=True if you trust this model."
         )
-    return _import_custom_class(type_name, model_path, where)
+    if repo_id:
+        from embedstack.persistence.hub import resolve_model_path
+
+        code_root = resolve_model_path(repo_id)
+    return _import_custom_class(code_root, module_name, class_name, type_name if repo_id else None, where)
 
 
-def _describe_code_source(type_name: str, model_path: Path) -> str:
-    module_name, _, class_name = type_name.rpartition(".")
-    local_file = model_path / f"{module_name}.py"
-    if local_file.is_file():
-        return f"class {class_name} in {local_file}"
-    return f"class {class_name} of the Python module {module_name!r}"
+def _describe_code_source(repo_id: str, module_name: str, class_name: str, model_path: Path) -> str:
+    relative = module_name.replace(".", "/") + ".py"
+    if repo_id:
+        return f"class {class_name} from {relative} in the Hub repository {repo_id}"
+    local_file = local_code_file(model_path, module_name)
+    if local_file is not None:
+        return f"class {class_name} from {local_file}"
+    return f"class {class_name} of the installed Python module {module_name!r}"
 
 
-def _import_custom_class(type_name: str, model_path: Path, where: str) -> type:
-    module_name, _, class_name = type_name.rpartition(".")
-    local_file = model_path / f"{module_name}.py"
+def _import_custom_class(root: Path, module_name: str, class_name: str, type_ref: str | None, where: str) -> type:
     try:
-        if "." not in module_name and local_file.is_file():
-            module = _import_file(local_file)
-        else:
-            module = importlib.import_module(module_name)
-        cls = getattr(module, class_name)
+        if local_code_file(root, module_name) is not None:
+            return import_class(root, module_name, class_name, type_ref=type_ref)
+        if type_ref:
+            raise ImportError(f"{root} has no {module_name.replace('.', '/')}.py")
+        return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise UnknownModuleTypeError(
-            f"{where} names type {type_name!r}, which could not be imported ({exc}). Install the package that "
-            f"provides it, or put {module_name}.py in the model folder."
+            f"{where} names class {class_name} of module {module_name!r}, which could not be imported ({exc}). "
+            f"Install the package that provides it, or put {module_name.replace('.', '/')}.py in the model folder."
         ) from None
-    return cls
-
-
-def _import_file(path: Path):
-    unique = f"embedstack_remote_{abs(hash(str(path.resolve())))}_{path.stem}"
-    if unique in sys.modules:
-        return sys.modules[unique]
-    spec = importlib.util.spec_from_file_location(unique, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[unique] = module
-    spec.loader.exec_module(module)
-    for value in vars(module).values():
-        if isinstance(value, type) and value.__module__ == unique:
-            setattr(value, _SOURCE_ATTR, str(path))
-    return module

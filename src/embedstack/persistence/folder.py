@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import shutil
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,8 @@ from embedstack.persistence.layout import (
     write_modules_json,
 )
 from embedstack.persistence.legacy import legacy_module_config
-from embedstack.registry import _SOURCE_ATTR, builtin_modules, resolve_module_class, type_name_for
+from embedstack.registry import builtin_modules, resolve_module_class, type_name_for
+from embedstack.remote_code import code_ref_of, copy_code
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,13 @@ def load_folder(folder: Path, *, trust_remote_code: bool = False, **load_kwargs:
     module_kwargs: dict[str, list[str]] = {}
     for entry in entries:
         where = f"{folder / 'modules.json'} entry {entry.index}"
-        cls = resolve_module_class(entry.type, model_path=folder, trust_remote_code=trust_remote_code, where=where)
+        cls = resolve_module_class(
+            entry.type,
+            model_path=folder,
+            module_path=folder / entry.path,
+            trust_remote_code=trust_remote_code,
+            where=where,
+        )
         module = _native_module(folder / entry.path, load_kwargs) if cls is Transformer else None
         modules[entry.name] = module or _load_module(cls, folder, entry.path, trust_remote_code, load_kwargs)
         module_kwargs[entry.name] = entry.kwargs
@@ -179,11 +185,9 @@ def _rewrite_legacy_config(module: Any, target: Path) -> None:
 
 
 def _copy_remote_code(module: Any, target: Path, root: Path) -> None:
-    """A class loaded from a model folder's .py file travels with the model (in its folder and the root)."""
-    source = getattr(type(module), _SOURCE_ATTR, None)
-    if source is None:
+    """Code of a custom module travels with the model: into the model root (where ``module.Class`` types are
+    resolved) and the module's folder (where sentence-transformers copies it)."""
+    ref = code_ref_of(type(module))
+    if ref is None or ref.type_ref is not None:  # not carried, or kept in another Hub repository
         return
-    for folder in {target, root}:
-        destination = folder / Path(source).name
-        if not destination.exists():
-            shutil.copyfile(source, destination)
+    copy_code(ref, list(dict.fromkeys([root, target])))

@@ -1,0 +1,3 @@
+# Imported by scaled_pooling.py through a relative import.
+
+SCALE = 2.0
