@@ -86,7 +86,7 @@ def test_resaving_a_remote_code_model_carries_its_code_and_kwargs(tmp_path, tiny
     folder = write_custom_model(tmp_path / "m", tiny_bert_path, code_in="module")
     model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
     expected = model.encode(TEXTS, task="negate")
-    for round_trip in range(2):  # save, load, save again (over the folder it was loaded from)
+    for _round_trip in range(2):  # save, load, save again (over the folder it was loaded from)
         model.save(str(tmp_path / "saved"))
         saved = tmp_path / "saved"
         for name in CODE_FILES:
