@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from embedstack.engine import EncodePlan, limit_cpu_threads, run, stream
+from embedstack.inputs import is_message
 from embedstack.quantization import PRECISIONS, Precision, quantize_embeddings
 from embedstack.similarity import SimilarityFunction
 
@@ -21,17 +22,13 @@ _DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 _ALWAYS_ACCEPTED_KWARGS = {"task", "processing_kwargs"}
 
 
-def _is_message(item: Any) -> bool:
-    return isinstance(item, dict) and "role" in item and "content" in item
-
-
 class EncodeMixin:
     """Methods that turn inputs into embeddings; mixed into ``SentenceTransformer``."""
 
     @staticmethod
     def is_singular_input(inputs: Any) -> bool:
         """True for one input (a str, a dict, one conversation, an array); False for a batch."""
-        if isinstance(inputs, list) and inputs and _is_message(inputs[0]):
+        if isinstance(inputs, list) and inputs and is_message(inputs[0]):
             return True
         if isinstance(inputs, (list, tuple)):
             return False
@@ -104,7 +101,8 @@ class EncodeMixin:
         self._check_kwargs(kwargs)
         singular = self.is_singular_input(inputs)
         inputs = [inputs] if singular else (inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs))
-
+        if inputs:
+            self.check_modality(inputs)
         plan = self._plan(
             prompt=self._resolve_prompt(prompt, prompt_name),
             batch_size=batch_size,

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from embedstack.encoding import EncodeMixin
+from embedstack.inputs import check_modality, supports
 from embedstack.modules.base import InputModule
 from embedstack.persistence.folder import load_folder, save_folder
 from embedstack.persistence.hub import resolve_model_path
@@ -195,12 +196,18 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         return list(getattr(self.input_module, "modalities", ["text"]))
 
     def supports(self, modality: str | tuple[str, ...]) -> bool:
-        """Whether the model takes inputs of ``modality``."""
-        if modality in self.modalities:
-            return True
-        return (
-            isinstance(modality, tuple) and "message" in self.modalities and all(m in self.modalities for m in modality)
-        )
+        """Whether the model takes inputs of ``modality`` (e.g. "image", or ("image", "text") for a dict of both)."""
+        return supports(self.modalities, modality)
+
+    def check_modality(self, inputs: list[Any]) -> str | tuple[str, ...] | None:
+        """The modality of a batch of inputs; raises UnsupportedModalityError naming it if the model cannot take it.
+
+        An input module with ``checks_own_inputs = True`` (the Router, which also takes legacy ``{task: text}``
+        dicts) is trusted to check its inputs itself.
+        """
+        if getattr(self.input_module, "checks_own_inputs", False):
+            return None
+        return check_modality(inputs, self.modalities, f"This model ({type(self.input_module).__name__} input)")
 
     @property
     def similarity_fn_name(self) -> str:
@@ -277,6 +284,9 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     # ----- running ----------------------------------------------------------------------------------------
     def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> dict[str, Any]:
         """Turn raw inputs into features with the input module (prompt prepended)."""
+        if not inputs:
+            return {}
+        self.check_modality(inputs)
         module = self.input_module
         if isinstance(module, InputModule) or hasattr(module, "preprocess"):
             return module.preprocess(inputs, prompt=prompt, **kwargs)

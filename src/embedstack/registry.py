@@ -46,6 +46,11 @@ def resolve_module_class(
         raise UnknownModuleTypeError(f"{where} has no 'type' string. Restore modules.json from the original model.")
     builtins = builtin_modules()
     if type_name in TYPE_ALIASES:
+        if TYPE_ALIASES[type_name] not in builtins:
+            raise UnknownModuleTypeError(
+                f"{where} names type {type_name!r}; embedstack does not implement {TYPE_ALIASES[type_name]} yet. "
+                "Load this model with sentence-transformers, or replace the module with a Transformer."
+            )
         return builtins[TYPE_ALIASES[type_name]]
     if type_name.startswith("embedstack.modules."):
         name = type_name.rsplit(".", 1)[-1]
@@ -102,3 +107,9 @@ def _import_custom_class(root: Path, module_name: str, class_name: str, type_ref
             f"{where} names class {class_name} of module {module_name!r}, which could not be imported ({exc}). "
             f"Install the package that provides it, or put {module_name.replace('.', '/')}.py in the model folder."
         ) from None
+
+
+def import_trusted_class(dotted: str, root: Path, where: str) -> type:
+    """Import ``module.Class`` from ``root`` or an installed package; the caller has checked trust."""
+    module_name, _, class_name = dotted.rpartition(".")
+    return _import_custom_class(root, module_name, class_name, None, where)

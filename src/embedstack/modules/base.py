@@ -209,6 +209,26 @@ class Module(ABC, torch.nn.Module):
         return f"{type(self).__name__}({self.get_config_dict()})"
 
 
+class ModuleWithWeights(Module):
+    """A :class:`Module` saved as its ``config_keys`` config plus a weights file: ``save`` and ``load`` included."""
+
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        self.save_config(output_path)
+        device = next((p.device for p in self.parameters()), None)
+        self.cpu()  # safetensors cannot write some non-CPU storages (LSTM weights)
+        try:
+            self.save_torch_weights(output_path, safe_serialization=safe_serialization)
+        finally:
+            if device is not None:
+                self.to(device)
+
+    @classmethod
+    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs):
+        """Build the module from its config file, then load its weights (shapes checked against the config)."""
+        module = super().load(model_name_or_path, subfolder=subfolder, **kwargs)
+        return cls.load_torch_weights(model_name_or_path, subfolder=subfolder, model=module)
+
+
 def _load_state_dict_checked(model: torch.nn.Module, state_dict: dict, source: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))

@@ -15,6 +15,7 @@ from embedstack.modules import Pooling, Transformer
 from embedstack.persistence.atomic import atomic_folder
 from embedstack.persistence.layout import (
     MODEL_TYPE,
+    check_module_path,
     read_model_config,
     read_modules_json,
     write_model_config,
@@ -61,17 +62,28 @@ def load_folder(folder: Path, *, trust_remote_code: bool = False, **load_kwargs:
     module_kwargs: dict[str, list[str]] = {}
     for entry in entries:
         where = f"{folder / 'modules.json'} entry {entry.index}"
-        cls = resolve_module_class(
-            entry.type,
-            model_path=folder,
-            module_path=folder / entry.path,
-            trust_remote_code=trust_remote_code,
-            where=where,
+        modules[entry.name] = load_module_from(
+            folder, entry.path, entry.type, where=where, trust_remote_code=trust_remote_code, **load_kwargs
         )
-        module = _native_module(folder / entry.path, load_kwargs) if cls is Transformer else None
-        modules[entry.name] = module or _load_module(cls, folder, entry.path, trust_remote_code, load_kwargs)
         module_kwargs[entry.name] = entry.kwargs
     return LoadedFolder(modules, module_kwargs, config, card_text)
+
+
+def load_module_from(
+    folder: Path, subfolder: str, type_name: str, *, where: str, trust_remote_code: bool = False, **load_kwargs: Any
+) -> Any:
+    """Build the module of type ``type_name`` saved in ``folder/subfolder``; ``where`` names it in errors."""
+    check_module_path(folder, subfolder, where)
+    cls = resolve_module_class(
+        type_name,
+        model_path=folder,
+        module_path=folder / subfolder,
+        trust_remote_code=trust_remote_code,
+        where=where,
+    )
+    load_kwargs = dict(load_kwargs)
+    module = _native_module(folder / subfolder, load_kwargs) if cls is Transformer else None
+    return module or _load_module(cls, folder, subfolder, trust_remote_code, load_kwargs)
 
 
 def _native_module(folder: Path, load_kwargs: dict[str, Any]):
@@ -145,12 +157,9 @@ def save_folder(
             subfolder = (
                 "" if index == 0 and getattr(module, "save_in_root", False) else f"{index}_{type(module).__name__}"
             )
-            target = staging / subfolder
-            target.mkdir(parents=True, exist_ok=True)
-            _save_module(module, target, safe_serialization)
+            target = save_module_into(module, staging, subfolder, safe_serialization)
             if legacy_layout:
                 _rewrite_legacy_config(module, target)
-            _copy_remote_code(module, target, staging)
             entry: dict[str, Any] = {"idx": index, "name": name, "path": subfolder}
             entry["type"] = type_name_for(module, legacy=legacy_layout)
             if model.module_kwargs.get(name):
@@ -159,6 +168,15 @@ def save_folder(
         write_modules_json(staging, entries)
         if card_text is not None:
             (staging / "README.md").write_text(card_text, encoding="utf-8")
+
+
+def save_module_into(module: Any, parent: Path, subfolder: str, safe_serialization: bool) -> Path:
+    """Save ``module`` into ``parent/subfolder`` (created), with the code of a custom module; returns the folder."""
+    target = parent / subfolder
+    target.mkdir(parents=True, exist_ok=True)
+    _save_module(module, target, safe_serialization)
+    _copy_remote_code(module, target, parent)
+    return target
 
 
 def _save_module(module: Any, target: Path, safe_serialization: bool) -> None:

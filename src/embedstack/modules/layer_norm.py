@@ -1,0 +1,27 @@
+"""LayerNorm over the sentence embedding (a legacy module)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from embedstack.modules.base import ModuleWithWeights
+
+
+class LayerNorm(ModuleWithWeights):
+    """Applies ``nn.LayerNorm(dimension)`` to ``sentence_embedding``."""
+
+    config_keys: list[str] = ["dimension"]
+
+    def __init__(self, dimension: int, **kwargs: Any) -> None:
+        super().__init__()
+        self.dimension = dimension
+        self.norm = nn.LayerNorm(dimension)
+
+    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+        features["sentence_embedding"] = self.norm(features["sentence_embedding"])
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        return self.dimension

@@ -1,0 +1,307 @@
+"""Router: send each input through one of several module stacks, chosen by task and/or modality.
+
+Asymmetric models (a cheap query encoder, a strong document encoder) and cross-modal models (one encoder per
+modality) are one Router as the first module. ``encode_query`` / ``encode_document`` pass ``task``; the modality
+is inferred from the inputs. The folder layout is sentence-transformers' (``router_config.json``, one subfolder
+per routed module), and the legacy ``Asym`` layout (``config.json``, dict inputs ``{"query": text}``) loads too.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from embedstack.errors import ModelFormatError
+from embedstack.inputs import MODALITY_KEYS, Modality, format_modality, infer_batch_modality
+from embedstack.modules.base import InputModule, module_dir
+
+logger = logging.getLogger(__name__)
+
+RouteKey = tuple[str | None, Modality | None]
+
+
+class Router(InputModule):
+    """Routes features through ``sub_modules[route]``.
+
+    Args:
+        sub_modules: Route name -> the modules of that route (the first is its input module).
+        default_route: The route when neither task nor modality picks one (default: the first, with
+            ``allow_empty_key``).
+        allow_empty_key: Let ``default_route`` default to the first route.
+        route_mappings: ``(task, modality) -> route``; ``None`` in either place matches anything. Looked up as
+            (task, modality), (task, None), (None, modality), (None, None), then a route named like the task,
+            then one named like the modality, then ``default_route``.
+
+    Example:
+        >>> router = Router.for_query_document(query_modules=[static], document_modules=[transformer, pooling])
+        >>> model = SentenceTransformer(modules=[router, Normalize()])
+        >>> model.encode_query("capital of France?").shape
+    """
+
+    config_keys: list[str] = ["default_route", "allow_empty_key", "route_mappings"]
+    config_file_name = "router_config.json"
+    save_in_root: bool = False
+    checks_own_inputs: bool = True  # routes check their inputs; legacy {task: text} dicts are not a modality
+
+    def __init__(
+        self,
+        sub_modules: dict[str, list[nn.Module]],
+        default_route: str | None = None,
+        allow_empty_key: bool = True,
+        route_mappings: dict[RouteKey, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if not sub_modules:
+            raise ValueError("Router needs at least one route in sub_modules.")
+        self.sub_modules = nn.ModuleDict(
+            {
+                name: modules if isinstance(modules, nn.Sequential) else nn.Sequential(*modules)
+                for name, modules in sub_modules.items()
+            }
+        )
+        if default_route is not None and default_route not in self.sub_modules:
+            raise ValueError(f"default_route {default_route!r} is not a route; routes: {list(self.sub_modules)}.")
+        for key, route in (route_mappings or {}).items():
+            if route not in self.sub_modules:
+                raise ValueError(
+                    f"route_mappings maps {key} to {route!r}, which is not a route: {list(self.sub_modules)}."
+                )
+        if allow_empty_key and default_route is None:
+            default_route = next(iter(self.sub_modules))
+        self.default_route = default_route
+        self.allow_empty_key = allow_empty_key
+        self.route_mappings = {
+            (task, tuple(sorted(modality)) if isinstance(modality, tuple) else modality): route
+            for (task, modality), route in (route_mappings or {}).items()
+        }
+
+    @classmethod
+    def for_query_document(
+        cls,
+        query_modules: list[nn.Module],
+        document_modules: list[nn.Module],
+        default_route: str | None = "document",
+        allow_empty_key: bool = True,
+    ) -> Router:
+        """A Router with a "query" and a "document" route, for ``encode_query`` / ``encode_document``."""
+        return cls(
+            {"query": query_modules, "document": document_modules},
+            default_route=default_route,
+            allow_empty_key=allow_empty_key,
+        )
+
+    # ----- routing ----------------------------------------------------------------------------------------
+    def resolve_route(self, task: str | None = None, modality: Modality | None = None) -> str:
+        """The route for ``task`` and ``modality``; raises ValueError listing the routes when none fits."""
+        if isinstance(modality, tuple):
+            modality = tuple(sorted(modality))
+        for key in ((task, modality), (task, None), (None, modality), (None, None)):
+            if key in self.route_mappings:
+                return self.route_mappings[key]
+        if task and task in self.sub_modules:
+            return task
+        if isinstance(modality, str) and modality in self.sub_modules:
+            return modality
+        if task is not None:
+            raise ValueError(f"No route for task {task!r}. Routes: {self._routes_text()}.")
+        if self.default_route is None:
+            raise ValueError(
+                f"No route for task=None, modality={format_modality(modality) if modality else None!r}. Routes: "
+                f"{self._routes_text()}. Pass task= to encode (or use encode_query / encode_document), or give the "
+                "Router a default_route."
+            )
+        return self.default_route
+
+    def _routes_text(self) -> str:
+        routes = [f"task={name!r}" for name in self.sub_modules]
+        for task, modality in self.route_mappings:
+            shown = format_modality(modality) if modality is not None else None
+            routes.append(f"(task={task!r}, modality={shown!r})")
+        return ", ".join(routes)
+
+    @property
+    def forward_kwargs(self) -> set[str]:
+        """``task`` and ``modality``, plus the ``encode`` keywords any routed module takes."""
+        routed = {kw for route in self.sub_modules.values() for m in route for kw in getattr(m, "forward_kwargs", ())}
+        return {"task", "modality"} | routed
+
+    @property
+    def modalities(self) -> list[Modality]:
+        """Every modality some route's input module takes."""
+        found = {m for route in self.sub_modules.values() for m in getattr(route[0], "modalities", ["text"])}
+        return sorted(found, key=str)
+
+    def preprocess(
+        self,
+        inputs: list[Any],
+        prompt: str | None = None,
+        task: str | None = None,
+        modality: Modality | None = None,
+        **kwargs,
+    ) -> dict[str, Any]:
+        if inputs and isinstance(inputs[0], dict) and task is None:
+            keys = {key for item in inputs for key in item}
+            if not keys & MODALITY_KEYS:  # legacy Asym input: [{"query": text}, ...]
+                if len(keys) > 1:
+                    raise ValueError(f"All inputs must use the same task key (Asym format); got {sorted(keys)}.")
+                task = keys.pop()
+                inputs = [item[task] for item in inputs]
+        if modality is None and inputs:
+            try:
+                modality = infer_batch_modality(inputs, self.modalities)
+            except ValueError:
+                modality = None
+        route = self.resolve_route(task, modality)
+        first = self.sub_modules[route][0]
+        features = first.preprocess(inputs, prompt=prompt, task=task, **kwargs)
+        features["task"] = task
+        if modality is not None:
+            features["modality"] = modality
+        return features
+
+    def forward(self, features: dict[str, Any], task: str | None = None, modality: Modality | None = None, **kwargs):
+        task = task if task is not None else features.get("task")
+        modality = modality if modality is not None else features.get("modality")
+        kwargs.update(task=task, modality=modality)
+        for module in self.sub_modules[self.resolve_route(task, modality)]:
+            accepted = getattr(module, "forward_kwargs", set())
+            features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
+        return features
+
+    # ----- model-facing properties ------------------------------------------------------------------------
+    def get_embedding_dimension(self) -> int | None:
+        dimensions = []
+        for route in self.sub_modules.values():
+            for module in reversed(list(route)):
+                if callable(getattr(type(module), "get_embedding_dimension", None)):
+                    dimensions.append(module.get_embedding_dimension())
+                    break
+        if len(set(dimensions)) > 1:
+            logger.warning("The routes give embeddings of different widths %s; reporting the first.", dimensions)
+        return dimensions[0] if dimensions else None
+
+    @property
+    def tokenizer(self):
+        return next((t for r in self.sub_modules.values() if (t := getattr(r[0], "tokenizer", None)) is not None), None)
+
+    @tokenizer.setter
+    def tokenizer(self, value) -> None:
+        if value is not None:
+            raise AttributeError("A Router has one tokenizer per route; set it on the route's input module.")
+
+    @property
+    def max_seq_length(self) -> int | None:
+        lengths = {
+            length for route in self.sub_modules.values() if (length := getattr(route[0], "max_seq_length", None))
+        }
+        return max(lengths) if lengths else None
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        for route in self.sub_modules.values():
+            if hasattr(route[0], "max_seq_length"):
+                try:
+                    route[0].max_seq_length = value
+                except AttributeError:  # a read-only max_seq_length (StaticEmbedding)
+                    pass
+
+    def on_model_ready(self, model: Any) -> None:
+        for route in self.sub_modules.values():
+            for module in route:
+                hook = getattr(module, "on_model_ready", None)
+                if callable(hook):
+                    hook(model)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "default_route": self.default_route,
+            "allow_empty_key": self.allow_empty_key,
+            "route_mappings": dict(self.route_mappings),
+        }
+
+    def __repr__(self) -> str:
+        return nn.Module.__repr__(self)
+
+    def extra_repr(self) -> str:
+        parts = [f"default_route={self.default_route!r}"] if self.default_route is not None else []
+        if self.route_mappings:
+            parts.append(f"route_mappings={self.route_mappings}")
+        return ", ".join(parts)
+
+    # ----- persistence ------------------------------------------------------------------------------------
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        from embedstack.persistence.folder import save_module_into
+        from embedstack.registry import type_name_for
+
+        types: dict[str, str] = {}
+        structure: dict[str, list[str]] = {}
+        ids: dict[int, str] = {}
+        for name, route in self.sub_modules.items():
+            structure[name] = []
+            for index, module in enumerate(route):
+                if id(module) not in ids:  # a module shared by two routes is saved once
+                    ids[id(module)] = f"{name}_{index}_{type(module).__name__}"
+                    types[ids[id(module)]] = type_name_for(module)
+                    save_module_into(module, Path(output_path), ids[id(module)], safe_serialization)
+                structure[name].append(ids[id(module)])
+        parameters = self.get_config_dict()
+        parameters["route_mappings"] = {str(key): value for key, value in self.route_mappings.items()}
+        with open(Path(output_path) / self.config_file_name, "w", encoding="utf-8") as handle:
+            json.dump({"types": types, "structure": structure, "parameters": parameters}, handle, indent=4)
+
+    @classmethod
+    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs) -> Router:
+        """Load ``router_config.json`` (or a legacy Asym ``config.json``) and every routed module."""
+        from embedstack.persistence.folder import load_module_from
+
+        folder = module_dir(model_name_or_path, subfolder)
+        config_name = cls.config_file_name if (folder / cls.config_file_name).is_file() else "config.json"
+        config = cls.load_config(folder, config_filename=config_name)
+        file = folder / config_name
+        types, structure = config.get("types"), config.get("structure")
+        if not isinstance(types, dict) or not isinstance(structure, dict) or not structure:
+            raise ModelFormatError(f"{file} needs 'types' and 'structure' objects naming the routed modules.")
+        modules: dict[str, nn.Module] = {}
+        for module_id, type_name in types.items():
+            modules[module_id] = load_module_from(
+                folder, module_id, type_name, where=f"{file} type {module_id!r}", **kwargs
+            )
+        routes: dict[str, list[nn.Module]] = {}
+        for route, module_ids in structure.items():
+            missing = [m for m in module_ids if m not in modules]
+            if missing:
+                raise ModelFormatError(f"{file} route {route!r} uses modules {missing} that 'types' does not list.")
+            routes[route] = [modules[m] for m in module_ids]
+        parameters = dict(config.get("parameters") or {})
+        parameters["route_mappings"] = _parse_route_mappings(parameters.get("route_mappings") or {}, file)
+        unknown = set(parameters) - set(cls.config_keys)
+        if unknown:
+            raise ModelFormatError(
+                f"{file} 'parameters' has unknown keys {sorted(unknown)}; expected {cls.config_keys}."
+            )
+        return cls(routes, **parameters)
+
+
+def _parse_route_mappings(raw: dict[str, str], file: Path) -> dict[RouteKey, str]:
+    """Keys are written as Python tuple literals, e.g. "('query', None)"; parsed as literals, never evaluated."""
+    parsed = {}
+    for key, route in raw.items():
+        try:
+            value = ast.literal_eval(key)
+        except (ValueError, SyntaxError):
+            value = None
+        if not (isinstance(value, tuple) and len(value) == 2):
+            raise ModelFormatError(f"{file} route_mappings key {key!r} is not a (task, modality) pair.")
+        parsed[value] = route
+    return parsed
+
+
+Asym = Router  # the name older sentence-transformers releases used
+__all__ = ["Router", "Asym"]
