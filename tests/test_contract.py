@@ -4,27 +4,75 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tokenizers import Tokenizer
 
-from embedstack.modules import BUILTIN_MODULE_NAMES, Dense, Normalize, Pooling, Transformer
-from embedstack.registry import builtin_modules, type_name_for
+from embedstack.modules import (
+    BUILTIN_MODULE_NAMES,
+    CNN,
+    LSTM,
+    BoW,
+    Dense,
+    Dropout,
+    LayerNorm,
+    Normalize,
+    Pooling,
+    Router,
+    StaticEmbedding,
+    Transformer,
+    WeightedLayerPooling,
+    WhitespaceTokenizer,
+    WordEmbeddings,
+    WordWeights,
+)
+from embedstack.registry import builtin_modules, resolve_module_class, type_name_for
+
+VOCAB = ["PADDING_TOKEN", "a", "first", "text", "and", "second", "longer"]
 
 
 def examples(tiny_bert_path) -> dict:
+    torch.manual_seed(0)
+    tokenizer = Tokenizer.from_file(str(tiny_bert_path / "tokenizer.json"))
     return {
         "Transformer": Transformer(str(tiny_bert_path), max_seq_length=24),
         "Pooling": Pooling(32, pooling_mode=["mean", "max"], include_prompt=False),
         "Dense": Dense(32, 8, activation_function=torch.nn.GELU()),
         "Normalize": Normalize(),
+        "Router": Router.for_query_document([StaticEmbedding(tokenizer, embedding_dim=32)], [BoW(VOCAB)]),
+        "StaticEmbedding": StaticEmbedding(tokenizer, embedding_dim=8),
+        "WordEmbeddings": WordEmbeddings(WhitespaceTokenizer(VOCAB, stop_words=["and"]), torch.randn(7, 32)),
+        "WordWeights": WordWeights(VOCAB, {"text": 2.0, "first": 0.5}, unknown_word_weight=0.1),
+        "BoW": BoW(VOCAB, {"text": 3.0}, cumulative_term_frequency=False),
+        "CNN": CNN(32, out_channels=4, kernel_sizes=[1, 3]),
+        "LSTM": LSTM(32, 6, num_layers=1),
+        "LayerNorm": LayerNorm(32),
+        "Dropout": Dropout(0.25),
+        "WeightedLayerPooling": WeightedLayerPooling(32, num_hidden_layers=3, layer_start=1),
     }
+
+
+INPUT_MODULES = {"Transformer", "Router", "StaticEmbedding", "WordEmbeddings", "BoW"}
 
 
 def sample_features(name: str, module) -> dict:
     torch.manual_seed(0)
-    if name == "Transformer":
+    if name in INPUT_MODULES:
         return module.preprocess(["a first text", "and a second, longer text"])
-    if name == "Pooling":
-        return {"token_embeddings": torch.randn(2, 5, 32), "attention_mask": torch.tensor([[1] * 5, [1, 1, 1, 0, 0]])}
-    return {"sentence_embedding": torch.randn(2, 32)}
+    tokens = {
+        "token_embeddings": torch.randn(2, 5, 32),
+        "attention_mask": torch.tensor([[1] * 5, [1, 1, 1, 0, 0]]),
+        "input_ids": torch.tensor([[1, 2, 3, 4, 5], [6, 1, 2, 0, 0]]),
+        "sentence_lengths": torch.tensor([5, 3]),
+        "all_layer_embeddings": tuple(torch.randn(2, 5, 32) for _ in range(4)),
+    }
+    return (
+        tokens
+        if name not in ("Dense", "Normalize", "LayerNorm", "Dropout")
+        else {"sentence_embedding": torch.randn(2, 32)}
+    )
+
+
+def output_of(features: dict) -> torch.Tensor:
+    return features["sentence_embedding"] if "sentence_embedding" in features else features["token_embeddings"]
 
 
 def test_every_builtin_is_covered(tiny_bert_path):
@@ -36,14 +84,30 @@ def test_module_contract(name, tiny_bert_path, tmp_path):
     module = examples(tiny_bert_path)[name].eval()
     cls = type(module)
     module.save(str(tmp_path), safe_serialization=True)
-    assert cls.load_config(str(tmp_path)) == module.get_config_dict()
+    if name != "Router":  # the Router's file also holds its routes ({"types", "structure", "parameters"})
+        assert cls.load_config(str(tmp_path)) == module.get_config_dict()
     loaded = cls.load(str(tmp_path)).eval()
     assert loaded.get_config_dict() == module.get_config_dict()
     assert repr(loaded) == repr(module)
     assert getattr(loaded, "max_seq_length", None) == getattr(module, "max_seq_length", None)
-    assert type_name_for(module).startswith("sentence_transformers.")
+    if hasattr(type(module), "get_embedding_dimension"):
+        assert loaded.get_embedding_dimension() == module.get_embedding_dimension()
+    type_name = type_name_for(module)
+    assert type_name.startswith("sentence_transformers.")
+    assert resolve_module_class(type_name, model_path=tmp_path, trust_remote_code=False, where="test") is cls
     with torch.no_grad():
-        expected = module(sample_features(name, module))
-        actual = loaded(sample_features(name, loaded))
-    key = "token_embeddings" if name == "Transformer" else "sentence_embedding"
-    torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0)
+        expected = output_of(module(sample_features(name, module)))
+        actual = output_of(loaded(sample_features(name, loaded)))
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", BUILTIN_MODULE_NAMES)
+def test_module_accepts_future_keywords(name, tiny_bert_path, tmp_path):
+    """The seed asks modules to take **kwargs on forward, save and preprocess so that new options do not break them."""
+    module = examples(tiny_bert_path)[name].eval()
+    module.save(str(tmp_path), safe_serialization=True, some_future_option=1)
+    features = sample_features(name, module)
+    if name in INPUT_MODULES:
+        features = module.preprocess(["a text"], prompt=None, some_future_option=1)
+    with torch.no_grad():
+        module(features, some_future_option=1)
