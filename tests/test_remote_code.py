@@ -122,7 +122,7 @@ def test_code_from_another_hub_repository(tmp_path, tiny_bert_path, monkeypatch)
     entries[1]["type"] = "my-user/my-model-implementation--scaled_pooling.ScaledMeanPooling"
     (folder / "modules.json").write_text(json.dumps(entries))
 
-    with pytest.raises(UntrustedCodeError, match="scaled_pooling.py in the Hub repository my-user/my-model-impl"):
+    with pytest.raises(UntrustedCodeError, match="scaled_pooling.py of the Hub repository my-user/my-model-impl"):
         SentenceTransformer(str(folder), device="cpu")
     model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
     np.testing.assert_allclose(model.encode(TEXTS), expected_vectors(model, TEXTS, 3.0), atol=1e-5)

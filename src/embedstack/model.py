@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from embedstack.encoding import EncodeMixin
+from embedstack.errors import ModelFormatError
 from embedstack.inputs import check_modality, supports
 from embedstack.modules.base import InputModule
 from embedstack.persistence.folder import load_folder, save_folder
@@ -290,6 +291,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         module = self.input_module
         if isinstance(module, InputModule) or hasattr(module, "preprocess"):
             return module.preprocess(inputs, prompt=prompt, **kwargs)
+        if not hasattr(module, "tokenize"):
+            raise TypeError(
+                f"The first module ({type(module).__name__}) has no preprocess() or tokenize(), so it cannot take raw "
+                "inputs. Put an input module (Transformer, StaticEmbedding, Router, ...) first."
+            )
         if prompt:
             inputs = InputModule._prepend_prompt(inputs, prompt)
         return module.tokenize(inputs)
@@ -302,7 +308,15 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
         for name, module in self.named_children():
             accepted = set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
-            features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
+            produced = sorted(map(str, features))
+            try:
+                features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
+            except KeyError as exc:  # a module reading a feature that no earlier module wrote
+                raise ModelFormatError(
+                    f"Module {name} ({type(module).__name__}) needs the feature {exc.args[0]!r}, which the modules "
+                    f"before it did not produce (they produced {produced}). Check the module order in modules.json "
+                    "and the modules' input and output names."
+                ) from exc
         return features
 
     # ----- persistence ------------------------------------------------------------------------------------

@@ -88,10 +88,10 @@ def resolve_module_class(
 def _describe_code_source(repo_id: str, module_name: str, class_name: str, model_path: Path) -> str:
     relative = module_name.replace(".", "/") + ".py"
     if repo_id:
-        return f"class {class_name} from {relative} in the Hub repository {repo_id}"
+        return f"class {class_name} in {relative} of the Hub repository {repo_id}"
     local_file = local_code_file(model_path, module_name)
     if local_file is not None:
-        return f"class {class_name} from {local_file}"
+        return f"class {class_name} in {local_file}"
     return f"class {class_name} of the installed Python module {module_name!r}"
 
 

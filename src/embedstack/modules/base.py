@@ -40,6 +40,24 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ModelFormatError(f"{path} is not UTF-8 text. Restore the file from the original model.") from None
 
 
+def check_feature_name(owner: str, key: str, value: Any, *, optional: bool = False) -> None:
+    """Raise ValueError unless ``value`` is a feature name (a non-empty string; None too when ``optional``)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{owner} {key} must be a feature name such as 'sentence_embedding', got {value!r}")
+
+
+def read_feature(features: dict[str, Any], name: str, owner: str) -> Any:
+    """``features[name]``, or a ModelFormatError saying which feature is missing and which exist."""
+    if name not in features:
+        raise ModelFormatError(
+            f"{owner} reads the feature {name!r}, which the modules before it did not produce (they produced "
+            f"{sorted(map(str, features))}). Fix module_input_name in the module's config."
+        )
+    return features[name]
+
+
 def module_dir(model_name_or_path: str | os.PathLike, subfolder: str = "") -> Path:
     """The local folder of a module. A Hub id is resolved (once, through the cache) to a local folder."""
     path = Path(model_name_or_path)
@@ -182,8 +200,9 @@ class Module(ABC, torch.nn.Module):
             try:
                 state_dict, source = torch.load(pickle_path, map_location="cpu", weights_only=True), pickle_path
             except Exception as exc:
+                reason = " ".join(str(exc).split())[:160]
                 raise ModelFormatError(
-                    f"{pickle_path} could not be loaded with weights-only unpickling ({exc}). It is damaged or "
+                    f"{pickle_path} could not be loaded with weights-only unpickling ({reason}...). It is damaged or "
                     "holds objects other than tensors, which embedstack refuses to unpickle. Convert it to "
                     "model.safetensors with the library that wrote it."
                 ) from None

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from embedstack.errors import ModelFormatError, UntrustedCodeError
-from embedstack.modules.base import Module
+from embedstack.modules.base import Module, check_feature_name, read_feature
 
 _DEFAULT_ACTIVATION: Any = object()  # stands for a fresh nn.Tanh() per instance
 
@@ -19,16 +19,21 @@ def activation_path(activation: nn.Module) -> str:
     return f"{type(activation).__module__}.{type(activation).__qualname__}"
 
 
-def resolve_activation(path: str, *, trust_remote_code: bool = False) -> nn.Module:
-    """Instantiate the activation class at ``path``; only ``torch.*`` classes without ``trust_remote_code``."""
+def resolve_activation(
+    path: str, *, trust_remote_code: bool = False, where: str = "Dense activation_function"
+) -> nn.Module:
+    """Instantiate the activation class at ``path``; only ``torch.*`` classes without ``trust_remote_code``.
+
+    ``where`` (e.g. "<folder>/config.json key 'activation_function'") starts each error message.
+    """
     if not isinstance(path, str) or "." not in path:
         raise ModelFormatError(
-            f"Dense activation_function {path!r} is not a dotted class path such as "
+            f"{where} {path!r} is not a dotted class path such as "
             "'torch.nn.modules.activation.Tanh'. Fix the value in the Dense config.json."
         )
     if not path.startswith("torch.") and not trust_remote_code:
         raise UntrustedCodeError(
-            f"Dense activation_function {path!r} is not a torch class; importing it would run code outside torch. "
+            f"{where} {path!r} is not a torch class; importing it would run code outside torch. "
             "Pass trust_remote_code=True if you trust this model, or change it to a torch.nn activation."
         )
     module_name, _, class_name = path.rpartition(".")
@@ -36,12 +41,12 @@ def resolve_activation(path: str, *, trust_remote_code: bool = False) -> nn.Modu
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError):
         raise ModelFormatError(
-            f"Dense activation_function {path!r} does not name an importable class. "
+            f"{where} {path!r} does not name an importable class. "
             "Use a torch.nn activation such as 'torch.nn.modules.activation.Tanh'."
         ) from None
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ModelFormatError(
-            f"Dense activation_function {path!r} is not a torch.nn.Module class. "
+            f"{where} {path!r} is not a torch.nn.Module class. "
             "Use a torch.nn activation such as 'torch.nn.modules.activation.Tanh'."
         )
     return cls()
@@ -88,6 +93,8 @@ class Dense(Module):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Dense {name} must be a positive int, got {value!r}")
+        check_feature_name("Dense", "module_input_name", module_input_name)
+        check_feature_name("Dense", "module_output_name", module_output_name, optional=True)
         self.in_features = in_features
         self.out_features = out_features
         self.bias = bool(bias)
@@ -106,7 +113,7 @@ class Dense(Module):
             self.residual = nn.Linear(in_features, out_features, bias=False)
 
     def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
-        x = features[self.module_input_name]  # (batch, in_features)
+        x = read_feature(features, self.module_input_name, "Dense")  # (batch, in_features)
         out = self.activation_function(self.linear(x))  # (batch, out_features)
         if self.use_residual:
             out = out + (self.residual(x) if hasattr(self, "residual") else x)
@@ -134,9 +141,17 @@ class Dense(Module):
         missing = [key for key in ("in_features", "out_features") if key not in config]
         if missing:
             raise ModelFormatError(f"{where} lacks the keys {missing}. Restore the file from the original model.")
-        if "activation_function" in config and isinstance(config["activation_function"], str):
+        activation = config.get("activation_function")
+        if activation is not None and not isinstance(activation, str):
+            raise ModelFormatError(
+                f"{where} key 'activation_function' must be a dotted class path such as "
+                f"'torch.nn.modules.activation.Tanh', got {activation!r}."
+            )
+        if isinstance(activation, str):
             config["activation_function"] = resolve_activation(
-                config["activation_function"], trust_remote_code=trust_remote_code
+                config["activation_function"],
+                trust_remote_code=trust_remote_code,
+                where=f"{where} key 'activation_function'",
             )
         known = set(cls.config_keys)
         config = {key: value for key, value in config.items() if key in known}

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch.nn.functional as F
 
-from embedstack.modules.base import Module
+from embedstack.modules.base import Module, check_feature_name, read_feature
 
 
 class Normalize(Module):
@@ -14,14 +14,18 @@ class Normalize(Module):
 
     config_keys = ["module_input_name", "module_output_name"]
 
-    def __init__(self, module_input_name: str = "sentence_embedding", module_output_name: str | None = None) -> None:
+    def __init__(
+        self, module_input_name: str = "sentence_embedding", module_output_name: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__()
+        check_feature_name("Normalize", "module_input_name", module_input_name)
+        check_feature_name("Normalize", "module_output_name", module_output_name, optional=True)
         self.module_input_name = module_input_name
         self.module_output_name = module_output_name or module_input_name
 
     def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
-        if self.module_input_name in features:
-            features[self.module_output_name] = F.normalize(features[self.module_input_name], p=2, dim=-1)
+        embeddings = read_feature(features, self.module_input_name, "Normalize")
+        features[self.module_output_name] = F.normalize(embeddings, p=2, dim=-1)
         return features
 
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:

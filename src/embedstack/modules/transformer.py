@@ -9,11 +9,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from embedstack.errors import UnsupportedModalityError
-from embedstack.modules.base import InputModule, module_dir
+from embedstack.errors import ModelFormatError, UnsupportedModalityError
+from embedstack.modules.base import InputModule, check_feature_name, module_dir
 from embedstack.modules.tokenized import TokenizedTexts, pad_batch
 from embedstack.modules.transformer_support import (
     add_lowercase,
+    check_tokenizer_vocabulary,
     join_modality,
     load_processor,
     split_text_inputs,
@@ -126,11 +127,13 @@ class Transformer(InputModule):
             processor_kwargs["model_max_length"] = max_seq_length
         tokenizer_path = str(module_dir(tokenizer_name_or_path)) if tokenizer_name_or_path else path
         self.processor = load_processor(tokenizer_path, processor_kwargs)
+        check_tokenizer_vocabulary(self.tokenizer, self.config, tokenizer_path)
         self._configure_tokenizer(processor_kwargs, do_lower_case)
 
         if modality_config is None:
             modality_config, module_output_name = self._infer_modality_config(), "token_embeddings"
-        self.modality_config = validate_modality_config(modality_config)
+        self.modality_config = validate_modality_config(modality_config, self.model)
+        check_feature_name("Transformer", "module_output_name", module_output_name, optional=True)
         self.module_output_name = module_output_name or "token_embeddings"
 
     # ----- properties -------------------------------------------------------------------------------------
@@ -296,7 +299,7 @@ class Transformer(InputModule):
         params = self._forward_params if settings["method"] == "forward" else set(inspect.signature(method).parameters)
         model_inputs = {key: value for key, value in features.items() if key in params and key != "modality"}
         output_path = settings["method_output_name"]
-        output_path = [output_path] if isinstance(output_path, str) else list(output_path)
+        output_path = [output_path] if isinstance(output_path, (str, int)) else list(output_path or [])
         wants_hidden = "hidden_states" in output_path or getattr(self.config, "output_hidden_states", False)
         if wants_hidden and "output_hidden_states" in params:
             model_inputs["output_hidden_states"] = True
@@ -304,8 +307,18 @@ class Transformer(InputModule):
             model_inputs["return_dict"] = True
         output = method(**model_inputs)
         value = output
-        for part in output_path:
-            value = value[part] if not isinstance(part, str) or not hasattr(value, part) else getattr(value, part)
+        try:
+            for part in output_path:
+                value = value[part] if not isinstance(part, str) or not hasattr(value, part) else getattr(value, part)
+        except (KeyError, IndexError, TypeError):
+            value = None
+        expected_ndim = {"token_embeddings": 3, "sentence_embedding": 2}.get(self.module_output_name)
+        if not isinstance(value, torch.Tensor) or value.ndim != (expected_ndim or value.ndim):
+            raise ModelFormatError(
+                f"modality_config[{modality!r}] reads {settings['method_output_name']!r} from {settings['method']}(), "
+                f"which gives {_describe(value)}, not a {expected_ndim or 'any'}-D tensor of "
+                f"{self.module_output_name}. Fix method_output_name in sentence_bert_config.json."
+            )
         features[self.module_output_name] = value  # (batch, seq, dim)
         hidden_states = getattr(output, "hidden_states", None)
         if hidden_states is not None:
@@ -396,3 +409,9 @@ class Transformer(InputModule):
 
     def __repr__(self) -> str:
         return f"Transformer({dict(self.get_config_dict(), architecture=type(self.model).__name__)})"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.ndim}-D tensor"
+    return "nothing" if value is None else f"a {type(value).__name__}"

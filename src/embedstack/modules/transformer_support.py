@@ -29,6 +29,19 @@ def load_processor(path: str, processor_kwargs: dict[str, Any]):
         ) from None
 
 
+def check_tokenizer_vocabulary(tokenizer: Any, config: Any, path: str) -> None:
+    """Refuse a tokenizer built without its vocabulary (transformers makes one of special tokens only when the
+    vocabulary files are missing), which would turn every word into [UNK]."""
+    vocab_size = getattr(config, "vocab_size", None)
+    if tokenizer is None or not isinstance(vocab_size, int) or vocab_size < 100:
+        return
+    if len(tokenizer) < 10:
+        raise ModelFormatError(
+            f"The tokenizer in {path} has {len(tokenizer)} tokens while the model has {vocab_size}: its vocabulary "
+            "files (tokenizer.json, vocab.txt, ...) are missing. Restore them from the original model."
+        )
+
+
 def add_lowercase(tokenizer) -> None:
     from tokenizers.normalizers import Lowercase, Sequence
 
@@ -45,16 +58,40 @@ def add_lowercase(tokenizer) -> None:
     backend.normalizer = Sequence(parts)
 
 
-def validate_modality_config(config: dict[str, Any]) -> dict[Any, dict[str, Any]]:
+def validate_modality_config(config: Any, model: Any = None) -> dict[Any, dict[str, Any]]:
+    """Check ``modality_config``: each entry names a method of ``model`` and where its output is."""
+    if not isinstance(config, dict) or not config:
+        raise ModelFormatError(
+            f"modality_config must be a non-empty object such as {{'text': {{'method': 'forward', "
+            f"'method_output_name': 'last_hidden_state'}}}}, got {config!r}. Fix it in sentence_bert_config.json."
+        )
     result = {}
     for key, settings in config.items():
-        if not isinstance(settings, dict) or "method" not in settings or "method_output_name" not in settings:
+        problem = _modality_settings_problem(settings, model)
+        if problem:
             raise ModelFormatError(
-                f"modality_config entry {key!r} must be an object with 'method' and 'method_output_name', got "
-                f"{settings!r}. Fix it in sentence_bert_config.json."
+                f"modality_config entry {key!r} {problem} (got {settings!r}). Each entry needs 'method' (a method "
+                "of the backbone, e.g. 'forward') and 'method_output_name' (e.g. 'last_hidden_state', a list of "
+                "keys, or null for a method returning a tensor). Fix it in sentence_bert_config.json."
             )
         result[split_modality(key) if isinstance(key, str) else tuple(sorted(key))] = settings
     return result
+
+
+def _modality_settings_problem(settings: Any, model: Any) -> str | None:
+    if not isinstance(settings, dict) or "method" not in settings or "method_output_name" not in settings:
+        return "must be an object with 'method' and 'method_output_name'"
+    method, output = settings["method"], settings["method_output_name"]
+    if not isinstance(method, str) or not method.isidentifier() or method.startswith("_"):
+        return "has a 'method' that is not a public method name"
+    if model is not None and not callable(getattr(model, method, None)):
+        return f"names method {method!r}, which the backbone ({type(model).__name__}) does not have"
+    parts = [output] if isinstance(output, (str, int)) else output
+    if output is not None and (
+        not isinstance(parts, list) or not parts or not all(isinstance(p, (str, int)) for p in parts)
+    ):
+        return "has a 'method_output_name' that is not a key, a non-empty list of keys, or null"
+    return None
 
 
 def split_text_inputs(inputs: list[Any], modalities: list) -> tuple[list[str], list[str] | None]:

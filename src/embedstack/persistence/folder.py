@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedstack.errors import ModelFormatError
+from embedstack.errors import EmbedstackError, ModelFormatError, UntrustedCodeError
 from embedstack.modules import Pooling, Transformer
 from embedstack.persistence.atomic import atomic_folder
 from embedstack.persistence.layout import (
@@ -66,6 +66,12 @@ def load_folder(folder: Path, *, trust_remote_code: bool = False, **load_kwargs:
             folder, entry.path, entry.type, where=where, trust_remote_code=trust_remote_code, **load_kwargs
         )
         module_kwargs[entry.name] = entry.kwargs
+    first = next(iter(modules.values()))
+    if not (callable(getattr(first, "preprocess", None)) or callable(getattr(first, "tokenize", None))):
+        raise ModelFormatError(
+            f"{folder / 'modules.json'} starts with a {type(first).__name__}, which cannot take raw inputs; the "
+            "first module must be an input module (Transformer, StaticEmbedding, Router, ...). Fix modules.json."
+        )
     return LoadedFolder(modules, module_kwargs, config, card_text)
 
 
@@ -136,9 +142,28 @@ def _load_module(cls: type, folder: Path, subfolder: str, trust_remote_code: boo
             f"{cls.__qualname__} has no load() method, so it cannot be built from {folder / subfolder}."
         )
     params = [p for p in inspect.signature(load).parameters.values() if p.kind is not p.VAR_KEYWORD]
-    if len(params) == 1:  # a legacy module: a plain nn.Module with a static load(path)
-        return load(str(folder / subfolder))
-    return load(str(folder), subfolder=subfolder, trust_remote_code=trust_remote_code, **load_kwargs)
+    try:
+        if len(params) == 1:  # a legacy module: a plain nn.Module with a static load(path)
+            return load(str(folder / subfolder))
+        return load(str(folder), subfolder=subfolder, trust_remote_code=trust_remote_code, **load_kwargs)
+    except (EmbedstackError, ImportError, MemoryError):
+        raise
+    except Exception as exc:  # anything else from deep inside a loader: say which module folder failed
+        raise _load_failure(exc, cls, folder / subfolder) from exc
+
+
+def _load_failure(exc: Exception, cls: type, module_folder: Path) -> EmbedstackError:
+    detail = " ".join(str(exc).split())[:500]
+    if "trust_remote_code" in detail:  # transformers refusing custom modeling code
+        return UntrustedCodeError(
+            f"{cls.__name__} in {module_folder} needs modeling code from the model folder or the Hub "
+            f"({detail}). Pass trust_remote_code=True if you trust this model."
+        )
+    return ModelFormatError(
+        f"{cls.__name__} could not be loaded from {module_folder}: {type(exc).__name__}: {detail}. The folder is "
+        "damaged or incomplete (a file cut short or missing, or settings that do not fit the module); restore it "
+        "from the original model."
+    )
 
 
 def save_folder(

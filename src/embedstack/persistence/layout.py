@@ -56,7 +56,12 @@ def read_modules_json(folder: Path) -> list[ModuleEntry] | None:
         if not isinstance(kwargs, list) or not all(isinstance(k, str) for k in kwargs):
             raise ModelFormatError(f"{where} key 'kwargs' must be a list of names, got {kwargs!r}.")
         check_module_path(folder, item["path"], where)
-        name = str(item.get("name", index))
+        name = item.get("name", index)
+        if isinstance(name, bool) or not isinstance(name, (str, int)) or not str(name) or "." in str(name):
+            raise ModelFormatError(
+                f"{where} has name {name!r}; a module name must be a non-empty string without '.', e.g. \"{index}\"."
+            )
+        name = str(name)
         entries.append(ModuleEntry(index, name, item["path"], item["type"], kwargs))
     names = [entry.name for entry in entries]
     if len(set(names)) != len(names):
@@ -80,7 +85,7 @@ def check_module_path(folder: Path, path: str, where: str) -> None:
     if bad:
         raise ModelFormatError(
             f"{where} has path {path!r}, which points outside the model folder. A module path must be a "
-            "relative folder inside the model (e.g. '1_Pooling'); fix modules.json."
+            "relative folder inside the model (e.g. '1_Pooling'); fix that entry."
         )
 
 
@@ -108,6 +113,12 @@ def read_model_config(folder: Path) -> dict[str, Any]:
         bad = {k: v for k, v in config["prompts"].items() if not isinstance(v, str)}
         if bad:
             raise ModelFormatError(f"{file} key 'prompts' holds non-string prompts {bad}. Fix the file.")
+    name, prompts = config.get("default_prompt_name"), config.get("prompts")
+    if name is not None and isinstance(prompts, dict) and name not in prompts:
+        raise ModelFormatError(
+            f"{file} key 'default_prompt_name' is {name!r}, which is not one of its prompts {sorted(prompts)}. "
+            "Fix the name or add the prompt."
+        )
     check_requirements(config.get("requirements") or {}, file)
     return config
 
