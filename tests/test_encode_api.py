@@ -49,8 +49,10 @@ def test_bad_arguments_are_explained(model):
         model.encode(["x"], colour="red")
     with pytest.raises(ValueError, match="Prompt name 'nope'"):
         model.encode(["x"], prompt_name="nope")
-    with pytest.raises(ValueError, match="not text"):
+    with pytest.raises(ValueError, match="list of 3 items, which is not text"):
         model.encode([["a", "b", "c"]])
+    with pytest.raises(ValueError, match="cannot take 'image' inputs.*takes text"):
+        model.encode(np.zeros((4, 4, 3)))
 
 
 def test_truncation_is_reported(model, caplog):

@@ -76,6 +76,11 @@ def infer_modality(item: Any, supported: Sequence[Modality] | None = None) -> Mo
         return "message"
     if isinstance(item, dict):
         return _dict_modality(item)
+    if isinstance(item, (tuple, list)):
+        raise UnsupportedModalityError(
+            f"An input is a {type(item).__name__} of {len(item)} items, which is not text: a text pair has exactly two "
+            "strings, and a conversation is a list of {'role': ..., 'content': ...} messages."
+        )
     kind = _object_modality(item)
     if kind is None:
         raise UnsupportedModalityError(
@@ -131,6 +136,8 @@ def infer_batch_modality(items: Sequence[Any], supported: Sequence[Modality] | N
 
 def supports(supported: Sequence[Modality], modality: Modality) -> bool:
     """Whether a model taking ``supported`` takes ``modality`` (a chat model takes any mix of its parts)."""
+    if isinstance(modality, tuple):
+        modality = tuple(sorted(modality))
     if modality in supported:
         return True
     return isinstance(modality, tuple) and "message" in supported and all(part in supported for part in modality)
