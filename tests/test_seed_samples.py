@@ -146,3 +146,78 @@ def test_decay_mean_pooling_example(offline_hub, tmp_path, monkeypatch):
     sys.modules.pop("decay_pooling", None)
     reloaded = SentenceTransformer(str(tmp_path / "decay"), trust_remote_code=True)
     np.testing.assert_allclose(reloaded.encode(texts), embeddings, atol=1e-6)
+
+
+def seed_modules_json(first_type: str, second_type: str, second_path: str, kwargs: list[str] | None = None):
+    """The seed's modules.json listings (with its sentence-transformers 5.x Normalize path)."""
+    first = {"idx": 0, "name": "0", "path": "", "type": first_type}
+    if kwargs:
+        first["kwargs"] = kwargs
+    return [
+        first,
+        {"idx": 1, "name": "1", "path": second_path, "type": second_type},
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.sentence_transformer.modules.normalize.Normalize",
+        },
+    ]
+
+
+def test_module_code_in_a_separate_repository(offline_hub, tmp_path):
+    from embedstack import SentenceTransformer
+    from embedstack.errors import UntrustedCodeError
+
+    implementation = tmp_path / "implementation"
+    implementation.mkdir()
+    shutil.copy(SEED_DIR / "decay_pooling.py", implementation / "decay_pooling.py")
+    add_to_cache(offline_hub, "my-user/my-model-implementation", implementation)
+    model_folder = tmp_path / "model"
+    shutil.copytree(offline_hub / "models--google-bert--bert-base-uncased" / "snapshots" / ("0" * 40), model_folder)
+    (model_folder / "1_DecayMeanPooling").mkdir()
+    (model_folder / "1_DecayMeanPooling" / "config.json").write_text(json.dumps({"dimension": 768, "decay": 0.99}))
+    type_ref = "my-user/my-model-implementation--decay_pooling.DecayMeanPooling"
+    (model_folder / "modules.json").write_text(
+        json.dumps(
+            seed_modules_json(
+                "sentence_transformers.base.modules.transformer.Transformer", type_ref, "1_DecayMeanPooling"
+            )
+        )
+    )
+    add_to_cache(offline_hub, "your-username/your-model-id", model_folder)
+
+    with pytest.raises(UntrustedCodeError, match="my-user/my-model-implementation"):
+        SentenceTransformer("your-username/your-model-id")
+    model = SentenceTransformer("your-username/your-model-id", trust_remote_code=True)
+    assert type(model[1]).__name__ == "DecayMeanPooling" and model.encode("Hello, World!").shape == (768,)
+
+
+def test_keyword_argument_passthrough(offline_hub, tmp_path):
+    from embedstack import SentenceTransformer
+
+    model_folder = tmp_path / "model"
+    shutil.copytree(offline_hub / "models--google-bert--bert-base-uncased" / "snapshots" / ("0" * 40), model_folder)
+    shutil.copy(SEED_DIR / "custom_transformer.py", model_folder / "custom_transformer.py")
+    (model_folder / "1_Pooling").mkdir()
+    (model_folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"embedding_dimension": 768, "pooling_mode": "mean"})
+    )
+    entries = seed_modules_json(
+        "custom_transformer.CustomTransformer",
+        "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+        "1_Pooling",
+        kwargs=["task"],
+    )
+    (model_folder / "modules.json").write_text(json.dumps(entries))
+    add_to_cache(offline_hub, "your-username/your-model-id-2", model_folder)
+
+    model = SentenceTransformer("your-username/your-model-id-2", trust_remote_code=True)
+    texts = ["Hello, World!", "This is a test sentence."]
+    assert model.get_model_kwargs() == ["task"]
+    plain = model.encode(texts, output_value="token_embeddings")
+    default = model.encode(texts, output_value="token_embeddings", task="default")  # routed to CustomTransformer
+    for doubled, single in zip(default, plain):
+        np.testing.assert_allclose(doubled.numpy(), 2 * single.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\['tsk'\].*It accepts: \['task'\]"):
+        model.encode(texts, tsk="default")
