@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from embedstack.engine import EncodePlan, limit_cpu_threads, run, stream
-from embedstack.inputs import is_message
+from embedstack.engine.runner import EncodeResult, EncodeStats
+from embedstack.inputs import is_message, modality_groups
 from embedstack.quantization import PRECISIONS, Precision, quantize_embeddings
 from embedstack.similarity import SimilarityFunction
 
@@ -115,7 +116,8 @@ class EncodeMixin:
             kwargs=kwargs,
         )
         with _progress(show_progress_bar, len(inputs)) as plan.progress:
-            result = run(self, inputs, plan)
+            groups = modality_groups(inputs, self.modalities) if inputs else None
+            result = run(self, inputs, plan) if groups is None else _run_groups(self, inputs, plan, groups)
         self._report_truncation(int(result.truncated.sum()), len(inputs))
         embeddings = result.outputs
         if len(inputs) and precision != "float32":
@@ -280,3 +282,20 @@ def _convert(embeddings: Any, to_tensor: bool, to_numpy: bool, device: torch.dev
     if isinstance(embeddings, np.ndarray):
         return list(torch.from_numpy(embeddings))
     return list(embeddings)
+
+
+def _run_groups(model: Any, inputs: list[Any], plan: EncodePlan, groups: dict[Any, list[int]]) -> EncodeResult:
+    """Encode each modality's inputs in passes of their own (a CLIP model takes texts and images, not a mix of
+    both in one batch) and put the outputs back in input order."""
+    truncated = np.zeros(len(inputs), dtype=bool)
+    outputs: list[Any] = [None] * len(inputs)
+    stats = EncodeStats()
+    for positions in groups.values():
+        result = run(model, [inputs[i] for i in positions], plan)
+        truncated[positions] = result.truncated
+        for position, output in zip(positions, result.outputs):
+            outputs[position] = output
+        stats.inputs += result.stats.inputs
+    if plan.output_value == "sentence_embedding":
+        return EncodeResult(torch.stack(outputs), truncated, stats)
+    return EncodeResult(outputs, truncated, stats)

@@ -144,8 +144,13 @@ def supports(supported: Sequence[Modality], modality: Modality) -> bool:
 
 
 def check_modality(items: Sequence[Any], supported: Sequence[Modality], owner: str) -> Modality:
-    """The batch modality of ``items``; raises when ``owner`` (e.g. "This model") cannot take it."""
+    """The batch modality of ``items`` ("message" for a mix); raises when ``owner`` (e.g. "This model") cannot
+    take it. A mix of kinds the owner takes one by one passes."""
     modality = infer_batch_modality(items, supported)
+    if modality == "message" and "message" not in supported:
+        kinds = {infer_modality(item, supported) for item in items}
+        if len(kinds) > 1 and all(supports(supported, kind) for kind in kinds):
+            return modality  # a mixed batch of supported kinds: encode() runs one group per modality
     if not supports(supported, modality):
         kinds = sorted({format_modality(infer_modality(item, supported)) for item in items})
         mixed = f" (a mix of {', '.join(kinds)})" if len(kinds) > 1 else ""
@@ -155,3 +160,14 @@ def check_modality(items: Sequence[Any], supported: Sequence[Modality], owner: s
             "input module supports this modality."
         )
     return modality
+
+
+def modality_groups(items: Sequence[Any], supported: Sequence[Modality]) -> dict[Modality, list[int]] | None:
+    """Positions of the items of each modality, for a model that takes each but not a mix (no chat template);
+    None when one pass serves all items."""
+    if "message" in supported or all(type(item) is str for item in items):
+        return None
+    groups: dict[Modality, list[int]] = {}
+    for position, item in enumerate(items):
+        groups.setdefault(infer_modality(item, supported), []).append(position)
+    return groups if len(groups) > 1 else None

@@ -9,8 +9,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from embedstack.errors import ModelFormatError, UnsupportedModalityError
+from embedstack.errors import ModelFormatError
 from embedstack.modules.base import InputModule, check_feature_name, module_dir
+from embedstack.modules.multimodal import infer_modality_config, is_text_batch, preprocess_multimodal
 from embedstack.modules.tokenized import TokenizedTexts, pad_batch
 from embedstack.modules.transformer_support import (
     add_lowercase,
@@ -131,7 +132,8 @@ class Transformer(InputModule):
         self._configure_tokenizer(processor_kwargs, do_lower_case)
 
         if modality_config is None:
-            modality_config, module_output_name = self._infer_modality_config(), "token_embeddings"
+            modality_config, inferred_output_name = infer_modality_config(self.model, self.processor)
+            module_output_name = module_output_name or inferred_output_name
         self.modality_config = validate_modality_config(modality_config, self.model)
         check_feature_name("Transformer", "module_output_name", module_output_name, optional=True)
         self.module_output_name = module_output_name or "token_embeddings"
@@ -190,14 +192,20 @@ class Transformer(InputModule):
         processing_kwargs: dict[str, Any] | None = None,
         **kwargs,
     ) -> dict[str, Any]:
-        """Tokenize texts (or text pairs), prepending ``prompt``; also reports which inputs were truncated."""
+        """Turn inputs into the backbone's features (``prompt`` prepended to texts, or a system message).
+
+        Texts and text pairs go through the tokenizer, which also reports which inputs were truncated; images,
+        audio, video, multimodal dicts and chat messages (and every input of a chat model) through the
+        processor, see multimodal.py. ``processing_kwargs`` overrides the module's per call.
+        """
+        if "message" in self.modality_config or not is_text_batch(inputs):
+            merged = self._merged_processing_kwargs(processing_kwargs)
+            text_kwargs = self._tokenizer_kwargs(task, None, kwargs)
+            features = preprocess_multimodal(self, inputs, prompt, merged, text_kwargs)
+            if prompt and features["modality"] == "text":
+                features["prompt_length"] = self._prompt_length(prompt, text_kwargs)
+            return features
         texts, pairs = split_text_inputs(inputs, self.modalities)
-        if "message" in self.modality_config:
-            raise UnsupportedModalityError(
-                "This model has a chat template (its modality_config lists 'message'), so its inputs must be "
-                "formatted as chat messages, which embedstack does not support yet. Use a model without a chat "
-                "template, or remove 'message' from modality_config in sentence_bert_config.json."
-            )
         if prompt:
             texts = [prompt + text for text in texts]
         call_kwargs = self._tokenizer_kwargs(task, processing_kwargs, kwargs)
@@ -269,16 +277,21 @@ class Transformer(InputModule):
             call_kwargs["max_length"] = length
         if "max_length" in extra:
             call_kwargs["max_length"] = extra["max_length"]
-        merged = {**self.processing_kwargs}
+        merged = self._merged_processing_kwargs(per_call)
+        call_kwargs.update(merged.get("common", {}))
+        call_kwargs.update(merged.get("text", {}))
+        return call_kwargs
+
+    def _merged_processing_kwargs(self, per_call: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        """The module's ``processing_kwargs`` with the per-call ones merged in, section by section."""
+        merged = {section: dict(values) for section, values in self.processing_kwargs.items()}
         for section, values in (per_call or {}).items():
             if section not in PROCESSING_KWARGS_KEYS:
                 raise ValueError(
                     f"processing_kwargs section {section!r} is unknown; use one of {list(PROCESSING_KWARGS_KEYS)}."
                 )
             merged[section] = {**merged.get(section, {}), **values}
-        call_kwargs.update(merged.get("common", {}))
-        call_kwargs.update(merged.get("text", {}))
-        return call_kwargs
+        return merged
 
     def _prompt_length(self, prompt: str, call_kwargs: dict[str, Any]) -> int:
         # The count depends on the truncation limit too, so that is part of the cache key.
@@ -398,14 +411,6 @@ class Transformer(InputModule):
             tokenizer.model_max_length = min(tokenizer.model_max_length, limit)
         if do_lower_case:
             add_lowercase(tokenizer)
-
-    def _infer_modality_config(self) -> dict[str, dict[str, Any]]:
-        config = {"text": dict(TEXT_MODALITY_CONFIG["text"])}
-        template = getattr(self.tokenizer, "chat_template", None)
-        if template:
-            structured = any(mark in template for mark in ("content[0]", ".type", "'type'", '"type"'))
-            config["message"] = {**TEXT_MODALITY_CONFIG["text"], "format": "structured" if structured else "flat"}
-        return config
 
     def __repr__(self) -> str:
         return f"Transformer({dict(self.get_config_dict(), architecture=type(self.model).__name__)})"

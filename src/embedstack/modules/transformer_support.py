@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from embedstack.errors import ModelFormatError, UnsupportedModalityError
+from embedstack.errors import MissingExtraError, ModelFormatError, UnsupportedModalityError
 
 
 def join_modality(modality: str | tuple[str, ...]) -> str:
@@ -17,15 +18,30 @@ def split_modality(key: str) -> str | tuple[str, ...]:
     return tuple(sorted(key.split("+"))) if "+" in key else key
 
 
-def load_processor(path: str, processor_kwargs: dict[str, Any]):
-    from transformers import AutoTokenizer
+_PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
 
+
+def load_processor(path: str, processor_kwargs: dict[str, Any]):
+    """The backbone's processor (AutoProcessor, when the folder has a processor or feature-extractor config) or
+    its tokenizer (AutoTokenizer)."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    multimodal = any(Path(path, name).is_file() for name in _PROCESSOR_FILES)
     try:
+        if multimodal:
+            return AutoProcessor.from_pretrained(path, **processor_kwargs)
         return AutoTokenizer.from_pretrained(path, **processor_kwargs)
+    except ImportError as exc:
+        if "PIL" in str(exc) or "Pillow" in str(exc) or "vision" in str(exc).lower():
+            raise MissingExtraError(
+                f"The processor in {path} handles images and needs Pillow. Run: pip install 'embedstack[image]'"
+            ) from None
+        raise
     except (OSError, ValueError) as exc:
         raise ModelFormatError(
-            f"The tokenizer in {path} could not be loaded ({exc}). The folder needs tokenizer.json or the "
-            "tokenizer's vocabulary files; restore them from the original model."
+            f"The {'processor' if multimodal else 'tokenizer'} in {path} could not be loaded ({exc}). The folder "
+            "needs tokenizer.json or the tokenizer's vocabulary files (and, for images or audio, the processor "
+            "config); restore them from the original model."
         ) from None
 
 

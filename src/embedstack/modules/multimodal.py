@@ -1,0 +1,342 @@
+"""What a Hugging Face backbone can take, and turning non-text inputs into its processor's features.
+
+Used by the Transformer module for images, audio, video, ``{"text": ..., "image": ...}`` dicts and chat messages
+(plain text keeps its fast path in transformer.py). The rules follow sentence-transformers 6.2, so that both
+libraries infer the same ``modality_config`` and build the same features:
+
+- modalities come from the processor's parts (tokenizer -> text, image_processor -> image, feature_extractor ->
+  audio, video_processor -> video), plus "message" when it has a chat template;
+- a backbone whose ``forward`` returns ``last_hidden_state`` serves every modality through ``forward``; otherwise
+  (CLIP-style dual encoders) each modality uses ``get_<modality>_features`` and the module outputs
+  ``sentence_embedding``;
+- a model with a chat template turns every input into a conversation (its message "format" is "structured"
+  when the template indexes typed content parts, else "flat"), and a prompt becomes a system message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+from typing import Any, Literal, get_args, get_type_hints
+
+from embedstack.errors import MissingExtraError, UnsupportedModalityError
+from embedstack.inputs import MODALITY_KEYS, Modality, infer_modality
+from embedstack.modules.chat_suffix import restore_suffix, truncation_limit
+
+logger = logging.getLogger(__name__)
+
+MessageFormat = Literal["structured", "flat"]
+PROCESSOR_ARGUMENTS = {"text": "text", "image": "images", "audio": "audio", "video": "videos"}
+_PROCESSOR_PARTS = {
+    "tokenizer": "text",
+    "image_processor": "image",
+    "feature_extractor": "audio",
+    "video_processor": "video",
+}
+_FLAT_MODEL_TYPES = {"apertus", "deepseek_v3", "gpt_oss", "seed_oss"}
+_STRUCTURED_MARKS = ("content[0]", ".type", "'type'", '"type"', "item.type", "message.content[")
+
+
+# ----- what the backbone takes ----------------------------------------------------------------------------
+def processor_modalities(processor: Any) -> list[str]:
+    """The modalities a processor (or a bare tokenizer / feature extractor / image processor) handles."""
+    from transformers import FeatureExtractionMixin, ImageProcessingMixin, PreTrainedTokenizerBase, ProcessorMixin
+
+    if isinstance(processor, ProcessorMixin):
+        parts = processor.get_attributes() if hasattr(processor, "get_attributes") else processor.attributes
+        return [modality for part, modality in _PROCESSOR_PARTS.items() if part in parts]
+    try:
+        from transformers import BaseVideoProcessor
+    except ImportError:  # pragma: no cover - older transformers
+        BaseVideoProcessor = ()  # noqa: N806
+    for modality, kind in (
+        ("text", PreTrainedTokenizerBase),
+        ("audio", FeatureExtractionMixin),
+        ("video", BaseVideoProcessor),
+        ("image", ImageProcessingMixin),
+    ):
+        if kind and isinstance(processor, kind):
+            return [modality]
+    return []
+
+
+def output_fields(method: Any) -> list[str] | None:
+    """The field names of the ``ModelOutput`` a backbone method is annotated to return, or None."""
+    from transformers.utils import ModelOutput
+
+    def find(annotation: Any) -> type | None:
+        if isinstance(annotation, type) and issubclass(annotation, ModelOutput):
+            return annotation
+        return next((found for sub in get_args(annotation) if (found := find(sub)) is not None), None)
+
+    try:
+        output_class = find(get_type_hints(method).get("return"))
+    except Exception:  # annotations that do not resolve
+        return None
+    return [field.name for field in dataclasses.fields(output_class)] if output_class else None
+
+
+def message_format(processor: Any, model_type: str) -> MessageFormat:
+    """How the chat template wants message content: typed parts ("structured") or the value itself ("flat")."""
+    if model_type in _FLAT_MODEL_TYPES:
+        return "flat"
+    template = getattr(processor, "chat_template", None)
+    if not isinstance(template, str) or not template:
+        return "structured"
+    return "structured" if any(mark in template for mark in _STRUCTURED_MARKS) else "flat"
+
+
+def infer_modality_config(model: Any, processor: Any) -> tuple[dict[Modality, dict[str, Any]], str]:
+    """``(modality_config, module_output_name)`` for a feature-extraction backbone and its processor."""
+    modalities: list[str] = processor_modalities(processor) or ["text"]
+    chat = getattr(processor, "chat_template", None) is not None
+    fields = output_fields(model.forward)
+    if fields is None or "last_hidden_state" in fields:
+        config: dict[Modality, dict[str, Any]] = {
+            modality: {"method": "forward", "method_output_name": "last_hidden_state"} for modality in modalities
+        }
+        if chat:
+            model_type = getattr(model.config, "model_type", "")
+            config["message"] = {
+                "method": "forward",
+                "method_output_name": "last_hidden_state",
+                "format": message_format(processor, model_type),
+            }
+        return config, "token_embeddings"
+    config = {}
+    for modality in modalities:
+        method = getattr(model, f"get_{modality}_features", None)
+        if method is not None:
+            pooled = "pooler_output" in (output_fields(method) or [])
+            config[modality] = {
+                "method": f"get_{modality}_features",
+                "method_output_name": "pooler_output" if pooled else None,
+            }
+    return config, "sentence_embedding"
+
+
+# ----- inputs -> processor inputs -------------------------------------------------------------------------
+def parse_inputs(
+    inputs: list[Any], supported: list[Modality], message_style: MessageFormat
+) -> tuple[Modality, dict[str, list], dict[str, dict[str, Any]]]:
+    """``(modality, {modality: values}, extra processor kwargs per modality)`` for one batch.
+
+    A batch of one modality keeps it (a dict batch keeps its keys); a mixed batch becomes conversations.
+    """
+    extra: dict[str, dict[str, Any]] = {}
+    typed: list[tuple[Modality, Any]] = []
+    for item in inputs:
+        modality = infer_modality(item, supported)
+        if (
+            isinstance(item, dict)
+            and isinstance(modality, str)
+            and modality in MODALITY_KEYS
+            and set(item) == {modality}
+        ):
+            item = item[modality]
+        if modality == "audio":
+            item = _unwrap_audio(item, extra)
+        elif isinstance(modality, tuple):
+            item = dict(item)
+            if "audio" in item:
+                item["audio"] = _unwrap_audio(item["audio"], extra)
+        elif modality == "message" and isinstance(item, dict):
+            item = [item]
+        typed.append((modality, item))
+    kinds = {modality for modality, _ in typed}
+    if len(kinds) > 1:
+        messages = [to_message(v if isinstance(m, tuple) else {m: v}, message_style) for m, v in typed]
+        return "message", {"message": messages}, extra
+    modality = kinds.pop()
+    values = [value for _, value in typed]
+    if isinstance(modality, str):
+        return modality, {modality: values}, extra
+    keys = tuple(values[0])
+    if "message" in supported and any(tuple(value) != keys for value in values[1:]):
+        return "message", {"message": [to_message(value, message_style) for value in values]}, extra
+    return modality, {key: [value[key] for value in values] for key in keys}, extra
+
+
+def _unwrap_audio(item: Any, extra: dict[str, dict[str, Any]]) -> Any:
+    if isinstance(item, dict) and "array" in item:
+        rate = item.get("sampling_rate")
+        if rate is not None:
+            previous = extra.setdefault("audio", {}).setdefault("sampling_rate", rate)
+            if previous != rate:
+                raise UnsupportedModalityError(
+                    f"One batch holds audio at {previous} Hz and at {rate} Hz; resample to one rate first."
+                )
+        return item["array"]
+    return item
+
+
+def to_message(typed: dict[str, Any], style: MessageFormat, role: str = "user") -> list[dict[str, Any]]:
+    """One user message holding ``typed`` ({modality: value}); flat content when there is a single value."""
+    if style == "flat" and len(typed) == 1:
+        return [{"role": role, "content": next(iter(typed.values()))}]
+    content = []
+    for modality, value in typed.items():
+        items = list(value) if modality in MODALITY_KEYS and isinstance(value, (list, tuple)) else [value]
+        content.extend({"type": modality, modality: item} for item in items)
+    return [{"role": role, "content": content}]
+
+
+def batch_to_messages(modality: Modality, values: dict[str, list], style: MessageFormat) -> list[list[dict]]:
+    """Every input of a one-modality batch as a conversation."""
+    keys = [key for key in values if key in ((modality,) if isinstance(modality, str) else modality)]
+    count = len(next(iter(values.values()))) if values else 0
+    return [to_message({key: values[key][index] for key in keys}, style) for index in range(count)]
+
+
+def with_system_prompt(conversations: list[list[dict]], prompt: str, style: MessageFormat) -> list[list[dict]]:
+    content: Any = prompt if style == "flat" else [{"type": "text", "text": prompt}]
+    return [[{"role": "system", "content": content}, *conversation] for conversation in conversations]
+
+
+# ----- calling the processor ------------------------------------------------------------------------------
+def call_processor(
+    processor: Any,
+    modality: Modality,
+    values: dict[str, list],
+    modality_kwargs: dict[str, dict[str, Any]],
+    common_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """Run ``processor`` on one batch of one (possibly compound) modality."""
+    from transformers import ProcessorMixin
+
+    _check_image_support(values)
+    arguments = {PROCESSOR_ARGUMENTS.get(key, key): value for key, value in values.items()}
+    if isinstance(processor, ProcessorMixin):
+        return processor(
+            **arguments,
+            text_kwargs=modality_kwargs["text"],
+            images_kwargs=modality_kwargs["image"],
+            audio_kwargs=modality_kwargs["audio"],
+            videos_kwargs=modality_kwargs["video"],
+            common_kwargs=common_kwargs,
+        )
+    if not isinstance(modality, str) or modality not in values:
+        raise UnsupportedModalityError(f"The backbone's {type(processor).__name__} takes one modality, not {modality}.")
+    return processor(values[modality], **modality_kwargs[modality], **common_kwargs)
+
+
+def apply_chat_template(
+    processor: Any,
+    conversations: list[list[dict]],
+    modality_kwargs: dict[str, dict[str, Any]],
+    common_kwargs: dict[str, Any],
+    chat_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """Render and tokenize conversations with the chat template (a processor's, or a bare tokenizer's)."""
+    from transformers import ProcessorMixin
+
+    if isinstance(processor, ProcessorMixin):
+        return processor.apply_chat_template(
+            conversations,
+            tokenize=True,
+            return_dict=True,
+            return_tensors=common_kwargs.get("return_tensors"),
+            processor_kwargs={
+                "text_kwargs": modality_kwargs["text"],
+                "images_kwargs": modality_kwargs["image"],
+                "audio_kwargs": modality_kwargs["audio"],
+                "videos_kwargs": modality_kwargs["video"],
+                "common_kwargs": common_kwargs,
+            },
+            **chat_kwargs,
+        )
+    top = ("padding", "truncation", "max_length", "return_tensors")
+    text_kwargs = dict(modality_kwargs["text"])
+    common = dict(common_kwargs)
+    top_level = {key: common.pop(key) for key in top if key in common}
+    top_level |= {key: text_kwargs.pop(key) for key in top if key in text_kwargs}
+    return processor.apply_chat_template(
+        conversations,
+        tokenize=True,
+        return_dict=True,
+        tokenizer_kwargs=text_kwargs,
+        common_kwargs=common,
+        **top_level,
+        **chat_kwargs,
+    )
+
+
+def _check_image_support(values: dict[str, list]) -> None:
+    if ("image" in values or "video" in values) and importlib.util.find_spec("PIL") is None:
+        raise MissingExtraError("Image and video inputs need Pillow. Run: pip install 'embedstack[image]'")
+
+
+# ----- the Transformer's general preprocessing path -------------------------------------------------------
+def is_text_batch(inputs: list[Any]) -> bool:
+    """Texts or text pairs only: the tokenizer's fast path."""
+    return all(
+        isinstance(item, str)
+        or (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(part, str) for part in item))
+        for item in inputs
+    )
+
+
+def preprocess_multimodal(
+    module: Any, inputs: list[Any], prompt: str | None, processing_kwargs: dict[str, dict], text_kwargs: dict
+) -> dict[str, Any]:
+    """Features for a batch that is not plain text (or for any batch of a chat model), as sentence-transformers
+    6.2 builds them. ``text_kwargs`` are the tokenizer settings (padding, truncation, max_length, ...)."""
+    supported = list(module.modality_config)
+    style = module.modality_config.get("message", {}).get("format", "structured")
+    modality, values, extra = parse_inputs(inputs, supported, style)
+    common = {"return_tensors": text_kwargs.get("return_tensors", "pt"), **processing_kwargs.get("common", {})}
+    text = {key: value for key, value in text_kwargs.items() if key not in common and key != "return_tensors"}
+    modality_kwargs = {
+        "text": text,
+        "audio": {"padding": "max_length" if module.config.model_type == "whisper" else True},
+        "image": {},
+        "video": {},
+    }
+    for section in ("audio", "image", "video"):
+        modality_kwargs[section].update(processing_kwargs.get(section, {}))
+    for section, kwargs in extra.items():
+        modality_kwargs[section].update(kwargs)
+    if "message" in supported and modality != "message":
+        if any(isinstance(value, (tuple, list)) for value in values.get("text", [])):
+            raise UnsupportedModalityError("Text pairs cannot be encoded by a chat-template model; pass single texts.")
+        values, modality = {"message": batch_to_messages(modality, values, style)}, "message"
+    elif modality not in supported:
+        raise UnsupportedModalityError(
+            f"The Transformer module cannot take {modality!r} inputs; it takes {', '.join(map(str, supported))}."
+        )
+    if prompt and modality == "message":
+        values["message"] = with_system_prompt(values["message"], prompt, style)
+    elif prompt and modality == "text":
+        values["text"] = [
+            prompt + value if isinstance(value, str) else [prompt + value[0], *value[1:]] for value in values["text"]
+        ]
+    if modality == "message":
+        chat_kwargs = dict(processing_kwargs.get("chat_template", {}))
+        restore = chat_kwargs.pop("restore_suffix", True)
+        conversations = values["message"]
+        features = apply_chat_template(module.processor, conversations, modality_kwargs, common, chat_kwargs)
+        limit = truncation_limit(modality_kwargs, common, chat_kwargs, module.max_seq_length) if restore else None
+        if limit is not None:
+            top = {"padding", "truncation", "max_length", "return_tensors"}
+            plain = {
+                "text": {k: v for k, v in modality_kwargs["text"].items() if k not in top}
+                | {"padding": False, "truncation": False},
+                "audio": {},
+                "image": {},
+                "video": {},
+            }
+            bare_common = {k: v for k, v in common.items() if k not in top}
+            bare_chat = {k: v for k, v in chat_kwargs.items() if k not in top}
+
+            def render(conversation: list[dict]) -> list[int]:
+                ids = apply_chat_template(module.processor, [conversation], plain, bare_common, bare_chat)["input_ids"]
+                ids = ids.tolist() if hasattr(ids, "tolist") else ids
+                return ids[0] if ids and isinstance(ids[0], list) else ids
+
+            restore_suffix(features, conversations, limit, render, module.__dict__.setdefault("_suffix_cache", {}))
+    else:
+        features = call_processor(module.processor, modality, values, modality_kwargs, common)
+    features = dict(features)
+    features["modality"] = modality
+    return features

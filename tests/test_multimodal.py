@@ -1,0 +1,183 @@
+"""Images, audio and chat messages through the Transformer module: same vectors as sentence-transformers 6.2.
+
+Each tiny backbone is saved as a plain Hugging Face folder, loaded by both libraries and fed every input kind
+it takes; a model saved by either library loads in the other. Tolerance: max abs diff 1e-5 in float32.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer as Reference
+
+from embedstack import SentenceTransformer
+from embedstack.errors import UnsupportedModalityError
+from helpers import short_texts
+from multimodal_backbones import sample_clips, sample_images, tiny_audio, tiny_chat_lm, tiny_clip
+
+TOLERANCE = 1e-5
+
+
+def assert_close(actual, expected) -> None:
+    assert actual.shape == expected.shape
+    assert np.abs(actual - expected).max() <= TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    return tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="module")
+def chat_path(tmp_path_factory):
+    return tiny_chat_lm(tmp_path_factory.mktemp("chat-lm"))
+
+
+@pytest.fixture(scope="module")
+def audio_path(tmp_path_factory):
+    return tiny_audio(tmp_path_factory.mktemp("audio"))
+
+
+def test_clip_text_and_images(clip_path, tmp_path):
+    ours, theirs = SentenceTransformer(str(clip_path), device="cpu"), Reference(str(clip_path), device="cpu")
+    assert repr(ours) == repr(theirs)
+    assert ours.modalities == theirs.modalities == ["text", "image"]
+    images = sample_images()
+    images[0].save(tmp_path / "photo.png")
+    texts = short_texts()[:12]
+    assert_close(ours.encode(texts), theirs.encode(texts))
+    assert_close(ours.encode(texts[:3], prompt="a photo of "), theirs.encode(texts[:3], prompt="a photo of "))
+    assert_close(ours.encode(images), theirs.encode(images))
+    arrays = [np.asarray(image) for image in images]
+    assert_close(ours.encode(arrays), theirs.encode(images))  # (H, W, C) arrays are images
+    assert_close(ours.encode([str(tmp_path / "photo.png"), {"image": images[1]}]), theirs.encode(images[:2]))
+
+
+def test_clip_mixed_batch_is_grouped_by_modality(clip_path):
+    """sentence-transformers refuses a batch mixing texts and images for a model without a chat template;
+    embedstack runs one pass per modality and keeps the input order."""
+    ours, theirs = SentenceTransformer(str(clip_path), device="cpu"), Reference(str(clip_path), device="cpu")
+    images, texts = sample_images(), ["a red square", "two dogs", "a cat on a mat"]
+    mixed = [texts[0], images[0], texts[1], images[1], images[2], texts[2]]
+    expected_texts, expected_images = theirs.encode(texts), theirs.encode(images)
+    expected = np.stack(
+        [
+            expected_texts[0],
+            expected_images[0],
+            expected_texts[1],
+            expected_images[1],
+            expected_images[2],
+            expected_texts[2],
+        ]
+    )
+    assert_close(ours.encode(mixed), expected)
+    with pytest.raises(ValueError, match="mixes multiple modalities"):
+        theirs.encode(mixed)
+
+
+def test_clip_saved_by_either_loads_in_both(clip_path, tmp_path):
+    images, texts = sample_images(2), ["a photo of a dog", "a drawing"]
+    for writer in (SentenceTransformer, Reference):
+        writer(str(clip_path), device="cpu").save(str(tmp_path / writer.__module__))
+        config = json.loads((tmp_path / writer.__module__ / "sentence_bert_config.json").read_text())
+        assert config["module_output_name"] == "sentence_embedding"
+        assert set(config["modality_config"]) == {"text", "image"}
+        expected = Reference(str(clip_path), device="cpu")
+        for reader in (SentenceTransformer, Reference):
+            loaded = reader(str(tmp_path / writer.__module__), device="cpu")
+            assert_close(loaded.encode(images), expected.encode(images))
+            assert_close(loaded.encode(texts), expected.encode(texts))
+
+
+def test_text_only_model_refuses_images_clearly(tiny_bert_path):
+    model = SentenceTransformer(str(tiny_bert_path), device="cpu")
+    with pytest.raises(UnsupportedModalityError, match="cannot take 'image' inputs.*it takes text"):
+        model.encode(sample_images(1))
+
+
+def conversations() -> list:
+    return [
+        [{"role": "user", "content": "What is the capital of France?"}],
+        [{"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi, how can I help?"}],
+        {"role": "user", "content": "a single message"},
+    ]
+
+
+def test_chat_model_texts_messages_and_prompts(chat_path):
+    ours, theirs = SentenceTransformer(str(chat_path), device="cpu"), Reference(str(chat_path), device="cpu")
+    assert repr(ours) == repr(theirs)
+    message = ours[0].modality_config["message"]
+    assert message["format"] == "flat" and ours[1].pooling_mode == "lasttoken"
+    texts = short_texts()[:10] + ["word " * 300]  # the last one is truncated: the template's end is restored
+    assert_close(ours.encode(texts), theirs.encode(texts))
+    assert_close(
+        ours.encode(texts[:4], prompt="Represent this sentence: "),
+        theirs.encode(texts[:4], prompt="Represent this sentence: "),
+    )
+    chats = conversations()
+    assert_close(ours.encode(chats), theirs.encode(chats))
+    assert_close(ours.encode(chats, prompt="You embed text."), theirs.encode(chats, prompt="You embed text."))
+    assert_close(ours.encode(chats[0]), theirs.encode(chats[0]))  # one conversation gives one vector
+
+
+def test_chat_model_saved_by_either_loads_in_both(chat_path, tmp_path):
+    texts, chats = ["first text", "a second, longer text"], conversations()[:2]
+    expected = Reference(str(chat_path), device="cpu")
+    for writer in (SentenceTransformer, Reference):
+        folder = tmp_path / writer.__module__
+        writer(str(chat_path), device="cpu", prompts={"query": "Query: "}).save(str(folder))
+        saved = json.loads((folder / "sentence_bert_config.json").read_text())["modality_config"]
+        assert saved["message"]["format"] == "flat"
+        for reader in (SentenceTransformer, Reference):
+            loaded = reader(str(folder), device="cpu")
+            assert_close(loaded.encode(texts), expected.encode(texts))
+            assert_close(loaded.encode_query(chats), expected.encode(chats, prompt="Query: "))
+
+
+def test_audio_arrays_and_dicts(audio_path, tmp_path):
+    ours, theirs = SentenceTransformer(str(audio_path), device="cpu"), Reference(str(audio_path), device="cpu")
+    assert repr(ours) == repr(theirs) and ours.modalities == ["audio"]
+    clips = sample_clips()
+    assert_close(ours.encode(clips), theirs.encode(clips))
+    wrapped = [{"array": clip, "sampling_rate": 16000} for clip in clips]
+    assert_close(ours.encode(wrapped), theirs.encode(wrapped))
+    assert_close(ours.encode([{"audio": wrapped[0]}]), theirs.encode(clips[:1]))
+    with pytest.raises(UnsupportedModalityError, match="cannot take 'text' inputs.*it takes audio"):
+        ours.encode(["not audio"])
+    ours.save(str(tmp_path / "saved"))
+    assert_close(Reference(str(tmp_path / "saved"), device="cpu").encode(clips), theirs.encode(clips))
+
+
+@pytest.mark.parametrize(
+    ("backbone", "expected"),
+    [
+        ("clip_path", ["Modalities: text, image"]),
+        ("chat_path", ["Modalities: text, message", "Message format: flat"]),
+        ("audio_path", ["Modalities: audio"]),
+    ],
+)
+def test_info_prints_modalities_and_message_format(backbone, expected, request):
+    path = request.getfixturevalue(backbone)
+    result = subprocess.run(
+        [sys.executable, "-m", "embedstack.cli", "info", str(path)], capture_output=True, text=True, check=True
+    )
+    for line in expected:
+        assert line in result.stdout.splitlines()
+
+
+def test_missing_pillow_names_the_extra(clip_path, monkeypatch):
+    import importlib.util
+
+    from embedstack.errors import MissingExtraError
+
+    model = SentenceTransformer(str(clip_path), device="cpu")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "PIL" else real_find_spec(name, *a)
+    )
+    with pytest.raises(MissingExtraError, match=r"pip install 'embedstack\[image\]'"):
+        model.encode([np.zeros((32, 32, 3), dtype=np.uint8)])
