@@ -11,6 +11,7 @@ from embedstack.modules import (
     CNN,
     LSTM,
     BoW,
+    CLIPModel,
     Dense,
     Dropout,
     LayerNorm,
@@ -29,7 +30,14 @@ from embedstack.registry import builtin_modules, resolve_module_class, type_name
 VOCAB = ["PADDING_TOKEN", "a", "first", "text", "and", "second", "longer"]
 
 
-def examples(tiny_bert_path) -> dict:
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    from multimodal_backbones import tiny_clip
+
+    return tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+def examples(tiny_bert_path, clip_path) -> dict:
     torch.manual_seed(0)
     tokenizer = Tokenizer.from_file(str(tiny_bert_path / "tokenizer.json"))
     return {
@@ -47,10 +55,11 @@ def examples(tiny_bert_path) -> dict:
         "LayerNorm": LayerNorm(32),
         "Dropout": Dropout(0.25),
         "WeightedLayerPooling": WeightedLayerPooling(32, num_hidden_layers=3, layer_start=1),
+        "CLIPModel": CLIPModel(str(clip_path)),
     }
 
 
-INPUT_MODULES = {"Transformer", "Router", "StaticEmbedding", "WordEmbeddings", "BoW"}
+INPUT_MODULES = {"Transformer", "Router", "StaticEmbedding", "WordEmbeddings", "BoW", "CLIPModel"}
 
 
 def sample_features(name: str, module) -> dict:
@@ -75,13 +84,13 @@ def output_of(features: dict) -> torch.Tensor:
     return features["sentence_embedding"] if "sentence_embedding" in features else features["token_embeddings"]
 
 
-def test_every_builtin_is_covered(tiny_bert_path):
-    assert set(examples(tiny_bert_path)) == set(BUILTIN_MODULE_NAMES) == set(builtin_modules())
+def test_every_builtin_is_covered(tiny_bert_path, clip_path):
+    assert set(examples(tiny_bert_path, clip_path)) == set(BUILTIN_MODULE_NAMES) == set(builtin_modules())
 
 
 @pytest.mark.parametrize("name", BUILTIN_MODULE_NAMES)
-def test_module_contract(name, tiny_bert_path, tmp_path):
-    module = examples(tiny_bert_path)[name].eval()
+def test_module_contract(name, tiny_bert_path, clip_path, tmp_path):
+    module = examples(tiny_bert_path, clip_path)[name].eval()
     cls = type(module)
     module.save(str(tmp_path), safe_serialization=True)
     if name != "Router":  # the Router's file also holds its routes ({"types", "structure", "parameters"})
@@ -102,9 +111,9 @@ def test_module_contract(name, tiny_bert_path, tmp_path):
 
 
 @pytest.mark.parametrize("name", BUILTIN_MODULE_NAMES)
-def test_module_accepts_future_keywords(name, tiny_bert_path, tmp_path):
+def test_module_accepts_future_keywords(name, tiny_bert_path, clip_path, tmp_path):
     """The seed asks modules to take **kwargs on forward, save and preprocess so that new options do not break them."""
-    module = examples(tiny_bert_path)[name].eval()
+    module = examples(tiny_bert_path, clip_path)[name].eval()
     module.save(str(tmp_path), safe_serialization=True, some_future_option=1)
     features = sample_features(name, module)
     if name in INPUT_MODULES:

@@ -181,3 +181,28 @@ def test_missing_pillow_names_the_extra(clip_path, monkeypatch):
     )
     with pytest.raises(MissingExtraError, match=r"pip install 'embedstack\[image\]'"):
         model.encode([np.zeros((32, 32, 3), dtype=np.uint8)])
+
+
+def test_legacy_clip_model_module(clip_path, tmp_path):
+    """Folders naming the legacy CLIPModel module: as sentence-transformers 2.x wrote them (a 0_CLIPModel folder,
+    no module config) and as 6.2 writes them; ours loads in the reference too."""
+    import shutil
+
+    from sentence_transformers.sentence_transformer.modules import CLIPModel as ReferenceCLIP
+
+    images, texts = sample_images(2), ["a photo of a dog", "a drawing"]
+    expected = Reference(str(clip_path), device="cpu")
+    old = tmp_path / "old"
+    shutil.copytree(clip_path, old / "0_CLIPModel")
+    (old / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "0_CLIPModel", "type": "sentence_transformers.models.CLIPModel"}])
+    )
+    Reference(modules=[ReferenceCLIP(str(clip_path))], device="cpu").save(str(tmp_path / "current"))
+    for folder in (old, tmp_path / "current"):
+        ours = SentenceTransformer(str(folder), device="cpu")
+        assert type(ours[0]).__name__ == "CLIPModel"
+        assert_close(ours.encode(images), expected.encode(images))
+        assert_close(ours.encode(texts), expected.encode(texts))
+    ours.save(str(tmp_path / "resaved"))
+    assert json.loads((tmp_path / "resaved" / "modules.json").read_text())[0]["type"].endswith("clip_model.CLIPModel")
+    assert_close(Reference(str(tmp_path / "resaved"), device="cpu").encode(images), expected.encode(images))

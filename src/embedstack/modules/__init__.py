@@ -2,6 +2,7 @@
 
 from embedstack.modules.base import InputModule, Module
 from embedstack.modules.bow import BoW
+from embedstack.modules.clip_model import CLIPModel
 from embedstack.modules.cnn import CNN
 from embedstack.modules.dense import Dense
 from embedstack.modules.dropout import Dropout
@@ -33,6 +34,7 @@ BUILTIN_MODULE_NAMES: tuple[str, ...] = (
     "LayerNorm",
     "Dropout",
     "WeightedLayerPooling",
+    "CLIPModel",
 )
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "LayerNorm",
     "Dropout",
     "WeightedLayerPooling",
+    "CLIPModel",
     "WordTokenizer",
     "WhitespaceTokenizer",
     "PhraseTokenizer",
