@@ -206,3 +206,30 @@ def test_legacy_clip_model_module(clip_path, tmp_path):
     ours.save(str(tmp_path / "resaved"))
     assert json.loads((tmp_path / "resaved" / "modules.json").read_text())[0]["type"].endswith("clip_model.CLIPModel")
     assert_close(Reference(str(tmp_path / "resaved"), device="cpu").encode(images), expected.encode(images))
+
+
+def test_router_with_modality_routes(clip_path, tiny_bert_path, tmp_path):
+    """A cross-modal Router: images through CLIP, texts through a BERT stack; a mixed batch is split by modality."""
+    import sentence_transformers.sentence_transformer.modules as st_modules
+    import torch
+
+    import embedstack.modules as our_modules
+
+    def build(m):
+        torch.manual_seed(0)
+        text_route = [m.Transformer(str(tiny_bert_path)), m.Pooling(32), m.Dense(32, 16)]
+        return [m.Router({"text": text_route, "image": [m.Transformer(str(clip_path))]}), m.Normalize()]
+
+    images, texts = sample_images(2), ["a photo of a dog", "a drawing"]
+    theirs = Reference(modules=build(st_modules), device="cpu")
+    theirs.save(str(tmp_path / "router"))
+    ours = SentenceTransformer(str(tmp_path / "router"), device="cpu")
+    assert ours.modalities == ["image", "text"]
+    mixed = ours.encode([texts[0], images[0], texts[1], images[1]])
+    expected_texts, expected_images = theirs.encode(texts), theirs.encode(images)
+    assert_close(mixed, np.stack([expected_texts[0], expected_images[0], expected_texts[1], expected_images[1]]))
+    mine = SentenceTransformer(modules=build(our_modules), device="cpu")
+    mine.save(str(tmp_path / "ours"))
+    reloaded = Reference(str(tmp_path / "ours"), device="cpu")
+    assert_close(reloaded.encode(images), mine.encode(images))
+    assert_close(reloaded.encode(texts), mine.encode(texts))

@@ -168,6 +168,9 @@ def modality_groups(items: Sequence[Any], supported: Sequence[Modality]) -> dict
     if "message" in supported or all(type(item) is str for item in items):
         return None
     groups: dict[Modality, list[int]] = {}
-    for position, item in enumerate(items):
-        groups.setdefault(infer_modality(item, supported), []).append(position)
+    try:
+        for position, item in enumerate(items):
+            groups.setdefault(infer_modality(item, supported), []).append(position)
+    except UnsupportedModalityError:
+        return None  # inputs of no known kind (a Router's legacy {task: text} dicts): the input module decides
     return groups if len(groups) > 1 else None
