@@ -86,3 +86,69 @@ def sample_clips(count: int = 3) -> list[np.ndarray]:
     """Random mono waveforms of different lengths (16 kHz)."""
     rng = np.random.RandomState(0)
     return [rng.randn(2000 + 700 * i).astype("float32") for i in range(count)]
+
+
+# A structured chat template (content is a list of typed parts), as vision-language models have.
+STRUCTURED_CHAT_TEMPLATE = (
+    "{% for message in messages %}<{{ message['role'] }}>{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>"
+    "{% else %} {{ item['text'] }}{% endif %}{% endfor %}{% endif %} [SEP]{% endfor %}"
+)
+
+
+def tiny_llava(target: Path, seed: int = 0) -> Path:
+    """A LLaVA-style vision-language chat model: a CLIP vision tower and a Llama decoder, 28x28 images, the
+    MiniLM tokenizer with an <image> token and a structured chat template. (Qwen2-VL needs torchvision for its
+    video processor, which this environment does not have.)"""
+    from transformers import (
+        AutoTokenizer,
+        CLIPImageProcessor,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    torch.manual_seed(seed)
+    text = dict(
+        model_type="llama",
+        vocab_size=30524,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=101,
+        eos_token_id=102,
+    )
+    vision = dict(
+        model_type="clip_vision_model",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+        projection_dim=16,
+    )
+    config = LlavaConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    LlavaForConditionalGeneration(config).save_pretrained(target)
+    images = CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    LlavaProcessor(
+        image_processor=images,
+        tokenizer=tokenizer,
+        chat_template=STRUCTURED_CHAT_TEMPLATE,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    ).save_pretrained(target)
+    return target

@@ -17,7 +17,7 @@ from sentence_transformers import SentenceTransformer as Reference
 from embedstack import SentenceTransformer
 from embedstack.errors import UnsupportedModalityError
 from helpers import short_texts
-from multimodal_backbones import sample_clips, sample_images, tiny_audio, tiny_chat_lm, tiny_clip
+from multimodal_backbones import sample_clips, sample_images, tiny_audio, tiny_chat_lm, tiny_clip, tiny_llava
 
 TOLERANCE = 1e-5
 
@@ -35,6 +35,11 @@ def clip_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def chat_path(tmp_path_factory):
     return tiny_chat_lm(tmp_path_factory.mktemp("chat-lm"))
+
+
+@pytest.fixture(scope="module")
+def llava_path(tmp_path_factory):
+    return tiny_llava(tmp_path_factory.mktemp("llava"))
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +163,7 @@ def test_audio_arrays_and_dicts(audio_path, tmp_path):
         ("clip_path", ["Modalities: text, image"]),
         ("chat_path", ["Modalities: text, message", "Message format: flat"]),
         ("audio_path", ["Modalities: audio"]),
+        ("llava_path", ["Modalities: text, image, message", "Message format: structured"]),
     ],
 )
 def test_info_prints_modalities_and_message_format(backbone, expected, request):
@@ -233,3 +239,35 @@ def test_router_with_modality_routes(clip_path, tiny_bert_path, tmp_path):
     reloaded = Reference(str(tmp_path / "ours"), device="cpu")
     assert_close(reloaded.encode(images), mine.encode(images))
     assert_close(reloaded.encode(texts), mine.encode(texts))
+
+
+def test_vision_language_chat_model(llava_path, tmp_path):
+    """A chat model with images: every input becomes a structured conversation, mixed batches included."""
+    ours, theirs = SentenceTransformer(str(llava_path), device="cpu"), Reference(str(llava_path), device="cpu")
+    assert repr(ours) == repr(theirs)
+    assert ours.modalities == ["text", "image", "message"]
+    assert ours[0].modality_config["message"]["format"] == "structured"
+    images = sample_images(2)
+    chat = [
+        [{"role": "user", "content": [{"type": "image", "image": images[0]}, {"type": "text", "text": "what is it"}]}]
+    ]
+    cases = [
+        (["a text", "a somewhat longer text"], {}),
+        (images, {}),
+        ([{"text": "a caption", "image": images[0]}, {"text": "another", "image": images[1]}], {}),
+        (["a text", images[1], {"text": "both", "image": images[0]}], {}),  # mixed: one batch of conversations
+        (chat, {}),
+        (["a text"], {"prompt": "Embed this."}),
+        (images[:1], {"prompt": "Describe the image."}),
+    ]
+    for inputs, kwargs in cases:
+        assert_close(ours.encode(inputs, **kwargs), theirs.encode(inputs, **kwargs))
+    ours.save(str(tmp_path / "saved"))
+    saved = Reference(str(tmp_path / "saved"), device="cpu")
+    assert_close(saved.encode(images), theirs.encode(images))
+    assert (
+        json.loads((tmp_path / "saved" / "sentence_bert_config.json").read_text())["modality_config"]["message"][
+            "format"
+        ]
+        == "structured"
+    )
