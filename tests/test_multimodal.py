@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from sentence_transformers import SentenceTransformer as Reference
 
 from embedstack import SentenceTransformer
@@ -151,6 +152,8 @@ def test_audio_arrays_and_dicts(audio_path, tmp_path):
     wrapped = [{"array": clip, "sampling_rate": 16000} for clip in clips]
     assert_close(ours.encode(wrapped), theirs.encode(wrapped))
     assert_close(ours.encode([{"audio": wrapped[0]}]), theirs.encode(clips[:1]))
+    tensors = [torch.from_numpy(clip) for clip in clips]  # the reference's feature extractor fails on tensors
+    assert_close(ours.encode(tensors), theirs.encode(clips))
     with pytest.raises(UnsupportedModalityError, match="cannot take 'text' inputs.*it takes audio"):
         ours.encode(["not audio"])
     ours.save(str(tmp_path / "saved"))
@@ -271,3 +274,25 @@ def test_vision_language_chat_model(llava_path, tmp_path):
         ]
         == "structured"
     )
+
+
+def test_processing_kwargs_per_module_and_per_call(clip_path, tmp_path):
+    """processing_kwargs on the module are saved with it; per call they override it section by section."""
+    from sentence_transformers.sentence_transformer.modules import Transformer as ReferenceTransformer
+
+    from embedstack.modules import Transformer
+
+    per_module = {"text": {"max_length": 6}, "image": {"do_normalize": False}}
+    ours = SentenceTransformer(modules=[Transformer(str(clip_path), processing_kwargs=per_module)], device="cpu")
+    theirs = Reference(modules=[ReferenceTransformer(str(clip_path), processing_kwargs=per_module)], device="cpu")
+    texts, images = ["a long text that the max length of six tokens cuts short", "short"], sample_images(2)
+    assert_close(ours.encode(texts), theirs.encode(texts))
+    assert_close(ours.encode(images), theirs.encode(images))
+    per_call = {"text": {"max_length": 4}}
+    assert_close(ours.encode(texts, processing_kwargs=per_call), theirs.encode(texts, processing_kwargs=per_call))
+    assert not np.allclose(ours.encode(texts, processing_kwargs=per_call), ours.encode(texts))
+    ours.save(str(tmp_path / "saved"))
+    assert json.loads((tmp_path / "saved" / "sentence_bert_config.json").read_text())["processing_kwargs"] == per_module
+    assert_close(Reference(str(tmp_path / "saved"), device="cpu").encode(images), theirs.encode(images))
+    with pytest.raises(ValueError, match="processing_kwargs section 'txt' is unknown"):
+        ours.encode(texts, processing_kwargs={"txt": {}})

@@ -159,7 +159,13 @@ def parse_inputs(
 
 
 def _unwrap_audio(item: Any, extra: dict[str, dict[str, Any]]) -> Any:
+    """The waveform of an audio input (a ``{"array", "sampling_rate"}`` dict records its rate in ``extra``);
+    torch tensors become numpy arrays, which feature extractors take (sentence-transformers passes them on and
+    the feature extractor fails)."""
+    if hasattr(item, "detach") and hasattr(item, "numpy"):
+        return item.detach().cpu().numpy()
     if isinstance(item, dict) and "array" in item:
+        item = {**item, "array": _unwrap_audio(item["array"], {})}
         rate = item.get("sampling_rate")
         if rate is not None:
             previous = extra.setdefault("audio", {}).setdefault("sampling_rate", rate)
