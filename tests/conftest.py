@@ -45,3 +45,15 @@ def tiny_llama_path(tmp_path_factory):
     from helpers import tiny_llama
 
     return tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def stack_folder(tmp_path_factory, tiny_bert_path):
+    """A saved Transformer + Pooling + Dense + Normalize model on the tiny BERT (copy it before changing it)."""
+    from embedstack import SentenceTransformer
+    from embedstack.modules import Dense, Normalize, Pooling, Transformer
+
+    folder = tmp_path_factory.mktemp("stack") / "model"
+    modules = [Transformer(str(tiny_bert_path)), Pooling(32), Dense(32, 8), Normalize()]
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    return folder

@@ -10,13 +10,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from embedstack import SentenceTransformer
 from embedstack.errors import EmbedstackError
-from embedstack.modules import Dense, Normalize, Pooling, Transformer
 
 DOCUMENTED_ERRORS = (EmbedstackError, ImportError)
 TEXTS = ["fuzzing a model folder", "", "second text"]
@@ -34,14 +32,6 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
     max_leaves=6,
 )
-
-
-@pytest.fixture(scope="module")
-def base_folder(tmp_path_factory, tiny_bert_path):
-    folder = tmp_path_factory.mktemp("fuzz-base") / "model"
-    modules = [Transformer(str(tiny_bert_path)), Pooling(32), Dense(32, 8), Normalize()]
-    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
-    return folder
 
 
 def _nodes(value, path=()):
@@ -105,9 +95,9 @@ FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_mutated_folder_loads_or_fails_with_our_error(data, base_folder, tmp_path_factory):
+def test_mutated_folder_loads_or_fails_with_our_error(data, stack_folder, tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz") / "model"
-    shutil.copytree(base_folder, folder)
+    shutil.copytree(stack_folder, folder)
     target = data.draw(st.sampled_from(JSON_FILES + BINARY_FILES + ("delete a file",)), label="target")
     if target == "delete a file":
         victim = data.draw(st.sampled_from(sorted(p for p in folder.rglob("*") if p.is_file())), label="file")

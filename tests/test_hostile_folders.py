@@ -10,28 +10,19 @@ import pytest
 
 from embedstack import SentenceTransformer
 from embedstack.errors import EmbedstackError
-from embedstack.modules import Dense, Normalize, Pooling, Transformer
 from hostile_cases import CASES, MARKER
 
 TEXTS = ["a damaged folder", "must fail clearly"]
 
 
-@pytest.fixture(scope="module")
-def good_folder(tmp_path_factory, tiny_bert_path):
-    folder = tmp_path_factory.mktemp("good") / "model"
-    modules = [Transformer(str(tiny_bert_path)), Pooling(32), Dense(32, 8), Normalize()]
-    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
-    return folder
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_hostile_folder(case, good_folder, tmp_path):
+def test_hostile_folder(case, stack_folder, tmp_path):
     folder = tmp_path / "model"
-    shutil.copytree(good_folder, folder, symlinks=True)
+    shutil.copytree(stack_folder, folder, symlinks=True)
     case.mutate(folder)
     if case.error is None:
         loaded = SentenceTransformer(str(folder), device="cpu")
-        expected = SentenceTransformer(str(good_folder), device="cpu").encode(TEXTS)
+        expected = SentenceTransformer(str(stack_folder), device="cpu").encode(TEXTS)
         np.testing.assert_allclose(loaded.encode(TEXTS), expected, atol=1e-6)
     else:
         with pytest.raises(case.error, match=case.match) as info:

@@ -156,8 +156,10 @@ def test_audio_arrays_and_dicts(audio_path, tmp_path):
     assert_close(ours.encode(tensors), theirs.encode(clips))
     with pytest.raises(UnsupportedModalityError, match="cannot take 'text' inputs.*it takes audio"):
         ours.encode(["not audio"])
-    ours.save(str(tmp_path / "saved"))
-    assert_close(Reference(str(tmp_path / "saved"), device="cpu").encode(clips), theirs.encode(clips))
+    ours.save(str(tmp_path / "ours"))
+    theirs.save(str(tmp_path / "theirs"))
+    assert_close(Reference(str(tmp_path / "ours"), device="cpu").encode(clips), theirs.encode(clips))
+    assert_close(SentenceTransformer(str(tmp_path / "theirs"), device="cpu").encode(clips), theirs.encode(clips))
 
 
 @pytest.mark.parametrize(
@@ -266,8 +268,9 @@ def test_vision_language_chat_model(llava_path, tmp_path):
     for inputs, kwargs in cases:
         assert_close(ours.encode(inputs, **kwargs), theirs.encode(inputs, **kwargs))
     ours.save(str(tmp_path / "saved"))
-    saved = Reference(str(tmp_path / "saved"), device="cpu")
-    assert_close(saved.encode(images), theirs.encode(images))
+    theirs.save(str(tmp_path / "theirs"))
+    assert_close(Reference(str(tmp_path / "saved"), device="cpu").encode(images), theirs.encode(images))
+    assert_close(SentenceTransformer(str(tmp_path / "theirs"), device="cpu").encode(chat), theirs.encode(chat))
     assert (
         json.loads((tmp_path / "saved" / "sentence_bert_config.json").read_text())["modality_config"]["message"][
             "format"
