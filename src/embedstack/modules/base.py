@@ -33,7 +33,7 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(handle)
     except json.JSONDecodeError as exc:
         raise ModelFormatError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). The model folder "
+            f"{path} is not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno}). The model folder "
             "is damaged or was truncated while copying; restore the file from the original model."
         ) from None
     except UnicodeDecodeError:
