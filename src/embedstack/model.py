@@ -308,14 +308,13 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
         for name, module in self.named_children():
             accepted = set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
-            produced = sorted(map(str, features))
             try:
                 features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
             except KeyError as exc:  # a module reading a feature that no earlier module wrote
                 raise ModelFormatError(
                     f"Module {name} ({type(module).__name__}) needs the feature {exc.args[0]!r}, which the modules "
-                    f"before it did not produce (they produced {produced}). Check the module order in modules.json "
-                    "and the modules' input and output names."
+                    f"before it did not produce (the features are {sorted(map(str, features))}). Check the module "
+                    "order in modules.json and the modules' input and output names."
                 ) from exc
         return features
 
