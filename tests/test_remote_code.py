@@ -131,3 +131,26 @@ def test_code_from_another_hub_repository(tmp_path, tiny_bert_path, monkeypatch)
     assert not (tmp_path / "saved" / "scaled_pooling.py").exists()  # the code stays in its own repository
     again = SentenceTransformer(str(tmp_path / "saved"), device="cpu", trust_remote_code=True)
     np.testing.assert_allclose(again.encode(TEXTS), model.encode(TEXTS), atol=1e-6)
+
+
+def test_old_style_custom_transformer_is_built_like_the_reference(tmp_path, tiny_bert_path):
+    """Old custom Transformer modules (one-argument load, __init__ with model_args/tokenizer_args) are built from
+    sentence_bert_config.json through __init__, as sentence-transformers does."""
+    from sentence_transformers import SentenceTransformer as Reference
+
+    folder = tmp_path / "m"
+    SentenceTransformer(modules=[Transformer(str(tiny_bert_path)), Pooling(32)], device="cpu").save(str(folder))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 16, "do_lower_case": False}))
+    shutil.copy(CODE_DIR / "old_transformer.py", folder / "old_transformer.py")
+    entries = json.loads((folder / "modules.json").read_text())
+    entries[0]["type"] = "old_transformer.OldTransformer"
+    (folder / "modules.json").write_text(json.dumps(entries))
+    ours = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
+    assert type(ours[0]).__name__ == "OldTransformer" and ours[0].max_seq_length == 16
+    reference = Reference(str(folder), device="cpu", trust_remote_code=True)
+    texts = TEXTS + ["a text long enough to be cut at sixteen tokens by the old module's own tokenizer call"]
+    np.testing.assert_allclose(ours.encode(texts), reference.encode(texts), atol=1e-5)
+    plain = SentenceTransformer(
+        modules=[Transformer(str(tiny_bert_path), max_seq_length=16), Pooling(32)], device="cpu"
+    )
+    np.testing.assert_allclose(ours.encode(texts), 0.5 * plain.encode(texts), atol=1e-5)

@@ -144,12 +144,39 @@ def _load_module(cls: type, folder: Path, subfolder: str, trust_remote_code: boo
     params = [p for p in inspect.signature(load).parameters.values() if p.kind is not p.VAR_KEYWORD]
     try:
         if len(params) == 1:  # a legacy module: a plain nn.Module with a static load(path)
+            init_kwargs = _old_transformer_init_kwargs(cls, folder / subfolder, trust_remote_code, load_kwargs)
+            if init_kwargs is not None:  # an old custom Transformer: built from its config, as the reference does
+                return cls(str(folder / subfolder), **init_kwargs)
             return load(str(folder / subfolder))
         return load(str(folder), subfolder=subfolder, trust_remote_code=trust_remote_code, **load_kwargs)
     except (EmbedstackError, ImportError, MemoryError):
         raise
     except Exception as exc:  # anything else from deep inside a loader: say which module folder failed
         raise _load_failure(exc, cls, folder / subfolder) from exc
+
+
+_OLD_KWARG_NAMES = {"model_kwargs": "model_args", "processor_kwargs": "tokenizer_args", "config_kwargs": "config_args"}
+
+
+def _old_transformer_init_kwargs(
+    cls: type, module_folder: Path, trust_remote_code: bool, load_kwargs: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``__init__`` kwargs for a custom Transformer-like module with an old one-argument ``load`` (such modules,
+    e.g. jina-embeddings-v3's, take model/tokenizer/config kwargs): its sentence_bert_config.json, with the
+    caller's kwargs and ``trust_remote_code`` added. None for any other module."""
+    init = inspect.signature(cls.__init__).parameters
+    old_names = {"model_args", "tokenizer_args", "config_args"} & set(init)
+    new_names = {"model_kwargs", "config_kwargs"} <= set(init)
+    if not (old_names or new_names):
+        return None
+    config = Transformer.load_config(str(module_folder))
+    for key in _OLD_KWARG_NAMES:
+        config[key] = {**config.get(key, {}), "trust_remote_code": trust_remote_code, **(load_kwargs.get(key) or {})}
+    if old_names and not new_names:
+        config = {_OLD_KWARG_NAMES.get(key, key): value for key, value in config.items()}
+    if not any(p.kind is p.VAR_KEYWORD for p in init.values()):
+        config = {key: value for key, value in config.items() if key in init}
+    return config
 
 
 def _load_failure(exc: Exception, cls: type, module_folder: Path) -> EmbedstackError:
