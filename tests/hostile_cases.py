@@ -271,6 +271,20 @@ CASES = [
         None,
     ),
     Case(
+        "tokenizer_name_or_path outside the folder",
+        lambda f: _edit_json(f / "sentence_bert_config.json", tokenizer_name_or_path="../../elsewhere"),
+        ModelFormatError,
+        "tokenizer_name_or_path.*outside the model folder",
+    ),
+    Case(
+        "cache_dir and offload_folder set inside a config file (ignored)",
+        lambda f: _edit_json(
+            f / "sentence_bert_config.json",
+            model_kwargs={"cache_dir": str(f.parent / MARKER), "offload_folder": str(f.parent / MARKER)},
+        ),
+        None,
+    ),
+    Case(
         "prompts of the wrong type",
         lambda f: _edit_json(f / "config_sentence_transformers.json", prompts=["query: "]),
         ModelFormatError,

@@ -19,6 +19,7 @@ from embedstack.modules.transformer_support import (
     join_modality,
     load_processor,
     split_text_inputs,
+    tokenizer_location,
     validate_modality_config,
 )
 from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
@@ -400,6 +401,8 @@ class Transformer(InputModule):
         if unknown:
             logger.warning("Ignoring unknown keys %s in %s/%s", unknown, folder, cls.config_file_name)
         config = {key: value for key, value in config.items() if key in accepted}
+        if config.get("tokenizer_name_or_path") is not None:
+            config["tokenizer_name_or_path"] = tokenizer_location(folder, config["tokenizer_name_or_path"])
         return cls(str(folder), backend=backend, **config)
 
     def _configure_tokenizer(self, processor_kwargs: dict[str, Any], do_lower_case: bool) -> None:

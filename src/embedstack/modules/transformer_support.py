@@ -45,6 +45,22 @@ def load_processor(path: str, processor_kwargs: dict[str, Any]):
         ) from None
 
 
+def tokenizer_location(folder: Path, value: Any) -> str:
+    """Where a ``tokenizer_name_or_path`` read from a model folder's config points: a folder inside the model, or
+    a Hub id. Paths leaving the folder (absolute, ``..``, ``~``) are refused."""
+    if not isinstance(value, str) or not value:
+        raise ModelFormatError(f"{folder} sentence_bert_config.json key 'tokenizer_name_or_path' is {value!r}.")
+    inside = (folder / value).resolve()
+    if inside.is_dir() and folder.resolve() in (inside, *inside.parents):
+        return str(inside)
+    if value.startswith(("/", "~", ".", "\\")) or ".." in value.replace("\\", "/").split("/") or ":" in value:
+        raise ModelFormatError(
+            f"{folder} sentence_bert_config.json key 'tokenizer_name_or_path' is {value!r}, a path outside the model "
+            "folder. It must be a folder inside the model or a Hub id; fix the file."
+        )
+    return value
+
+
 def check_tokenizer_vocabulary(tokenizer: Any, config: Any, path: str) -> None:
     """Refuse a tokenizer built without its vocabulary (transformers makes one of special tokens only when the
     vocabulary files are missing), which would turn every word into [UNK]."""

@@ -73,8 +73,13 @@ TRANSFORMER_KEY_RENAMES: dict[str, str] = {
 _KWARGS_DICTS = ("model_kwargs", "processor_kwargs", "config_kwargs")
 
 
+# Keys a model folder's files may not set in the Hugging Face kwargs: they would enable code, or make loading
+# read or write outside the folder. The caller can still pass them.
+FORBIDDEN_FILE_KWARGS = frozenset({"trust_remote_code", "cache_dir", "offload_folder", "token", "use_auth_token"})
+
+
 def normalize_transformer_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Rename legacy Transformer keys and strip ``trust_remote_code`` (a file may never enable it)."""
+    """Rename legacy Transformer keys and strip ``FORBIDDEN_FILE_KWARGS`` (a file may never enable code)."""
     config = dict(config)
     for old, new in TRANSFORMER_KEY_RENAMES.items():
         if old in config:
@@ -82,7 +87,7 @@ def normalize_transformer_config(config: dict[str, Any]) -> dict[str, Any]:
             config[new] = {**(value or {}), **config.get(new, {})}
     for key in _KWARGS_DICTS:
         if key in config:
-            config[key] = {k: v for k, v in (config[key] or {}).items() if k != "trust_remote_code"}
+            config[key] = {k: v for k, v in (config[key] or {}).items() if k not in FORBIDDEN_FILE_KWARGS}
     return config
 
 
