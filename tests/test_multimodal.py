@@ -128,6 +128,8 @@ def test_chat_model_texts_messages_and_prompts(chat_path):
     assert_close(ours.encode(chats), theirs.encode(chats))
     assert_close(ours.encode(chats, prompt="You embed text."), theirs.encode(chats, prompt="You embed text."))
     assert_close(ours.encode(chats[0]), theirs.encode(chats[0]))  # one conversation gives one vector
+    mixed = ours.encode([texts[0], chats[1]])  # a text and a conversation in one batch: each its own conversation
+    assert_close(mixed, np.stack([theirs.encode(texts[0]), theirs.encode(chats[1])]))
 
 
 def test_chat_model_saved_by_either_loads_in_both(chat_path, tmp_path):

@@ -145,8 +145,10 @@ def parse_inputs(
             item = [item]
         typed.append((modality, item))
     kinds = {modality for modality, _ in typed}
-    if len(kinds) > 1:
-        messages = [to_message(v if isinstance(m, tuple) else {m: v}, message_style) for m, v in typed]
+    if len(kinds) > 1:  # conversations stay as they are; every other input becomes one
+        messages = [
+            v if m == "message" else to_message(v if isinstance(m, tuple) else {m: v}, message_style) for m, v in typed
+        ]
         return "message", {"message": messages}, extra
     modality = kinds.pop()
     values = [value for _, value in typed]
