@@ -120,3 +120,13 @@ def test_module_accepts_future_keywords(name, tiny_bert_path, clip_path, tmp_pat
         features = module.preprocess(["a text"], prompt=None, some_future_option=1)
     with torch.no_grad():
         module(features, some_future_option=1)
+
+
+def test_dense_writing_another_feature_does_not_claim_the_width(tiny_bert_path):
+    """Found by the fuzz test: a Dense whose output goes to another feature must not report the model's width."""
+    from embedstack import SentenceTransformer
+
+    side = Dense(32, 8, module_output_name="projected")
+    assert side.get_embedding_dimension() is None
+    model = SentenceTransformer(modules=[Transformer(str(tiny_bert_path)), Pooling(32), side], device="cpu")
+    assert model.get_embedding_dimension() == model.encode(["a text"]).shape[1] == 32

@@ -120,8 +120,9 @@ class Dense(Module):
         features[self.module_output_name] = out
         return features
 
-    def get_embedding_dimension(self) -> int:
-        return self.out_features
+    def get_embedding_dimension(self) -> int | None:
+        """``out_features`` when this layer writes the sentence embedding; None when it writes another feature."""
+        return self.out_features if self.module_output_name == "sentence_embedding" else None
 
     def get_config_dict(self) -> dict[str, Any]:
         config = super().get_config_dict()
