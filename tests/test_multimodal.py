@@ -83,6 +83,8 @@ def test_clip_mixed_batch_is_grouped_by_modality(clip_path):
     assert_close(ours.encode(mixed), expected)
     with pytest.raises(ValueError, match="mixes multiple modalities"):
         theirs.encode(mixed)
+    streamed = np.stack(list(ours.encode_iter(iter(mixed), window_size=4)))
+    assert_close(streamed, expected)
 
 
 def test_clip_saved_by_either_loads_in_both(clip_path, tmp_path):

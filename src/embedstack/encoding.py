@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 from collections.abc import Iterable, Iterator
@@ -116,8 +117,7 @@ class EncodeMixin:
             kwargs=kwargs,
         )
         with _progress(show_progress_bar, len(inputs)) as plan.progress:
-            groups = modality_groups(inputs, self.modalities) if inputs else None
-            result = run(self, inputs, plan) if groups is None else _run_groups(self, inputs, plan, groups)
+            result = self._run_checked(inputs, plan, checked=True)
         self._report_truncation(int(result.truncated.sum()), len(inputs))
         embeddings = result.outputs
         if len(inputs) and precision != "float32":
@@ -166,7 +166,11 @@ class EncodeMixin:
         )
         seen = cut = 0
         with _progress(show_progress_bar, None) as plan.progress:
-            for result in stream(self, inputs, plan, window_size=window_size):
+            if self.modalities == ["text"]:
+                results = stream(self, inputs, plan, window_size=window_size)
+            else:  # images, audio, ...: each window is checked and split by modality, as in encode()
+                results = (self._run_checked(window, plan) for window in _windows(inputs, window_size))
+            for result in results:
                 seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
                 yield from result.outputs.float().numpy()
         self._report_truncation(cut, seen)
@@ -211,6 +215,13 @@ class EncodeMixin:
         return flags[0] if singular else flags
 
     # ----- helpers ----------------------------------------------------------------------------------------
+    def _run_checked(self, inputs: list[Any], plan: EncodePlan, *, checked: bool = False) -> EncodeResult:
+        """Run ``inputs`` (modality checked unless ``checked``), one pass per modality when the model needs it."""
+        if inputs and not checked:
+            self.check_modality(inputs)
+        groups = modality_groups(inputs, self.modalities) if inputs else None
+        return run(self, inputs, plan) if groups is None else _run_groups(self, inputs, plan, groups)
+
     def _check_kwargs(self, kwargs: dict[str, Any]) -> None:
         accepted = set(self.get_model_kwargs())
         unknown = set(kwargs) - accepted - _ALWAYS_ACCEPTED_KWARGS
@@ -299,3 +310,11 @@ def _run_groups(model: Any, inputs: list[Any], plan: EncodePlan, groups: dict[An
     if plan.output_value == "sentence_embedding":
         return EncodeResult(torch.stack(outputs), truncated, stats)
     return EncodeResult(outputs, truncated, stats)
+
+
+def _windows(inputs: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    if size < 1:
+        raise ValueError(f"window_size must be a positive integer, got {size!r}.")
+    source = iter(inputs)
+    while window := list(itertools.islice(source, size)):
+        yield window
