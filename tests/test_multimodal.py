@@ -126,6 +126,8 @@ def test_chat_model_texts_messages_and_prompts(chat_path):
         ours.encode(texts[:4], prompt="Represent this sentence: "),
         theirs.encode(texts[:4], prompt="Represent this sentence: "),
     )
+    short = {"text": {"max_length": 8}}  # per call, through the chat template path
+    assert_close(ours.encode(texts[:4], processing_kwargs=short), theirs.encode(texts[:4], processing_kwargs=short))
     chats = conversations()
     assert_close(ours.encode(chats), theirs.encode(chats))
     assert_close(ours.encode(chats, prompt="You embed text."), theirs.encode(chats, prompt="You embed text."))

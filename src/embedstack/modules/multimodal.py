@@ -342,7 +342,7 @@ def preprocess_multimodal(
                 ids = ids.tolist() if hasattr(ids, "tolist") else ids
                 return ids[0] if ids and isinstance(ids[0], list) else ids
 
-            restore_suffix(features, conversations, limit, render, module.__dict__.setdefault("_suffix_cache", {}))
+            restore_suffix(features, conversations, limit, render, module._suffix_cache)
     else:
         features = call_processor(module.processor, modality, values, modality_kwargs, common)
     features = dict(features)

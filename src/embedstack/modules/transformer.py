@@ -115,6 +115,7 @@ class Transformer(InputModule):
         self.query_expansion = query_expansion
         self.do_lower_case = do_lower_case
         self._prompt_lengths: dict[tuple, int] = {}
+        self._suffix_cache: dict[str, list[int]] = {}  # chat template closing tokens, see chat_suffix.py
 
         path = str(module_dir(model_name_or_path))
         from transformers import AutoConfig, AutoModel
@@ -201,7 +202,7 @@ class Transformer(InputModule):
         """
         if "message" in self.modality_config or not is_text_batch(inputs):
             merged = self._merged_processing_kwargs(processing_kwargs)
-            text_kwargs = self._tokenizer_kwargs(task, None, kwargs)
+            text_kwargs = self._tokenizer_kwargs(task, merged, kwargs)
             features = preprocess_multimodal(self, inputs, prompt, merged, text_kwargs)
             if prompt and features["modality"] == "text":
                 features["prompt_length"] = self._prompt_length(prompt, text_kwargs)
@@ -209,7 +210,7 @@ class Transformer(InputModule):
         texts, pairs = split_text_inputs(inputs, self.modalities)
         if prompt:
             texts = [prompt + text for text in texts]
-        call_kwargs = self._tokenizer_kwargs(task, processing_kwargs, kwargs)
+        call_kwargs = self._tokenizer_kwargs(task, self._merged_processing_kwargs(processing_kwargs), kwargs)
         encoded = (
             self.tokenizer(texts, pairs, **call_kwargs) if pairs is not None else self.tokenizer(texts, **call_kwargs)
         )
@@ -244,7 +245,7 @@ class Transformer(InputModule):
             return None
         if not all(isinstance(item, str) for item in inputs):
             return None  # pairs and non-text inputs take the general path
-        call_kwargs = self._tokenizer_kwargs(task, processing_kwargs, kwargs)
+        call_kwargs = self._tokenizer_kwargs(task, self._merged_processing_kwargs(processing_kwargs), kwargs)
         if call_kwargs.pop("padding", True) is not True or call_kwargs.pop("return_tensors", "pt") != "pt":
             return None
         if set(call_kwargs) - {"truncation", "max_length", "add_special_tokens"}:
@@ -271,14 +272,15 @@ class Transformer(InputModule):
             tokenized, indices, pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id, left=left
         )
 
-    def _tokenizer_kwargs(self, task: str | None, per_call: dict[str, Any] | None, extra: dict[str, Any]):
+    def _tokenizer_kwargs(self, task: str | None, merged: dict[str, dict[str, Any]], extra: dict[str, Any]):
+        """Tokenizer settings: padding/truncation defaults, the task's max_length, then ``merged`` processing
+        kwargs (see :meth:`_merged_processing_kwargs`) "common" and "text" sections."""
         call_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first", "return_tensors": "pt"}
         length = {"query": self.query_length, "document": self.document_length}.get(task or "")
         if length is not None:
             call_kwargs["max_length"] = length
         if "max_length" in extra:
             call_kwargs["max_length"] = extra["max_length"]
-        merged = self._merged_processing_kwargs(per_call)
         call_kwargs.update(merged.get("common", {}))
         call_kwargs.update(merged.get("text", {}))
         return call_kwargs
