@@ -14,6 +14,7 @@ from embedstack.modules import (
     CLIPModel,
     Dense,
     Dropout,
+    InputModule,
     LayerNorm,
     Normalize,
     Pooling,
@@ -25,7 +26,7 @@ from embedstack.modules import (
     WordEmbeddings,
     WordWeights,
 )
-from embedstack.registry import builtin_modules, resolve_module_class, type_name_for
+from embedstack.registry import registered_modules, resolve_module_class, type_name_for
 
 VOCAB = ["PADDING_TOKEN", "a", "first", "text", "and", "second", "longer"]
 
@@ -38,9 +39,12 @@ def clip_path(tmp_path_factory):
 
 
 def examples(tiny_bert_path, clip_path) -> dict:
+    """One instance per registered built-in: those needing a backbone folder are built here, the others come from
+    the ``example`` their registration declares (so a new module is covered by its own file)."""
     torch.manual_seed(0)
     tokenizer = Tokenizer.from_file(str(tiny_bert_path / "tokenizer.json"))
-    return {
+    declared = {name: spec.example() for name, spec in registered_modules(builtin_only=True).items() if spec.example}
+    return declared | {
         "Transformer": Transformer(str(tiny_bert_path), max_seq_length=24),
         "Pooling": Pooling(32, pooling_mode=["mean", "max"], include_prompt=False),
         "Dense": Dense(32, 8, activation_function=torch.nn.GELU()),
@@ -62,22 +66,27 @@ def examples(tiny_bert_path, clip_path) -> dict:
 INPUT_MODULES = {"Transformer", "Router", "StaticEmbedding", "WordEmbeddings", "BoW", "CLIPModel"}
 
 
+# Which features a non-input module reads; a module registered later gets both kinds.
+TOKEN_LEVEL = {"Pooling", "CNN", "LSTM", "WordWeights", "WeightedLayerPooling"}
+SENTENCE_LEVEL = {"Dense", "Normalize", "LayerNorm", "Dropout"}
+
+
 def sample_features(name: str, module) -> dict:
     torch.manual_seed(0)
-    if name in INPUT_MODULES:
+    if name in INPUT_MODULES or isinstance(module, InputModule):
         return module.preprocess(["a first text", "and a second, longer text"])
-    tokens = {
-        "token_embeddings": torch.randn(2, 5, 32),
-        "attention_mask": torch.tensor([[1] * 5, [1, 1, 1, 0, 0]]),
-        "input_ids": torch.tensor([[1, 2, 3, 4, 5], [6, 1, 2, 0, 0]]),
-        "sentence_lengths": torch.tensor([5, 3]),
-        "all_layer_embeddings": tuple(torch.randn(2, 5, 32) for _ in range(4)),
-    }
-    return (
-        tokens
-        if name not in ("Dense", "Normalize", "LayerNorm", "Dropout")
-        else {"sentence_embedding": torch.randn(2, 32)}
-    )
+    features: dict = {}
+    if name not in SENTENCE_LEVEL:
+        features |= {
+            "token_embeddings": torch.randn(2, 5, 32),
+            "attention_mask": torch.tensor([[1] * 5, [1, 1, 1, 0, 0]]),
+            "input_ids": torch.tensor([[1, 2, 3, 4, 5], [6, 1, 2, 0, 0]]),
+            "sentence_lengths": torch.tensor([5, 3]),
+            "all_layer_embeddings": tuple(torch.randn(2, 5, 32) for _ in range(4)),
+        }
+    if name not in TOKEN_LEVEL:
+        features["sentence_embedding"] = torch.randn(2, 32)
+    return features
 
 
 def output_of(features: dict) -> torch.Tensor:
@@ -85,7 +94,11 @@ def output_of(features: dict) -> torch.Tensor:
 
 
 def test_every_builtin_is_covered(tiny_bert_path, clip_path):
-    assert set(examples(tiny_bert_path, clip_path)) == set(BUILTIN_MODULE_NAMES) == set(builtin_modules())
+    assert (
+        set(examples(tiny_bert_path, clip_path))
+        == set(BUILTIN_MODULE_NAMES)
+        == set(registered_modules(builtin_only=True))
+    )
 
 
 @pytest.mark.parametrize("name", BUILTIN_MODULE_NAMES)

@@ -5,9 +5,10 @@ Heavy imports (torch, transformers) happen on first use of a public name, so ``e
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from embedstack._version import __version__
 
 __all__ = [
     "SentenceTransformer",
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

@@ -10,6 +10,17 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from tqdm.auto import tqdm
+
+from embedstack._version import __version__
+from embedstack.defaults import resolve_cli_model
+from embedstack.errors import EmbedstackError
+from embedstack.evaluation.datasets import sts_benchmark
+from embedstack.evaluation.sts import evaluate_sts
+from embedstack.model import SentenceTransformer
+from embedstack.modules.transformer.backends import backend_names
+
 SAMPLE_SENTENCES = [
     "The weather is lovely today.",
     "It's so sunny outside!",
@@ -24,7 +35,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model folder to run")
     parser.add_argument(
         "--backend",
-        choices=["auto", "torch", "native"],
+        choices=backend_names(),
         default="auto",
         help="auto (default): plain BERT models run natively (fast start), others through transformers",
     )
@@ -32,8 +43,6 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedstack", description="Sentence embeddings from the command line.")
-    from embedstack import __version__
-
     parser.add_argument("--version", action="version", version=f"embedstack {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -55,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a model: modules, dimensions, prompts, similarity")
     info.add_argument("model", nargs="?", help="model folder or Hub id (default: the embedded model)")
     info.add_argument("--trust-remote-code", action="store_true")
-    info.add_argument("--backend", choices=["auto", "torch", "native"], default="torch")
+    info.add_argument("--backend", choices=backend_names(), default="torch")
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a benchmark")
     evaluate.add_argument("task", choices=["sts"], help="sts: cosine Spearman on the STS Benchmark")
@@ -70,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # The command shows its own progress bars; silence the Hub's and transformers' "Loading weights" bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from embedstack.errors import EmbedstackError
-
     try:
         return {"encode": cmd_encode, "info": cmd_info, "eval": cmd_eval}[args.command](args)
     except (EmbedstackError, OSError, ValueError) as exc:
@@ -80,9 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load_model(args: argparse.Namespace, device: str | None = None):
-    from embedstack.defaults import resolve_cli_model
-    from embedstack.model import SentenceTransformer
-
     backend = "torch" if getattr(args, "int8", False) else getattr(args, "backend", "auto")
     model = SentenceTransformer(
         resolve_cli_model(args.model),
@@ -131,8 +135,6 @@ def cmd_encode(args: argparse.Namespace) -> int:
         model = _load_model(args)
         vectors = model.encode_iter(iter_texts(args.input, args.field), **options)
         if count > PROGRESS_THRESHOLD and not args.no_progress:
-            from tqdm.auto import tqdm
-
             vectors = tqdm(vectors, total=count, desc="Encoding", unit="text")
         write_stream(args.output, iter_texts(args.input, args.field), vectors, count, model.get_embedding_dimension())
         print(f"Wrote {count} vectors to {args.output}", file=sys.stderr)
@@ -152,8 +154,6 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count: int, dimension: int) -> None:
     """Write vectors as they come, to .npy or .jsonl ({"text", "embedding"} per line); the file appears
     only when complete."""
-    import numpy as np
-
     temporary = path.with_name(f".{path.name}.partial")
     try:
         if path.suffix == ".npy":
@@ -217,9 +217,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from embedstack.evaluation.datasets import sts_benchmark
-    from embedstack.evaluation.sts import evaluate_sts
-
     pairs = sts_benchmark(args.split)
     model = _load_model(args)
     result = evaluate_sts(model, pairs, batch_size=args.batch_size, show_progress_bar=True)

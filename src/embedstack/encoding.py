@@ -2,30 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
 import logging
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
 from embedstack.engine import EncodePlan, limit_cpu_threads, run, stream
+from embedstack.engine.protocol import TokenBatcher
 from embedstack.engine.runner import EncodeResult, EncodeStats
-from embedstack.inputs import is_message, modality_groups
+from embedstack.inputs import BatchKinds, Modality, is_message
 from embedstack.quantization import PRECISIONS, Precision, quantize_embeddings
 from embedstack.similarity import SimilarityFunction
 
 logger = logging.getLogger(__name__)
 
 _DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
-_ALWAYS_ACCEPTED_KWARGS = {"task", "processing_kwargs"}
+# encode() keywords meant for the input module's preprocess, which any model takes.
+PREPROCESS_KEYWORDS = frozenset({"task", "processing_kwargs"})
 
 
 class EncodeMixin:
-    """Methods that turn inputs into embeddings; mixed into ``SentenceTransformer``."""
+    """Methods that turn inputs into embeddings; mixed into ``SentenceTransformer``.
+
+    The host provides what is declared below: the model's prompts and settings, its device, and the methods
+    the engine calls (:class:`~embedstack.engine.protocol.Encoder`).
+    """
+
+    prompts: dict[str, str]
+    default_prompt_name: str | None
+    truncate_dim: int | None
+    similarity_fn_name: str
+    modalities: list[Modality]
+    max_seq_length: int | None
+    device: torch.device
+    input_module: torch.nn.Module
+    token_batcher: TokenBatcher | None
+
+    if TYPE_CHECKING:  # the host's methods, declared for readers and type checkers only
+
+        def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None: ...
+
+        def split_forward_kwargs(self, kwargs: dict[str, Any], *, strict: bool = True) -> dict[str, dict[str, Any]]: ...
+
+        def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]: ...
+
+        def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]: ...
+
+        def forward_modules(
+            self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]
+        ) -> dict[str, Any]: ...
+
+        def to(self, *args: Any, **kwargs: Any) -> Any: ...
+
+        def eval(self) -> Any: ...
 
     @staticmethod
     def is_singular_input(inputs: Any) -> bool:
@@ -100,11 +136,10 @@ class EncodeMixin:
             )
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
-        self._check_kwargs(kwargs)
+        module_kwargs = self.split_forward_kwargs(kwargs)
         singular = self.is_singular_input(inputs)
         inputs = [inputs] if singular else (inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs))
-        if inputs:
-            self.check_modality(inputs)
+        kinds = self.classify_inputs(inputs) if inputs else None  # each input's modality, decided once
         plan = self._plan(
             prompt=self._resolve_prompt(prompt, prompt_name),
             batch_size=batch_size,
@@ -114,10 +149,11 @@ class EncodeMixin:
             truncate_dim=truncate_dim if truncate_dim is not None else self.truncate_dim,
             to_cpu=convert_to_numpy,
             device=device,
-            kwargs=kwargs,
+            preprocess_kwargs=kwargs,
+            module_kwargs=module_kwargs,
         )
         with _progress(show_progress_bar, len(inputs)) as plan.progress:
-            result = self._run_checked(inputs, plan, checked=True)
+            result = self._run(inputs, plan, kinds)
         self._report_truncation(int(result.truncated.sum()), len(inputs))
         embeddings = result.outputs
         if len(inputs) and precision != "float32":
@@ -154,7 +190,6 @@ class EncodeMixin:
         """
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        self._check_kwargs(kwargs)
         plan = self._plan(
             prompt=self._resolve_prompt(prompt, prompt_name),
             batch_size=batch_size,
@@ -162,14 +197,16 @@ class EncodeMixin:
             normalize_embeddings=normalize_embeddings,
             truncate_dim=truncate_dim if truncate_dim is not None else self.truncate_dim,
             device=device,
-            kwargs=kwargs,
+            preprocess_kwargs=kwargs,
+            module_kwargs=self.split_forward_kwargs(kwargs),
         )
         seen = cut = 0
         with _progress(show_progress_bar, None) as plan.progress:
             if self.modalities == ["text"]:
                 results = stream(self, inputs, plan, window_size=window_size)
             else:  # images, audio, ...: each window is checked and split by modality, as in encode()
-                results = (self._run_checked(window, plan) for window in _windows(inputs, window_size))
+                windows = _windows(inputs, window_size)
+                results = (self._run(window, plan, self.classify_inputs(window)) for window in windows)
             for result in results:
                 seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
                 yield from result.outputs.float().numpy()
@@ -202,8 +239,8 @@ class EncodeMixin:
         singular = self.is_singular_input(inputs)
         items = [inputs] if singular else list(inputs)
         prompt = self._resolve_prompt(prompt, prompt_name)
-        tokenize = getattr(self[0], "tokenize_unpadded", None)
-        tokenized = tokenize(items, prompt=prompt, **kwargs) if tokenize and items else None
+        batcher = self.token_batcher
+        tokenized = batcher.tokenize_unpadded(items, prompt=prompt, **kwargs) if batcher and items else None
         if tokenized is not None:
             flags = tokenized.truncated
         else:
@@ -215,21 +252,30 @@ class EncodeMixin:
         return flags[0] if singular else flags
 
     # ----- helpers ----------------------------------------------------------------------------------------
-    def _run_checked(self, inputs: list[Any], plan: EncodePlan, *, checked: bool = False) -> EncodeResult:
-        """Run ``inputs`` (modality checked unless ``checked``), one pass per modality when the model needs it."""
-        if inputs and not checked:
-            self.check_modality(inputs)
-        groups = modality_groups(inputs, self.modalities) if inputs else None
-        return run(self, inputs, plan) if groups is None else _run_groups(self, inputs, plan, groups)
+    def _run(self, inputs: list[Any], plan: EncodePlan, kinds: BatchKinds | None) -> EncodeResult:
+        """Run ``inputs`` whose modalities ``kinds`` holds: one pass, or one per modality when the model takes
+        each kind but not a mix (a CLIP model takes texts and images, not both in one batch)."""
+        if kinds is None or kinds.groups is None:
+            return run(self, inputs, self._for_modality(plan, kinds.modality if kinds else None))
+        truncated = np.zeros(len(inputs), dtype=bool)
+        outputs: list[Any] = [None] * len(inputs)
+        stats = EncodeStats()
+        for modality, positions in kinds.groups.items():
+            result = run(self, [inputs[i] for i in positions], self._for_modality(plan, modality))
+            truncated[positions] = result.truncated
+            for position, output in zip(positions, result.outputs):
+                outputs[position] = output
+            stats.inputs += result.stats.inputs
+        if plan.output_value == "sentence_embedding":
+            return EncodeResult(torch.stack(outputs), truncated, stats)
+        return EncodeResult(outputs, truncated, stats)
 
-    def _check_kwargs(self, kwargs: dict[str, Any]) -> None:
-        accepted = set(self.get_model_kwargs())
-        unknown = set(kwargs) - accepted - _ALWAYS_ACCEPTED_KWARGS
-        if unknown:
-            raise ValueError(
-                f"encode() got keyword arguments this model does not use: {sorted(unknown)}. "
-                + (f"It accepts: {sorted(accepted)}." if accepted else "It accepts no extra keyword arguments.")
-            )
+    def _for_modality(self, plan: EncodePlan, modality: Modality | None) -> EncodePlan:
+        """``plan`` telling the input module the modality already decided, when its preprocess takes one."""
+        preprocess = getattr(self.input_module, "preprocess", None)
+        if modality is None or preprocess is None or "modality" not in inspect.signature(preprocess).parameters:
+            return plan
+        return dataclasses.replace(plan, preprocess_kwargs={**plan.preprocess_kwargs, "modality": modality})
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
         if prompt is not None:
@@ -293,23 +339,6 @@ def _convert(embeddings: Any, to_tensor: bool, to_numpy: bool, device: torch.dev
     if isinstance(embeddings, np.ndarray):
         return list(torch.from_numpy(embeddings))
     return list(embeddings)
-
-
-def _run_groups(model: Any, inputs: list[Any], plan: EncodePlan, groups: dict[Any, list[int]]) -> EncodeResult:
-    """Encode each modality's inputs in passes of their own (a CLIP model takes texts and images, not a mix of
-    both in one batch) and put the outputs back in input order."""
-    truncated = np.zeros(len(inputs), dtype=bool)
-    outputs: list[Any] = [None] * len(inputs)
-    stats = EncodeStats()
-    for positions in groups.values():
-        result = run(model, [inputs[i] for i in positions], plan)
-        truncated[positions] = result.truncated
-        for position, output in zip(positions, result.outputs):
-            outputs[position] = output
-        stats.inputs += result.stats.inputs
-    if plan.output_value == "sentence_embedding":
-        return EncodeResult(torch.stack(outputs), truncated, stats)
-    return EncodeResult(outputs, truncated, stats)
 
 
 def _windows(inputs: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -124,14 +125,63 @@ def _object_modality(item: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class BatchKinds:
+    """The modality of every input of a batch, decided once.
+
+    Attributes:
+        modality: The batch's modality: the one kind its inputs share, or "message" for a mix.
+        groups: Positions of the inputs of each modality when the model takes each kind but not a mix of them
+            (no chat template), so that each kind runs in passes of its own; None when one pass serves all.
+    """
+
+    modality: Modality
+    groups: dict[Modality, list[int]] | None = None
+
+
+def _all_plain_text(items: Sequence[Any], supported: Sequence[Modality] | None) -> bool:
+    # Strings are only ever media paths when the model takes media; then each one is looked at.
+    return all(type(item) is str for item in items) and (supported is None or list(supported) == ["text"])
+
+
 def infer_batch_modality(items: Sequence[Any], supported: Sequence[Modality] | None = None) -> Modality:
     """The modality shared by ``items``; "message" when they differ (a mixed batch becomes a conversation)."""
-    if not items:
-        return "text"
-    if all(type(item) is str for item in items) and (supported is None or list(supported) == ["text"]):
+    if not items or _all_plain_text(items, supported):
         return "text"  # the common case, without looking at each string
     kinds = {infer_modality(item, supported) for item in items}
     return kinds.pop() if len(kinds) == 1 else "message"
+
+
+def classify_batch(items: Sequence[Any], supported: Sequence[Modality], owner: str) -> BatchKinds:
+    """Decide the modality of each of ``items`` once, check that ``owner`` (e.g. "This model") takes them, and
+    group them when the model takes each kind alone but not a mix.
+
+    Raises:
+        UnsupportedModalityError: an input is of no known kind, or of a kind the owner cannot take (the message
+            names the kinds found and the ones taken).
+    """
+    if not items or _all_plain_text(items, supported):
+        return BatchKinds("text") if supports(supported, "text") else _refuse(owner, "text", ["text"], supported)
+    per_item = [infer_modality(item, supported) for item in items]
+    kinds = set(per_item)
+    modality = next(iter(kinds)) if len(kinds) == 1 else "message"
+    if supports(supported, modality):
+        return BatchKinds(modality)
+    if len(kinds) > 1 and "message" not in supported and all(supports(supported, kind) for kind in kinds):
+        groups: dict[Modality, list[int]] = {}
+        for position, kind in enumerate(per_item):
+            groups.setdefault(kind, []).append(position)
+        return BatchKinds(modality, groups)  # a mixed batch of supported kinds: one pass per modality
+    return _refuse(owner, modality, [format_modality(kind) for kind in kinds], supported)
+
+
+def _refuse(owner: str, modality: Modality, kinds: list[str], supported: Sequence[Modality]) -> BatchKinds:
+    mixed = f" (a mix of {', '.join(sorted(kinds))})" if len(kinds) > 1 else ""
+    raise UnsupportedModalityError(
+        f"{owner} cannot take {format_modality(modality)!r} inputs{mixed}; it takes "
+        f"{', '.join(format_modality(m) for m in supported)}. Pass inputs of those kinds, or use a model whose "
+        "input module supports this modality."
+    )
 
 
 def supports(supported: Sequence[Modality], modality: Modality) -> bool:
@@ -146,31 +196,4 @@ def supports(supported: Sequence[Modality], modality: Modality) -> bool:
 def check_modality(items: Sequence[Any], supported: Sequence[Modality], owner: str) -> Modality:
     """The batch modality of ``items`` ("message" for a mix); raises when ``owner`` (e.g. "This model") cannot
     take it. A mix of kinds the owner takes one by one passes."""
-    modality = infer_batch_modality(items, supported)
-    if modality == "message" and "message" not in supported:
-        kinds = {infer_modality(item, supported) for item in items}
-        if len(kinds) > 1 and all(supports(supported, kind) for kind in kinds):
-            return modality  # a mixed batch of supported kinds: encode() runs one group per modality
-    if not supports(supported, modality):
-        kinds = sorted({format_modality(infer_modality(item, supported)) for item in items})
-        mixed = f" (a mix of {', '.join(kinds)})" if len(kinds) > 1 else ""
-        raise UnsupportedModalityError(
-            f"{owner} cannot take {format_modality(modality)!r} inputs{mixed}; it takes "
-            f"{', '.join(format_modality(m) for m in supported)}. Pass inputs of those kinds, or use a model whose "
-            "input module supports this modality."
-        )
-    return modality
-
-
-def modality_groups(items: Sequence[Any], supported: Sequence[Modality]) -> dict[Modality, list[int]] | None:
-    """Positions of the items of each modality, for a model that takes each but not a mix (no chat template);
-    None when one pass serves all items."""
-    if "message" in supported or all(type(item) is str for item in items):
-        return None
-    groups: dict[Modality, list[int]] = {}
-    try:
-        for position, item in enumerate(items):
-            groups.setdefault(infer_modality(item, supported), []).append(position)
-    except UnsupportedModalityError:
-        return None  # inputs of no known kind (a Router's legacy {task: text} dicts): the input module decides
-    return groups if len(groups) > 1 else None
+    return classify_batch(items, supported, owner).modality

@@ -7,18 +7,24 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from embedstack.encoding import EncodeMixin
-from embedstack.errors import ModelFormatError
-from embedstack.inputs import check_modality, supports
+import embedstack.backends  # noqa: F401  (registers the native backend with Transformer.load)
+from embedstack.backends.int8 import quantize_linear_int8
+from embedstack.encoding import PREPROCESS_KEYWORDS, EncodeMixin
+from embedstack.engine.protocol import TokenBatcher
+from embedstack.errors import ModelFormatError, UnsupportedModalityError
+from embedstack.inputs import BatchKinds, classify_batch, supports
 from embedstack.modules.base import InputModule
+from embedstack.modules.module_io import LoadOptions
+from embedstack.modules.pooling import Pooling
 from embedstack.persistence.folder import load_folder, save_folder
-from embedstack.persistence.hub import resolve_model_path
+from embedstack.persistence.hub import HubOptions, resolve_code_repo, resolve_model_path
 from embedstack.persistence.layout import model_config_dict
 from embedstack.persistence.model_card import model_card_text
 from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
@@ -99,21 +105,20 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         if model_name_or_path is not None:
             if modules is not None:
                 logger.warning("Both model_name_or_path and modules were given; the modules are ignored.")
-            folder = resolve_model_path(
-                model_name_or_path,
-                cache_folder=cache_folder,
-                revision=revision,
-                token=token,
-                local_files_only=local_files_only,
-            )
-            loaded = load_folder(
-                folder,
+            # The Hub is resolved here, once, with the caller's options; modules read local folders only.
+            model_kwargs = dict(model_kwargs) if model_kwargs else None  # the caller's dict stays as it was
+            code_revision = model_kwargs.pop("code_revision", None) if model_kwargs else None
+            hub = HubOptions(token, revision, cache_folder, local_files_only, code_revision)
+            folder = resolve_model_path(model_name_or_path, hub, backend=backend)
+            options = LoadOptions(
                 trust_remote_code=trust_remote_code,
                 model_kwargs=model_kwargs,
                 processor_kwargs=processor_kwargs,
                 config_kwargs=config_kwargs,
                 backend=backend,
+                resolve_repo=partial(resolve_code_repo, options=hub),
             )
+            loaded = load_folder(folder, options)
             modules, self.module_kwargs = loaded.modules, loaded.module_kwargs
             self._model_card_text = loaded.card_text
             self._apply_saved_config(loaded.config)
@@ -200,15 +205,26 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         """Whether the model takes inputs of ``modality`` (e.g. "image", or ("image", "text") for a dict of both)."""
         return supports(self.modalities, modality)
 
-    def check_modality(self, inputs: list[Any]) -> str | tuple[str, ...] | None:
-        """The modality of a batch of inputs; raises UnsupportedModalityError naming it if the model cannot take it.
+    def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None:
+        """Decide the modality of each input once (see :func:`embedstack.inputs.classify_batch`); raises
+        UnsupportedModalityError naming it if the model cannot take it.
 
-        An input module with ``checks_own_inputs = True`` (the Router, which also takes legacy ``{task: text}``
-        dicts) is trusted to check its inputs itself.
+        An input module with ``checks_own_inputs = True`` (the Router, which also takes the legacy
+        ``{task: text}`` dicts that are no modality) checks its inputs itself: for it, inputs of no known kind give
+        None instead of an error.
         """
-        if getattr(self.input_module, "checks_own_inputs", False):
+        owner = f"This model ({type(self.input_module).__name__} input)"
+        if not getattr(self.input_module, "checks_own_inputs", False):
+            return classify_batch(inputs, self.modalities, owner)
+        try:
+            return classify_batch(inputs, self.modalities, owner)
+        except UnsupportedModalityError:
             return None
-        return check_modality(inputs, self.modalities, f"This model ({type(self.input_module).__name__} input)")
+
+    def check_modality(self, inputs: list[Any]) -> str | tuple[str, ...] | None:
+        """The modality of a batch of inputs; raises UnsupportedModalityError naming it if the model cannot take it."""
+        kinds = self.classify_inputs(inputs)
+        return kinds.modality if kinds is not None else None
 
     @property
     def similarity_fn_name(self) -> str:
@@ -259,15 +275,10 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     def get_model_kwargs(self) -> list[str]:
         """The extra ``encode`` keyword arguments the modules accept in ``forward``."""
-        names: set[str] = set()
-        for name, module in self.named_children():
-            names |= set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
-        return sorted(names)
+        return sorted(set().union(*(self._forward_keywords(name, module) for name, module in self.named_children())))
 
     def set_pooling_include_prompt(self, include_prompt: bool) -> None:
         """Set ``include_prompt`` on the first Pooling module."""
-        from embedstack.modules.pooling import Pooling
-
         for module in self.children():
             if isinstance(module, Pooling):
                 module.include_prompt = include_prompt
@@ -283,11 +294,15 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             self.truncate_dim = original
 
     # ----- running ----------------------------------------------------------------------------------------
-    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> dict[str, Any]:
-        """Turn raw inputs into features with the input module (prompt prepended)."""
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Turn raw inputs into features with the input module (modality checked, prompt prepended)."""
         if not inputs:
             return {}
         self.check_modality(inputs)
+        return self.preprocess_batch(inputs, prompt=prompt, **kwargs)
+
+    def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`preprocess` for inputs whose modality was already checked (what the engine calls per batch)."""
         module = self.input_module
         if isinstance(module, InputModule) or hasattr(module, "preprocess"):
             return module.preprocess(inputs, prompt=prompt, **kwargs)
@@ -300,16 +315,47 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             inputs = InputModule._prepend_prompt(inputs, prompt)
         return module.tokenize(inputs)
 
-    def tokenize(self, texts: list[Any], **kwargs) -> dict[str, Any]:
+    @property
+    def token_batcher(self) -> TokenBatcher | None:
+        """The input module when it tokenizes once for batching by token length (the Transformer), else None."""
+        module = self.input_module
+        if callable(getattr(module, "tokenize_unpadded", None)) and callable(getattr(module, "collate", None)):
+            return module  # type: ignore[return-value]
+        return None
+
+    def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
         """Deprecated: use :meth:`preprocess`."""
         warnings.warn("tokenize() is deprecated; use preprocess() instead.", FutureWarning, stacklevel=2)
         return self.preprocess(texts, **kwargs)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def split_forward_kwargs(self, kwargs: dict[str, Any], *, strict: bool = True) -> dict[str, dict[str, Any]]:
+        """Each module's ``forward`` keywords out of ``encode``-style ``kwargs``, by module name.
+
+        With ``strict``, a keyword no module takes (other than the preprocessing ones, ``task`` and
+        ``processing_kwargs``) raises ValueError listing the accepted ones.
+        """
+        accepted = {name: self._forward_keywords(name, module) for name, module in self.named_children()}
+        if strict:
+            unknown = set(kwargs) - set().union(*accepted.values()) - PREPROCESS_KEYWORDS
+            if unknown:
+                takes = sorted(set().union(*accepted.values()))
+                raise ValueError(
+                    f"encode() got keyword arguments this model does not use: {sorted(unknown)}. "
+                    + (f"It accepts: {takes}." if takes else "It accepts no extra keyword arguments.")
+                )
+        return {name: {key: kwargs[key] for key in keys if key in kwargs} for name, keys in accepted.items()}
+
+    def _forward_keywords(self, name: str, module: nn.Module) -> set[str]:
+        return set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self.forward_modules(features, self.split_forward_kwargs(kwargs, strict=False))
+
+    def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Run the modules in order; ``module_kwargs`` holds each one's forward keywords, by module name."""
         for name, module in self.named_children():
-            accepted = set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
             try:
-                features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
+                features = module(features, **module_kwargs.get(name, {}))
             except KeyError as exc:  # a module reading a feature that no earlier module wrote
                 raise ModelFormatError(
                     f"Module {name} ({type(module).__name__}) needs the feature {exc.args[0]!r}, which the modules "
@@ -334,8 +380,6 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             raise ValueError(f"quantize mode {mode!r} is not supported; use 'int8'.")
         if self.device.type != "cpu":
             raise ValueError(f"int8 mode runs on CPU; this model is on {self.device}. Call model.to('cpu') first.")
-        from embedstack.backends.int8 import quantize_linear_int8
-
         backbone = getattr(self.input_module, "model", None)
         if not isinstance(backbone, nn.Module):
             raise ValueError("int8 mode needs a Transformer input module with a Hugging Face backbone.")

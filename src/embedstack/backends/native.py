@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from embedstack.backends.native_bert import NativeBert, supports
-from embedstack.modules.base import InputModule, read_json
-from embedstack.modules.tokenized import TokenizedTexts, pad_batch
-from embedstack.modules.transformer import TEXT_MODALITY_CONFIG
-from embedstack.modules.transformer_support import split_text_inputs
-from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
+from embedstack.fileio import read_json
+from embedstack.modules.base import InputModule
+from embedstack.modules.transformer.config import CONFIG_FILE_NAMES, TEXT_MODALITY_CONFIG, normalize_file_config
+from embedstack.modules.transformer.support import split_text_inputs
+from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
 
 logger = logging.getLogger(__name__)
 _PLAIN_CONFIG_KEYS = {"transformer_task", "modality_config", "module_output_name", "max_seq_length", "do_lower_case"}
@@ -53,9 +53,9 @@ def native_input_module(folder: Path) -> NativeTransformer | None:
 
 
 def _module_config(folder: Path) -> dict[str, Any] | None:
-    for name in LEGACY_TRANSFORMER_CONFIG_FILES:
+    for name in CONFIG_FILE_NAMES:
         if (folder / name).is_file():
-            config = normalize_transformer_config(read_json(folder / name))
+            config = normalize_file_config(read_json(folder / name))
             break
     else:
         config = {}

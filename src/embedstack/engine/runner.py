@@ -1,9 +1,8 @@
 """Running inputs through a model: dedupe, tokenize once, batch by token length, restore input order.
 
-A model is anything with ``preprocess`` and ``forward`` (``__call__``); when its input module also offers
-``tokenize_unpadded`` and ``collate`` (the Transformer does), inputs are tokenized once, ordered by token
-count and cut into batches under a token budget. Otherwise batches are formed by character length and
-tokenized one by one, as sentence-transformers does.
+A model is an :class:`~embedstack.engine.protocol.Encoder`; when it has a token batcher (the Transformer input
+module is one), inputs are tokenized once, ordered by token count and cut into batches under a token budget.
+Otherwise batches are formed by character length and preprocessed one by one, as sentence-transformers does.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from embedstack.engine.batching import (
     longest_first,
     token_budget_batches,
 )
+from embedstack.engine.protocol import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class EncodePlan:
     dedupe: bool = True
     device: torch.device | None = None
     progress: Any = None  # a tqdm-like object updated with the number of inputs done
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    preprocess_kwargs: dict[str, Any] = field(default_factory=dict)  # for the input module's preprocess
+    module_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)  # forward keywords, by module name
 
 
 @dataclass
@@ -81,24 +82,27 @@ class Prepared:
     tokenized: Any  # TokenizedTexts or None
 
 
-def prepare(model: Any, inputs: list[Any], plan: EncodePlan) -> Prepared:
+def prepare(model: Encoder, inputs: list[Any], plan: EncodePlan) -> Prepared:
     """Dedupe and tokenize ``inputs`` (safe to run in a background thread while the model runs)."""
     if plan.dedupe:
         unique, inverse = dedupe(inputs)
     else:
         unique, inverse = list(inputs), np.arange(len(inputs))
-    tokenize = getattr(model[0], "tokenize_unpadded", None)
-    tokenized = tokenize(unique, prompt=plan.prompt, **plan.kwargs) if tokenize and unique else None
+    batcher = model.token_batcher
+    tokenized = (
+        batcher.tokenize_unpadded(unique, prompt=plan.prompt, **plan.preprocess_kwargs) if batcher and unique else None
+    )
     return Prepared(unique, inverse, tokenized)
 
 
-def run(model: Any, inputs: list[Any], plan: EncodePlan) -> EncodeResult:
+def run(model: Encoder, inputs: list[Any], plan: EncodePlan) -> EncodeResult:
     """Encode ``inputs`` with ``model``."""
     return run_prepared(model, prepare(model, inputs, plan), plan)
 
 
 @torch.inference_mode()
-def run_prepared(model: Any, prepared: Prepared, plan: EncodePlan) -> EncodeResult:
+def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> EncodeResult:
+    """Batch, run and restore the input order of ``prepared`` inputs."""
     unique, tokenized = prepared.unique, prepared.tokenized
     stats = EncodeStats(inputs=len(prepared.inverse), unique_inputs=len(unique))
     truncated = np.zeros(len(unique), dtype=bool)
@@ -112,16 +116,19 @@ def run_prepared(model: Any, prepared: Prepared, plan: EncodePlan) -> EncodeResu
         batches = fixed_size_batches(order, plan.batch_size)
     chunks: list[Any] = []
     copies = np.bincount(prepared.inverse, minlength=len(unique))  # inputs each unique input stands for
+    batcher = model.token_batcher if tokenized is not None else None
     for indices in batches:
-        if tokenized is not None:
-            features = model[0].collate(tokenized, indices)
+        if batcher is not None:
+            features = batcher.collate(tokenized, indices)
         else:
-            features = model.preprocess([unique[i] for i in indices], prompt=plan.prompt, **plan.kwargs)
+            features = model.preprocess_batch(
+                [unique[i] for i in indices], prompt=plan.prompt, **plan.preprocess_kwargs
+            )
             flags = features.pop("truncated", None)
             if flags is not None:
                 truncated[indices] = flags.cpu().numpy()
         _count(stats, features, len(indices))
-        features = model(_to_device(features, plan.device), **plan.kwargs)
+        features = model.forward_modules(_to_device(features, plan.device), plan.module_kwargs)
         chunks.append(_batch_outputs(features, len(indices), plan))
         if plan.progress is not None:
             plan.progress.update(int(copies[indices].sum()))

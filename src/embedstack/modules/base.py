@@ -7,7 +7,6 @@ a ``load`` classmethod that by default builds the module from its ``config_keys`
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -16,28 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_model
 
-from embedstack.errors import ModelFormatError
+from embedstack.errors import ModelFormatError, ModelNotFoundError
+from embedstack.fileio import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_SAFETENSORS = "model.safetensors"
 WEIGHTS_PICKLE = "pytorch_model.bin"
 _DEPRECATED_DIMENSION_ALIASES = ("get_sentence_embedding_dimension", "get_word_embedding_dimension")
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file, raising :class:`ModelFormatError` that names the file when it is not valid JSON."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(
-            f"{path} is not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno}). The model folder "
-            "is damaged or was truncated while copying; restore the file from the original model."
-        ) from None
-    except UnicodeDecodeError:
-        raise ModelFormatError(f"{path} is not UTF-8 text. Restore the file from the original model.") from None
 
 
 def check_feature_name(owner: str, key: str, value: Any, *, optional: bool = False) -> None:
@@ -58,14 +45,16 @@ def read_feature(features: dict[str, Any], name: str, owner: str) -> Any:
     return features[name]
 
 
-def module_dir(model_name_or_path: str | os.PathLike, subfolder: str = "") -> Path:
-    """The local folder of a module. A Hub id is resolved (once, through the cache) to a local folder."""
-    path = Path(model_name_or_path)
+def module_dir(model_name_or_path: str | os.PathLike[str], subfolder: str = "") -> Path:
+    """The local folder of a module. Modules read local folders only: the model resolves a Hub id to a folder
+    (persistence/hub.py) before any module loads."""
+    path = Path(model_name_or_path) / subfolder if subfolder else Path(model_name_or_path)
     if not path.is_dir():
-        from embedstack.persistence.hub import resolve_model_path
-
-        path = resolve_model_path(str(model_name_or_path))
-    return path / subfolder if subfolder else path
+        raise ModelNotFoundError(
+            f"{path} is not a folder. Modules load from a local folder; to load a model from the Hugging Face Hub, "
+            f"load the whole model with SentenceTransformer({str(model_name_or_path)!r}), which downloads it first."
+        )
+    return path
 
 
 class Module(ABC, torch.nn.Module):
@@ -93,17 +82,32 @@ class Module(ABC, torch.nn.Module):
         """The values of ``config_keys``: what ``save_config`` writes and ``load`` passes to ``__init__``."""
         return {key: getattr(self, key) for key in self.config_keys}
 
-    def save_config(self, output_path: str | os.PathLike, filename: str | None = None) -> None:
-        """Write :meth:`get_config_dict` as JSON (indent 4) to ``output_path/filename``."""
-        target = Path(output_path) / (filename or self.config_file_name)
-        with open(target, "w", encoding="utf-8") as handle:
-            json.dump(self.get_config_dict(), handle, indent=4)
+    def legacy_config(self) -> tuple[str | None, dict[str, Any]] | None:
+        """The (file name, contents) this module wrote before sentence-transformers 5, for a legacy layout.
+
+        None keeps the current config; a None file name writes no config file. Built-ins with an older spelling
+        override this; it is read nowhere else.
+        """
+        return None
+
+    def save_config(
+        self, output_path: str | os.PathLike[str], filename: str | None = None, *, legacy_layout: bool = False
+    ) -> None:
+        """Write :meth:`get_config_dict` as JSON (indent 4) to ``output_path/filename``.
+
+        With ``legacy_layout`` the module's :meth:`legacy_config` is written instead, when it has one.
+        """
+        legacy = self.legacy_config() if legacy_layout else None
+        if legacy is not None:
+            legacy_name, contents = legacy
+            if legacy_name is not None:
+                write_json(Path(output_path) / legacy_name, contents)
+            return
+        write_json(Path(output_path) / (filename or self.config_file_name), self.get_config_dict(), indent=4)
 
     def save_torch_weights(self, output_path: str | os.PathLike, *, safe_serialization: bool = True) -> None:
         """Write the state dict as ``model.safetensors`` (or ``pytorch_model.bin`` when not safe)."""
         if safe_serialization:
-            from safetensors.torch import save_model
-
             save_model(self, str(Path(output_path) / WEIGHTS_SAFETENSORS))
         else:
             torch.save(self.state_dict(), Path(output_path) / WEIGHTS_PICKLE)
@@ -137,14 +141,14 @@ class Module(ABC, torch.nn.Module):
         cls,
         model_name_or_path: str | os.PathLike,
         subfolder: str = "",
-        token: bool | str | None = None,
-        cache_folder: str | None = None,
-        revision: str | None = None,
-        local_files_only: bool = False,
         init_defaults: dict[str, Any] | None = None,
-        **kwargs,
-    ):
-        """Build the module from its config file: ``cls(**config)``, with ``init_defaults`` for absent keys."""
+        **kwargs: Any,
+    ) -> Module:
+        """Build the module from its config file: ``cls(**config)``, with ``init_defaults`` for absent keys.
+
+        ``model_name_or_path`` is a local folder. Other keywords (``trust_remote_code``, ``model_kwargs``, and the
+        Hub options ``token`` / ``revision`` / ... that sentence-transformers passes) are accepted and unused here.
+        """
         config = cls.load_config(model_name_or_path, subfolder=subfolder)
         for key, value in (init_defaults or {}).items():
             config.setdefault(key, value)
@@ -161,8 +165,8 @@ class Module(ABC, torch.nn.Module):
     def load_file_path(
         model_name_or_path: str | os.PathLike, filename: str, subfolder: str = "", **kwargs
     ) -> str | None:
-        """The local path of ``filename`` in the module folder, or None when the file is absent."""
-        path = module_dir(model_name_or_path, subfolder) / filename
+        """The local path of ``filename`` in the module folder, or None when the file (or folder) is absent."""
+        path = Path(model_name_or_path, subfolder, filename)
         return str(path) if path.is_file() else None
 
     @staticmethod
@@ -188,8 +192,6 @@ class Module(ABC, torch.nn.Module):
         safetensors_path = folder / WEIGHTS_SAFETENSORS
         pickle_path = folder / WEIGHTS_PICKLE
         if safetensors_path.is_file():
-            from safetensors.torch import load_file
-
             try:
                 state_dict, source = load_file(str(safetensors_path)), safetensors_path
             except Exception as exc:  # safetensors raises its own SafetensorError for damaged files

@@ -10,6 +10,7 @@ from torch import nn
 
 from embedstack.errors import ModelFormatError, UntrustedCodeError
 from embedstack.modules.base import Module, check_feature_name, read_feature
+from embedstack.registry import ST, register_module
 
 _DEFAULT_ACTIVATION: Any = object()  # stands for a fresh nn.Tanh() per instance
 
@@ -52,6 +53,7 @@ def resolve_activation(
     return cls()
 
 
+@register_module(f"{ST}.base.modules.dense.Dense", legacy=True)
 class Dense(Module):
     """``activation(linear(x))`` over ``features[module_input_name]``, with an optional residual.
 
@@ -131,8 +133,15 @@ class Dense(Module):
             del config["use_residual"]  # readers before sentence-transformers 5.7 reject the key
         return config
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
-        self.save_config(output_path)
+    def legacy_config(self) -> tuple[str | None, dict[str, Any]]:
+        """sentence-transformers < 5 read only the layer's shape and activation."""
+        config = self.get_config_dict()
+        return "config.json", {
+            key: config[key] for key in ("in_features", "out_features", "bias", "activation_function")
+        }
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
 
     @classmethod

@@ -7,8 +7,14 @@ from typing import Any
 import torch.nn.functional as F
 
 from embedstack.modules.base import Module, check_feature_name, read_feature
+from embedstack.registry import ST, register_module
 
 
+@register_module(
+    f"{ST}.base.modules.normalize.Normalize",
+    legacy=True,
+    aliases=(f"{ST}.sentence_transformer.modules.normalize.Normalize",),
+)
 class Normalize(Module):
     """Scale ``features[module_input_name]`` to unit L2 norm along the last axis."""
 
@@ -28,8 +34,12 @@ class Normalize(Module):
         features[self.module_output_name] = F.normalize(embeddings, p=2, dim=-1)
         return features
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
-        self.save_config(output_path)
+    def legacy_config(self) -> tuple[str | None, dict[str, Any]]:
+        """sentence-transformers < 5 wrote no config for Normalize."""
+        return None, {}
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
 
     @classmethod
     def load_config(cls, model_name_or_path, subfolder: str = "", config_filename=None, **kwargs) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 
 from embedstack.modules.base import Module
+from embedstack.registry import ST, register_module
 
 PoolingMode = Literal["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
 POOLING_MODES: tuple[str, ...] = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -30,6 +31,7 @@ def pooling_mode_from_flags(flags: dict[str, Any]) -> str | tuple[str, ...]:
     return modes[0] if len(modes) == 1 else modes
 
 
+@register_module(f"{ST}.sentence_transformer.modules.pooling.Pooling", legacy=True)
 class Pooling(Module):
     """Pool token embeddings into a sentence embedding.
 
@@ -142,8 +144,15 @@ class Pooling(Module):
         masked = tokens * mask.unsqueeze(-1).to(tokens.dtype)
         return masked[torch.arange(tokens.shape[0], device=tokens.device), last]
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
-        self.save_config(output_path)
+    def legacy_config(self) -> tuple[str | None, dict[str, Any]]:
+        """sentence-transformers < 5 wrote one boolean flag per mode and ``word_embedding_dimension``."""
+        legacy: dict[str, Any] = {"word_embedding_dimension": self.embedding_dimension}
+        legacy.update({flag: mode in self.modes for flag, mode in LEGACY_POOLING_FLAGS.items()})
+        legacy["include_prompt"] = self.include_prompt
+        return "config.json", legacy
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
 
     @classmethod
     def load_config(cls, model_name_or_path, subfolder: str = "", config_filename=None, **kwargs) -> dict[str, Any]:

@@ -9,7 +9,6 @@ per routed module), and the legacy ``Asym`` layout (``config.json``, dict inputs
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import os
 from pathlib import Path
@@ -18,14 +17,20 @@ from typing import Any
 from torch import nn
 
 from embedstack.errors import ModelFormatError
+from embedstack.fileio import write_json
 from embedstack.inputs import MODALITY_KEYS, Modality, format_modality, infer_batch_modality
 from embedstack.modules.base import InputModule, module_dir
+from embedstack.modules.module_io import LoadOptions, load_module, save_module
+from embedstack.registry import ST, register_module
 
 logger = logging.getLogger(__name__)
 
 RouteKey = tuple[str | None, Modality | None]
 
 
+@register_module(
+    f"{ST}.base.modules.router.Router", legacy=True, aliases=(f"{ST}.models.Asym", f"{ST}.models.Asym.Asym")
+)
 class Router(InputModule):
     """Routes features through ``sub_modules[route]``.
 
@@ -236,10 +241,8 @@ class Router(InputModule):
         return ", ".join(parts)
 
     # ----- persistence ------------------------------------------------------------------------------------
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
-        from embedstack.persistence.folder import save_module_into
-        from embedstack.registry import type_name_for
-
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        legacy_layout = bool(kwargs.get("legacy_layout"))
         types: dict[str, str] = {}
         structure: dict[str, list[str]] = {}
         ids: dict[int, str] = {}
@@ -248,19 +251,24 @@ class Router(InputModule):
             for index, module in enumerate(route):
                 if id(module) not in ids:  # a module shared by two routes is saved once
                     ids[id(module)] = f"{name}_{index}_{type(module).__name__}"
-                    types[ids[id(module)]] = type_name_for(module)
-                    save_module_into(module, Path(output_path), ids[id(module)], safe_serialization)
+                    types[ids[id(module)]] = save_module(
+                        module,
+                        Path(output_path),
+                        ids[id(module)],
+                        safe_serialization=safe_serialization,
+                        legacy_layout=legacy_layout,
+                    )
                 structure[name].append(ids[id(module)])
         parameters = self.get_config_dict()
         parameters["route_mappings"] = {str(key): value for key, value in self.route_mappings.items()}
-        with open(Path(output_path) / self.config_file_name, "w", encoding="utf-8") as handle:
-            json.dump({"types": types, "structure": structure, "parameters": parameters}, handle, indent=4)
+        config = {"types": types, "structure": structure, "parameters": parameters}
+        write_json(Path(output_path) / self.config_file_name, config, indent=4)
 
     @classmethod
-    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs) -> Router:
-        """Load ``router_config.json`` (or a legacy Asym ``config.json``) and every routed module."""
-        from embedstack.persistence.folder import load_module_from
-
+    def load(cls, model_name_or_path: str | os.PathLike[str], subfolder: str = "", **kwargs: Any) -> Router:
+        """Load ``router_config.json`` (or a legacy Asym ``config.json``) and every routed module, with the
+        options the model loads with (``load_options``, or the plain keywords)."""
+        options = LoadOptions.from_load_kwargs(kwargs)
         folder = module_dir(model_name_or_path, subfolder)
         config_name = cls.config_file_name if (folder / cls.config_file_name).is_file() else "config.json"
         config = cls.load_config(folder, config_filename=config_name)
@@ -270,8 +278,8 @@ class Router(InputModule):
             raise ModelFormatError(f"{file} needs 'types' and 'structure' objects naming the routed modules.")
         modules: dict[str, nn.Module] = {}
         for module_id, type_name in types.items():
-            modules[module_id] = load_module_from(
-                folder, module_id, type_name, where=f"{file} type {module_id!r}", **kwargs
+            modules[module_id] = load_module(
+                folder, module_id, type_name, where=f"{file} type {module_id!r}", options=options
             )
         routes: dict[str, list[nn.Module]] = {}
         for route, module_ids in structure.items():

@@ -13,10 +13,12 @@ from torch import nn
 
 from embedstack.errors import ModelFormatError
 from embedstack.modules.base import InputModule, module_dir
+from embedstack.registry import ST, register_module
 
 TOKENIZER_FILE = "tokenizer.json"
 
 
+@register_module(f"{ST}.sentence_transformer.modules.static_embedding.StaticEmbedding", legacy=True)
 class StaticEmbedding(InputModule):
     """Text -> token ids (a fast ``tokenizers.Tokenizer``, no special tokens) -> mean of their embedding rows.
 

@@ -1,10 +1,17 @@
-"""The only place that turns a model id into a local folder (through huggingface_hub's cache)."""
+"""The only place that turns a model id into a local folder (through huggingface_hub's cache).
+
+The model resolves its id once, with the caller's :class:`HubOptions`, before any module loads; modules read local
+folders only. A download takes the files the load reads (:func:`select_model_files`), not the whole repository.
+"""
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from embedstack.errors import ModelNotFoundError
 
@@ -38,15 +45,69 @@ def hub_repo_id(name: str) -> str:
     return f"{DEFAULT_ORGANIZATION}/{name}"
 
 
+@dataclass(frozen=True)
+class HubOptions:
+    """How to reach the Hugging Face Hub: one set, given by the caller, used for every download of a load.
+
+    Attributes:
+        token: An access token (or True for the saved one).
+        revision: A branch, tag or commit of the model repository.
+        cache_folder: The Hub cache folder (default: ``SENTENCE_TRANSFORMERS_HOME``, else huggingface_hub's).
+        local_files_only: Use only what is already in the cache.
+        code_revision: The revision of a separate code repository (``{repo_id}--module.Class`` types); as in
+            transformers, the model's ``revision`` does not apply there.
+    """
+
+    token: bool | str | None = None
+    revision: str | None = None
+    cache_folder: str | None = None
+    local_files_only: bool = False
+    code_revision: str | None = None
+
+    @property
+    def cache_dir(self) -> str | None:
+        return self.cache_folder or os.environ.get("SENTENCE_TRANSFORMERS_HOME")
+
+
+# Files a load never reads: other frameworks' weights and exports, unless a backend asks for them.
+_OTHER_FRAMEWORKS = ("onnx/", "openvino/", "coreml/")
+_OTHER_SUFFIXES = (".onnx", ".onnx_data", ".h5", ".msgpack", ".ot", ".tflite", ".gguf", ".mlmodel")
+_OTHER_PREFIXES = ("tf_model", "flax_model", "rust_model", "openvino_model", "model.onnx")
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def select_model_files(files: list[str], *, backend: str = "torch") -> list[str]:
+    """The files of a model repository that loading it with ``backend`` reads.
+
+    Configs, tokenizer and processor files, code and safetensors weights are kept; ONNX / OpenVINO / TF / Flax /
+    Rust / Core ML / GGUF files are dropped (ONNX kept for ``backend="onnx"``, OpenVINO for "openvino"); pickled
+    weights are kept only in a folder that has no safetensors file.
+    """
+    keep_dirs = {"onnx": ("onnx/",), "openvino": ("openvino/",)}.get(backend, ())
+    with_safetensors = {PurePosixPath(f).parent for f in files if f.endswith(".safetensors")}
+    selected = []
+    for file in files:
+        path = PurePosixPath(file)
+        if file.startswith(keep_dirs):
+            selected.append(file)
+        elif (
+            file.startswith(_OTHER_FRAMEWORKS)
+            or file.endswith(_OTHER_SUFFIXES)
+            or path.name.startswith(_OTHER_PREFIXES)
+        ):
+            continue
+        elif file.endswith(_PICKLE_SUFFIXES) and (path.parent in with_safetensors or "training_args" in path.name):
+            continue
+        else:
+            selected.append(file)
+    return selected
+
+
 def resolve_model_path(
-    model_name_or_path: str | os.PathLike,
-    *,
-    cache_folder: str | None = None,
-    revision: str | None = None,
-    token: bool | str | None = None,
-    local_files_only: bool = False,
+    model_name_or_path: str | os.PathLike[str], options: HubOptions | None = None, *, backend: str = "torch"
 ) -> Path:
-    """A local model folder for a path or a Hub id, downloading into (or reading from) the Hub cache.
+    """A local model folder for a path or a Hub id: downloads the files a load with ``backend`` reads into the
+    Hub cache (or finds them there).
 
     Raises:
         NotADirectoryError: The path is an existing file.
@@ -62,15 +123,35 @@ def resolve_model_path(
         raise ModelNotFoundError(
             f"{name} is not a folder on this machine and not a Hub id (owner/name). Check the path."
         )
-    repo_id = hub_repo_id(name)
-    cache_folder = cache_folder or os.environ.get("SENTENCE_TRANSFORMERS_HOME")
-    from huggingface_hub import snapshot_download
+    options = options or HubOptions()
+    return _download(
+        hub_repo_id(name), options, lambda files: select_model_files(files, backend=backend), options.revision
+    )
+
+
+def resolve_code_repo(repo_id: str, options: HubOptions | None = None) -> Path:
+    """A local folder with the Python files of the Hub repository ``repo_id`` (for ``{repo_id}--module.Class``
+    module types), fetched with the model's token, cache folder and offline setting, at ``code_revision``."""
+    options = options or HubOptions()
+    return _download(repo_id, options, lambda files: [f for f in files if f.endswith(".py")], options.code_revision)
+
+
+def _download(
+    repo_id: str, options: HubOptions, select: Callable[[list[str]], list[str]], revision: str | None
+) -> Path:
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.constants import is_offline_mode
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    common = {"cache_dir": options.cache_dir, "token": options.token}
     try:
-        folder = snapshot_download(
-            repo_id, revision=revision, cache_dir=cache_folder, token=token, local_files_only=local_files_only
-        )
+        if options.local_files_only or is_offline_mode():
+            folder = snapshot_download(repo_id, revision=revision, local_files_only=True, **common)
+        else:
+            # List the repository at one commit, then fetch only the files the load reads, at that commit.
+            info = HfApi().model_info(repo_id, revision=revision, token=options.token)
+            wanted = [glob.escape(file) for file in select([sibling.rfilename for sibling in info.siblings or []])]
+            folder = snapshot_download(repo_id, revision=info.sha or revision, allow_patterns=wanted, **common)
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
         raise ModelNotFoundError(
             f"Model {repo_id!r} is not a local folder and could not be had from the Hugging Face Hub "

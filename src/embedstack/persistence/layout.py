@@ -7,11 +7,14 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from embedstack._version import __version__
 from embedstack.errors import ModelFormatError
-from embedstack.modules.base import read_json
+from embedstack.fileio import check_module_path, read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -69,29 +72,8 @@ def read_modules_json(folder: Path) -> list[ModuleEntry] | None:
     return entries
 
 
-def check_module_path(folder: Path, path: str, where: str) -> None:
-    """Refuse module paths that are absolute, climb with ``..``, hold NUL, or escape through a symlink."""
-    bad = (
-        "\x00" in path
-        or PurePosixPath(path).is_absolute()
-        or PureWindowsPath(path).is_absolute()
-        or PureWindowsPath(path).drive
-        or ".." in PurePosixPath(path.replace("\\", "/")).parts
-    )
-    if not bad and path:
-        root = folder.resolve()
-        resolved = (folder / path).resolve()
-        bad = resolved != root and root not in resolved.parents
-    if bad:
-        raise ModelFormatError(
-            f"{where} has path {path!r}, which points outside the model folder. A module path must be a "
-            "relative folder inside the model (e.g. '1_Pooling'); fix that entry."
-        )
-
-
 def write_modules_json(folder: Path, entries: list[dict[str, Any]]) -> None:
-    with open(folder / MODULES_FILE, "w", encoding="utf-8") as handle:
-        json.dump(entries, handle, indent=2)
+    write_json(folder / MODULES_FILE, entries)
 
 
 def read_model_config(folder: Path) -> dict[str, Any]:
@@ -125,8 +107,6 @@ def read_model_config(folder: Path) -> dict[str, Any]:
 
 def check_requirements(requirements: dict[str, Any], file: Path) -> None:
     """Raise ImportError when an installed package (or Python) does not meet a saved requirement."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
     for package, spec in requirements.items():
         reason = ""
         if isinstance(spec, dict):
@@ -156,8 +136,6 @@ def model_config_dict(
     prompts: dict[str, str], default_prompt_name: str | None, similarity_fn_name: str, truncate_dim: int | None
 ) -> dict[str, Any]:
     """The contents of ``config_sentence_transformers.json`` as sentence-transformers 6.2 writes them."""
-    from embedstack import __version__
-
     versions = {
         "sentence_transformers": FORMAT_VERSION,
         "embedstack": __version__,
@@ -177,8 +155,7 @@ def model_config_dict(
 
 
 def write_model_config(folder: Path, config: dict[str, Any]) -> None:
-    with open(folder / MODEL_CONFIG_FILE, "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2, sort_keys=True)
+    write_json(folder / MODEL_CONFIG_FILE, config, sort_keys=True)
 
 
 def _version(package: str) -> str:

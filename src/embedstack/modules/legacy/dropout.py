@@ -7,8 +7,10 @@ from typing import Any
 from torch import nn
 
 from embedstack.modules.base import Module
+from embedstack.registry import ST, register_module
 
 
+@register_module(f"{ST}.sentence_transformer.modules.dropout.Dropout", legacy=True)
 class Dropout(Module):
     """Applies ``nn.Dropout(dropout)`` to ``sentence_embedding``; a no-op at inference."""
 

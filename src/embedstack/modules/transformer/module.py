@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from embedstack.errors import ModelFormatError
+from embedstack.inputs import Modality
 from embedstack.modules.base import InputModule, check_feature_name, module_dir
-from embedstack.modules.multimodal import infer_modality_config, is_text_batch, preprocess_multimodal
-from embedstack.modules.tokenized import TokenizedTexts, pad_batch
-from embedstack.modules.transformer_support import (
+from embedstack.modules.transformer.backends import backend_module
+from embedstack.modules.transformer.config import (
+    CONFIG_FILE_NAMES,
+    KWARGS_DICTS,
+    normalize_file_config,
+    rename_legacy_keys,
+)
+from embedstack.modules.transformer.multimodal import infer_modality_config, is_text_batch, preprocess_multimodal
+from embedstack.modules.transformer.support import (
     add_lowercase,
     check_tokenizer_vocabulary,
     join_modality,
@@ -22,16 +30,17 @@ from embedstack.modules.transformer_support import (
     tokenizer_location,
     validate_modality_config,
 )
-from embedstack.persistence.legacy import LEGACY_TRANSFORMER_CONFIG_FILES, normalize_transformer_config
+from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
+from embedstack.registry import ST, register_module
 
 logger = logging.getLogger(__name__)
 
 TransformerTask = Literal["feature-extraction"]
-TEXT_MODALITY_CONFIG = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
 PROCESSING_KWARGS_KEYS = ("common", "text", "audio", "image", "video", "chat_template")
 _DEFAULTS_DROPPED_ON_SAVE = {"query_length": None, "document_length": None, "query_expansion": None}
 
 
+@register_module(f"{ST}.base.modules.transformer.Transformer", legacy=True)
 class Transformer(InputModule):
     """A Hugging Face model (``AutoModel``) with its tokenizer, writing ``features["token_embeddings"]``.
 
@@ -86,11 +95,7 @@ class Transformer(InputModule):
         max_seq_length: int | None = None,
         do_lower_case: bool = False,
         tokenizer_name_or_path: str | None = None,
-        cache_dir: str | None = None,
-        model_args: dict[str, Any] | None = None,
-        tokenizer_args: dict[str, Any] | None = None,
-        config_args: dict[str, Any] | None = None,
-        tokenizer_kwargs: dict[str, Any] | None = None,
+        **legacy_kwargs: Any,
     ) -> None:
         super().__init__()
         if transformer_task != "feature-extraction":
@@ -99,13 +104,13 @@ class Transformer(InputModule):
                 "'feature-extraction' backbones (AutoModel)."
             )
         if backend != "torch":
-            raise ValueError(f"backend {backend!r} is not supported yet; use backend='torch'.")
-        model_kwargs = {**(model_args or {}), **(model_kwargs or {})}
-        processor_kwargs = {**(tokenizer_args or {}), **(tokenizer_kwargs or {}), **(processor_kwargs or {})}
-        config_kwargs = {**(config_args or {}), **(config_kwargs or {})}
-        if cache_dir is not None:
-            for kwargs in (model_kwargs, processor_kwargs, config_kwargs):
-                kwargs.setdefault("cache_dir", cache_dir)
+            raise ValueError(
+                f"The Transformer module runs backend 'torch'; load a folder with Transformer.load(path, "
+                f"backend={backend!r}) (or SentenceTransformer(path, backend=...)) for other backends."
+            )
+        model_kwargs, processor_kwargs, config_kwargs = _hf_kwargs(
+            model_kwargs, processor_kwargs, config_kwargs, legacy_kwargs
+        )
         self.transformer_task = transformer_task
         self.backend = backend
         self.processing_kwargs = dict(processing_kwargs or {})
@@ -117,7 +122,8 @@ class Transformer(InputModule):
         self._prompt_lengths: dict[tuple, int] = {}
         self._suffix_cache: dict[str, list[int]] = {}  # chat template closing tokens, see chat_suffix.py
 
-        path = str(module_dir(model_name_or_path))
+        # A local folder, or a Hub id that transformers resolves itself (a user building a model from a backbone).
+        path = str(model_name_or_path)
         from transformers import AutoConfig, AutoModel
 
         self.config = AutoConfig.from_pretrained(path, **config_kwargs)
@@ -128,7 +134,7 @@ class Transformer(InputModule):
 
         if max_seq_length is not None and "model_max_length" not in processor_kwargs:
             processor_kwargs["model_max_length"] = max_seq_length
-        tokenizer_path = str(module_dir(tokenizer_name_or_path)) if tokenizer_name_or_path else path
+        tokenizer_path = str(tokenizer_name_or_path) if tokenizer_name_or_path else path
         self.processor = load_processor(tokenizer_path, processor_kwargs)
         check_tokenizer_vocabulary(self.tokenizer, self.config, tokenizer_path)
         self._configure_tokenizer(processor_kwargs, do_lower_case)
@@ -192,18 +198,20 @@ class Transformer(InputModule):
         *,
         task: str | None = None,
         processing_kwargs: dict[str, Any] | None = None,
-        **kwargs,
+        modality: Modality | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         """Turn inputs into the backbone's features (``prompt`` prepended to texts, or a system message).
 
         Texts and text pairs go through the tokenizer, which also reports which inputs were truncated; images,
         audio, video, multimodal dicts and chat messages (and every input of a chat model) through the
-        processor, see multimodal.py. ``processing_kwargs`` overrides the module's per call.
+        processor, see multimodal.py. ``processing_kwargs`` overrides the module's per call. ``modality`` is the
+        batch's modality when the caller already decided it (encode does), so it is not worked out again.
         """
         if "message" in self.modality_config or not is_text_batch(inputs):
             merged = self._merged_processing_kwargs(processing_kwargs)
             text_kwargs = self._tokenizer_kwargs(task, merged, kwargs)
-            features = preprocess_multimodal(self, inputs, prompt, merged, text_kwargs)
+            features = preprocess_multimodal(self, inputs, prompt, merged, text_kwargs, modality=modality)
             if prompt and features["modality"] == "text":
                 features["prompt_length"] = self._prompt_length(prompt, text_kwargs)
             return features
@@ -354,48 +362,67 @@ class Transformer(InputModule):
                 del config[key]
         return config
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def legacy_config(self) -> tuple[str | None, dict[str, Any]]:
+        """What sentence-transformers < 5 read: the sequence length and lowercasing only."""
+        return "sentence_bert_config.json", {
+            "max_seq_length": self.max_seq_length,
+            "do_lower_case": bool(self.do_lower_case),
+        }
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         self.model.save_pretrained(output_path)
         self.processor.save_pretrained(output_path)
-        self.save_config(output_path)
+        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
 
     @classmethod
-    def load_config(cls, model_name_or_path, subfolder: str = "", config_filename=None, **kwargs) -> dict[str, Any]:
+    def load_config(
+        cls,
+        model_name_or_path: str | os.PathLike[str],
+        subfolder: str = "",
+        config_filename: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """``sentence_bert_config.json`` (or an older name), legacy keys renamed, forbidden keys dropped."""
         if config_filename is None:
-            for name in LEGACY_TRANSFORMER_CONFIG_FILES:
-                if cls.load_file_path(model_name_or_path, name, subfolder=subfolder):
-                    config_filename = name
-                    break
+            names = (name for name in CONFIG_FILE_NAMES if cls.load_file_path(model_name_or_path, name, subfolder))
+            config_filename = next(names, None)
         config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
-        return normalize_transformer_config(config)
+        return normalize_file_config(config)
 
     @classmethod
     def load(
         cls,
-        model_name_or_path: str,
+        model_name_or_path: str | os.PathLike[str],
         subfolder: str = "",
-        token: bool | str | None = None,
-        cache_folder: str | None = None,
-        revision: str | None = None,
-        local_files_only: bool = False,
+        *,
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         backend: str = "torch",
         init_defaults: dict[str, Any] | None = None,
-        **kwargs,
-    ) -> Transformer:
-        """Build the Transformer from a folder, reading ``sentence_bert_config.json`` (or a legacy name)."""
+        **kwargs: Any,
+    ) -> InputModule:
+        """Build the Transformer from a local folder, reading ``sentence_bert_config.json`` (or a legacy name).
+
+        ``backend`` "native" (or "auto", or another registered backend) returns that backend's input module
+        when it runs the folder exactly; see backends.py.
+        """
         folder = module_dir(model_name_or_path, subfolder)
+        caller_kwargs = {
+            "model_kwargs": model_kwargs,
+            "processor_kwargs": processor_kwargs,
+            "config_kwargs": config_kwargs,
+        }
+        alternative = backend_module(folder, backend, hf_kwargs_given=any(caller_kwargs.values()))
+        if alternative is not None:
+            return alternative
         config = cls.load_config(folder)
         for key, value in (init_defaults or {}).items():
             config.setdefault(key, value)
-        hf_kwargs = {"trust_remote_code": trust_remote_code}
         # The caller's kwargs win over the saved ones; trust_remote_code never comes from a file.
-        config["model_kwargs"] = {**config.get("model_kwargs", {}), **hf_kwargs, **(model_kwargs or {})}
-        config["processor_kwargs"] = {**config.get("processor_kwargs", {}), **hf_kwargs, **(processor_kwargs or {})}
-        config["config_kwargs"] = {**config.get("config_kwargs", {}), **hf_kwargs, **(config_kwargs or {})}
+        for key in KWARGS_DICTS:
+            config[key] = {**config.get(key, {}), "trust_remote_code": trust_remote_code, **(caller_kwargs[key] or {})}
         if "model_max_length" in config["processor_kwargs"]:
             config.pop("max_seq_length", None)
         accepted = set(inspect.signature(cls.__init__).parameters)
@@ -405,7 +432,7 @@ class Transformer(InputModule):
         config = {key: value for key, value in config.items() if key in accepted}
         if config.get("tokenizer_name_or_path") is not None:
             config["tokenizer_name_or_path"] = tokenizer_location(folder, config["tokenizer_name_or_path"])
-        return cls(str(folder), backend=backend, **config)
+        return cls(str(folder), **config)
 
     def _configure_tokenizer(self, processor_kwargs: dict[str, Any], do_lower_case: bool) -> None:
         tokenizer = self.tokenizer
@@ -419,6 +446,32 @@ class Transformer(InputModule):
 
     def __repr__(self) -> str:
         return f"Transformer({dict(self.get_config_dict(), architecture=type(self.model).__name__)})"
+
+
+def _hf_kwargs(
+    model_kwargs: dict[str, Any] | None,
+    processor_kwargs: dict[str, Any] | None,
+    config_kwargs: dict[str, Any] | None,
+    legacy_kwargs: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The three Hugging Face kwargs dicts, with old constructor arguments (``model_args``, ``tokenizer_args``,
+    ``config_args``, ``tokenizer_kwargs``, ``cache_dir``) folded in through the same renames as config files."""
+    cache_dir = legacy_kwargs.pop("cache_dir", None)
+    renamed = rename_legacy_keys(legacy_kwargs)
+    unknown = sorted(set(renamed) - set(KWARGS_DICTS))
+    if unknown:
+        raise TypeError(f"Transformer got unexpected keyword arguments {unknown}.")
+    if legacy_kwargs:
+        logger.warning("Transformer arguments %s are deprecated; use %s.", sorted(legacy_kwargs), sorted(renamed))
+    merged = {
+        "model_kwargs": {**(renamed.get("model_kwargs") or {}), **(model_kwargs or {})},
+        "processor_kwargs": {**(renamed.get("processor_kwargs") or {}), **(processor_kwargs or {})},
+        "config_kwargs": {**(renamed.get("config_kwargs") or {}), **(config_kwargs or {})},
+    }
+    if cache_dir is not None:
+        for kwargs in merged.values():
+            kwargs.setdefault("cache_dir", cache_dir)
+    return merged["model_kwargs"], merged["processor_kwargs"], merged["config_kwargs"]
 
 
 def _describe(value: Any) -> str:

@@ -7,8 +7,10 @@ from typing import Any
 from torch import nn
 
 from embedstack.modules.base import ModuleWithWeights
+from embedstack.registry import ST, register_module
 
 
+@register_module(f"{ST}.sentence_transformer.modules.layer_norm.LayerNorm", legacy=True)
 class LayerNorm(ModuleWithWeights):
     """Applies ``nn.LayerNorm(dimension)`` to ``sentence_embedding``."""
 

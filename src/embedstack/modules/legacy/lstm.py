@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 from embedstack.modules.base import ModuleWithWeights
+from embedstack.registry import ST, register_module
 
 
+@register_module(f"{ST}.sentence_transformer.modules.lstm.LSTM", legacy=True)
 class LSTM(ModuleWithWeights):
     """Token embeddings -> LSTM outputs per token; reads ``sentence_lengths`` from the features.
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedstack.modules.transformer import Transformer
+from embedstack.modules.transformer.module import Transformer
+from embedstack.registry import ST, register_module
 
 CLIP_MODALITY_CONFIG = {
     "text": {"method": "get_text_features", "method_output_name": "pooler_output"},
@@ -12,6 +13,7 @@ CLIP_MODALITY_CONFIG = {
 }
 
 
+@register_module(f"{ST}.sentence_transformer.modules.clip_model.CLIPModel", legacy=True)
 class CLIPModel(Transformer):
     """Text and images into one space through CLIP's ``get_text_features`` / ``get_image_features``.
 

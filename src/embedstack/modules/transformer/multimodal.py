@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args, get_type_hints
 
 from embedstack.errors import MissingExtraError, UnsupportedModalityError
 from embedstack.inputs import MODALITY_KEYS, Modality, infer_modality
-from embedstack.modules.chat_suffix import restore_suffix, truncation_limit
+from embedstack.modules.transformer.chat_suffix import restore_suffix, truncation_limit
 
 logger = logging.getLogger(__name__)
 
@@ -118,16 +118,22 @@ def infer_modality_config(model: Any, processor: Any) -> tuple[dict[Modality, di
 
 # ----- inputs -> processor inputs -------------------------------------------------------------------------
 def parse_inputs(
-    inputs: list[Any], supported: list[Modality], message_style: MessageFormat
+    inputs: list[Any],
+    supported: list[Modality],
+    message_style: MessageFormat,
+    *,
+    batch_modality: Modality | None = None,
 ) -> tuple[Modality, dict[str, list], dict[str, dict[str, Any]]]:
     """``(modality, {modality: values}, extra processor kwargs per modality)`` for one batch.
 
-    A batch of one modality keeps it (a dict batch keeps its keys); a mixed batch becomes conversations.
+    A batch of one modality keeps it (a dict batch keeps its keys); a mixed batch becomes conversations. A
+    ``batch_modality`` other than "message" says every input is of that modality: none is looked at again.
     """
     extra: dict[str, dict[str, Any]] = {}
     typed: list[tuple[Modality, Any]] = []
+    known = batch_modality if batch_modality is not None and batch_modality != "message" else None
     for item in inputs:
-        modality = infer_modality(item, supported)
+        modality = known if known is not None else infer_modality(item, supported)
         if (
             isinstance(item, dict)
             and isinstance(modality, str)
@@ -286,13 +292,20 @@ def is_text_batch(inputs: list[Any]) -> bool:
 
 
 def preprocess_multimodal(
-    module: Any, inputs: list[Any], prompt: str | None, processing_kwargs: dict[str, dict], text_kwargs: dict
+    module: Any,
+    inputs: list[Any],
+    prompt: str | None,
+    processing_kwargs: dict[str, dict],
+    text_kwargs: dict,
+    *,
+    modality: Modality | None = None,
 ) -> dict[str, Any]:
     """Features for a batch that is not plain text (or for any batch of a chat model), as sentence-transformers
-    6.2 builds them. ``text_kwargs`` are the tokenizer settings (padding, truncation, max_length, ...)."""
+    6.2 builds them. ``text_kwargs`` are the tokenizer settings (padding, truncation, max_length, ...);
+    ``modality``, when given, is the batch's already decided modality."""
     supported = list(module.modality_config)
     style = module.modality_config.get("message", {}).get("format", "structured")
-    modality, values, extra = parse_inputs(inputs, supported, style)
+    modality, values, extra = parse_inputs(inputs, supported, style, batch_modality=modality)
     common = {"return_tensors": text_kwargs.get("return_tensors", "pt"), **processing_kwargs.get("common", {})}
     text = {key: value for key, value in text_kwargs.items() if key not in common and key != "return_tensors"}
     modality_kwargs = {

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from embedstack.errors import MissingExtraError
-from embedstack.modules.base import read_json
-from embedstack.modules.english_stop_words import ENGLISH_STOP_WORDS
+from embedstack.fileio import read_json
+from embedstack.modules.legacy.english_stop_words import ENGLISH_STOP_WORDS
 
 _ST_TOKENIZER = "sentence_transformers.sentence_transformer.modules.tokenizer"
 
@@ -188,6 +188,7 @@ for _cls, (_module, _legacy_module) in _SPELLINGS.items():
         f"sentence_transformers.models.tokenizer.{_legacy_module}.{_cls.__name__}",
         f"sentence_transformers.models.tokenizer.{_cls.__name__}",
         f"{__name__}.{_cls.__name__}",
+        f"embedstack.modules.word_tokenizers.{_cls.__name__}",  # where embedstack 0.1 kept them
     ):
         TOKENIZER_CLASS_NAMES[_name] = _cls
 

@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 from embedstack.modules.base import ModuleWithWeights
+from embedstack.registry import ST, register_module
 
 
+@register_module(f"{ST}.sentence_transformer.modules.cnn.CNN", legacy=True)
 class CNN(ModuleWithWeights):
     """Token embeddings -> concatenated outputs of one ``Conv1d`` per kernel size (same sequence length).
 

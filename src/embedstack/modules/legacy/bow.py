@@ -8,11 +8,13 @@ from typing import Any
 import torch
 
 from embedstack.modules.base import InputModule
-from embedstack.modules.word_tokenizers import WhitespaceTokenizer
+from embedstack.modules.legacy.word_tokenizers import WhitespaceTokenizer
+from embedstack.registry import ST, register_module
 
 logger = logging.getLogger(__name__)
 
 
+@register_module(f"{ST}.sentence_transformer.modules.bow.BoW", legacy=True)
 class BoW(InputModule):
     """Text -> a ``len(vocab)``-wide ``sentence_embedding`` of (weighted) word counts.
 

@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 from embedstack.modules.base import ModuleWithWeights
+from embedstack.registry import ST, register_module
 
 
+@register_module(f"{ST}.sentence_transformer.modules.weighted_layer_pooling.WeightedLayerPooling", legacy=True)
 class WeightedLayerPooling(ModuleWithWeights):
     """Replaces ``token_embeddings`` by a weighted mean of ``all_layer_embeddings[layer_start:]``.
 

@@ -9,10 +9,12 @@ import torch
 from torch import nn
 
 from embedstack.modules.base import ModuleWithWeights
+from embedstack.registry import ST, register_module
 
 logger = logging.getLogger(__name__)
 
 
+@register_module(f"{ST}.sentence_transformer.modules.word_weights.WordWeights", legacy=True)
 class WordWeights(ModuleWithWeights):
     """Multiplies ``token_embeddings`` by a weight per ``input_ids`` entry and adds ``token_weights_sum``.
 

@@ -14,17 +14,19 @@ from torch import nn
 
 from embedstack.errors import ModelFormatError, UntrustedCodeError
 from embedstack.modules.base import InputModule, module_dir
-from embedstack.modules.word_tokenizers import (
+from embedstack.modules.legacy.word_tokenizers import (
     TOKENIZER_CLASS_NAMES,
     TransformersTokenizerWrapper,
     WhitespaceTokenizer,
     WordTokenizer,
     tokenizer_class_name,
 )
+from embedstack.registry import ST, import_trusted_class, register_module
 
 logger = logging.getLogger(__name__)
 
 
+@register_module(f"{ST}.sentence_transformer.modules.word_embeddings.WordEmbeddings", legacy=True)
 class WordEmbeddings(InputModule):
     """Text -> word ids (with ``tokenizer``) -> ``token_embeddings`` from a fixed table.
 
@@ -170,6 +172,4 @@ def _tokenizer_class(name: Any, folder: Path, kwargs: dict[str, Any]) -> type:
             f"{where} names {name!r}, which is not a tokenizer embedstack knows. Loading it would run code from "
             "outside embedstack. Pass trust_remote_code=True if you trust this model."
         )
-    from embedstack.registry import import_trusted_class
-
     return import_trusted_class(name, folder, where)

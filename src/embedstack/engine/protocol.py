@@ -1,0 +1,36 @@
+"""What the engine needs of a model, stated as protocols: the engine knows no module, file or format."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class TokenBatcher(Protocol):
+    """An input module that tokenizes without padding and pads any subset of rows later (the Transformer)."""
+
+    def tokenize_unpadded(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> Any:
+        """Token ids per input (an object with ``lengths`` and ``truncated`` arrays), or None when it cannot."""
+        ...
+
+    def collate(self, tokenized: Any, indices: np.ndarray) -> dict[str, Any]:
+        """The padded features of rows ``indices`` of ``tokenized``."""
+        ...
+
+
+class Encoder(Protocol):
+    """A model the engine can run: ``SentenceTransformer`` is one."""
+
+    @property
+    def token_batcher(self) -> TokenBatcher | None:
+        """The input module when it tokenizes once for batching by length, else None."""
+        ...
+
+    def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Features for one batch of inputs whose modality was already checked."""
+        ...
+
+    def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Run every module; ``module_kwargs`` holds each module's forward keywords, by module name."""
+        ...

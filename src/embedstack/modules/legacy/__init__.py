@@ -1,0 +1,1 @@
+"""Modules that folders written by older sentence-transformers releases name: word embeddings, BoW, CNN, LSTM, ..."""

@@ -1,0 +1,137 @@
+"""One module in, one module out: building a module from its folder inside a model, and saving it into one.
+
+Used for the model's own modules.json entries (persistence/folder.py) and for modules nested in a Router. Paths
+are local: the model resolved any Hub id before loading, and a code repository named by a
+``{repo_id}--module.Class`` type is fetched through ``LoadOptions.resolve_repo``, which the model provides.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from embedstack.errors import EmbedstackError, ModelFormatError, UntrustedCodeError
+from embedstack.fileio import check_module_path
+from embedstack.modules.compat import accepts_keyword, old_style_module, takes_path_only
+from embedstack.registry import RepoResolver, resolve_module_class, spec_of, type_name_for
+from embedstack.remote_code import code_ref_of, copy_code
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How modules are built when a model loads.
+
+    Attributes:
+        trust_remote_code: Allow code from the model folder, the Hub or installed modules to run.
+        model_kwargs / processor_kwargs / config_kwargs: The caller's Hugging Face ``from_pretrained`` kwargs.
+        backend: "torch", "native", "auto", or another registered backend (modules/transformer/backends.py).
+        resolve_repo: Turns a Hub repository id into a local folder of its code files, with the model's Hub
+            options; None where no Hub may be reached.
+    """
+
+    trust_remote_code: bool = False
+    model_kwargs: dict[str, Any] | None = None
+    processor_kwargs: dict[str, Any] | None = None
+    config_kwargs: dict[str, Any] | None = None
+    backend: str = "torch"
+    resolve_repo: RepoResolver | None = None
+
+    def hf_kwargs(self) -> dict[str, dict[str, Any] | None]:
+        return {
+            "model_kwargs": self.model_kwargs,
+            "processor_kwargs": self.processor_kwargs,
+            "config_kwargs": self.config_kwargs,
+        }
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """The keywords every module's ``load`` gets (the seed's module kwargs)."""
+        return {"trust_remote_code": self.trust_remote_code, "backend": self.backend, **self.hf_kwargs()}
+
+    @classmethod
+    def from_load_kwargs(cls, kwargs: dict[str, Any]) -> LoadOptions:
+        """The options a module's ``load`` was called with (what a Router passes on to its routes)."""
+        options = kwargs.get("load_options")
+        if isinstance(options, LoadOptions):
+            return options
+        names = ("trust_remote_code", "model_kwargs", "processor_kwargs", "config_kwargs", "backend")
+        return cls(**{name: kwargs[name] for name in names if name in kwargs})
+
+
+def load_module(folder: Path, subfolder: str, type_name: Any, *, where: str, options: LoadOptions) -> nn.Module:
+    """Build the module of type ``type_name`` saved in ``folder/subfolder``; ``where`` names it in errors."""
+    check_module_path(folder, subfolder, where)
+    cls = resolve_module_class(
+        type_name,
+        model_path=folder,
+        module_path=folder / subfolder,
+        trust_remote_code=options.trust_remote_code,
+        where=where,
+        resolve_repo=options.resolve_repo,
+    )
+    load = getattr(cls, "load", None)
+    if load is None:
+        raise ModelFormatError(
+            f"{cls.__qualname__} has no load() method, so it cannot be built from {folder / subfolder}."
+        )
+    try:
+        if takes_path_only(load):  # a legacy module: a plain nn.Module with a static load(path)
+            return old_style_module(cls, folder / subfolder, options.trust_remote_code, options.hf_kwargs())
+        kwargs = options.load_kwargs()
+        if accepts_keyword(load, "load_options"):
+            kwargs["load_options"] = options  # modules that load modules (the Router) pass them on
+        module: nn.Module = load(str(folder), subfolder=subfolder, **kwargs)
+        return module
+    except (EmbedstackError, ImportError, MemoryError):
+        raise
+    except Exception as exc:  # anything else from deep inside a loader: say which module folder failed
+        raise _load_failure(exc, cls, folder / subfolder) from exc
+
+
+def save_module(
+    module: nn.Module, parent: Path, subfolder: str, *, safe_serialization: bool = True, legacy_layout: bool = False
+) -> str:
+    """Save ``module`` into ``parent/subfolder`` (created), with the code of a custom module.
+
+    Returns:
+        The ``modules.json`` type string for it (its pre-5 spelling with ``legacy_layout``).
+    """
+    target = parent / subfolder
+    target.mkdir(parents=True, exist_ok=True)
+    save = module.save
+    if not accepts_keyword(save, "safe_serialization"):  # legacy plain nn.Module with save(path)
+        save(str(target))
+    elif legacy_layout and spec_of(type(module)) is not None:  # only registered modules know the legacy layout
+        save(str(target), safe_serialization=safe_serialization, legacy_layout=True)
+    else:
+        save(str(target), safe_serialization=safe_serialization)
+    _copy_remote_code(module, target, parent)
+    return type_name_for(module, legacy=legacy_layout)
+
+
+def _copy_remote_code(module: nn.Module, target: Path, root: Path) -> None:
+    """Code of a custom module travels with the model: into the model root (where ``module.Class`` types are
+    resolved) and the module's folder (where sentence-transformers copies it)."""
+    ref = code_ref_of(type(module))
+    if ref is None or ref.type_ref is not None:  # not carried, or kept in another Hub repository
+        return
+    copy_code(ref, list(dict.fromkeys([root, target])))
+
+
+def _load_failure(exc: Exception, cls: type, module_folder: Path) -> EmbedstackError:
+    detail = " ".join(str(exc).split())[:500]
+    if "trust_remote_code" in detail:  # transformers refusing custom modeling code
+        return UntrustedCodeError(
+            f"{cls.__name__} in {module_folder} needs modeling code from the model folder or the Hub "
+            f"({detail}). Pass trust_remote_code=True if you trust this model."
+        )
+    return ModelFormatError(
+        f"{cls.__name__} could not be loaded from {module_folder}: {type(exc).__name__}: {detail}. The folder is "
+        "damaged or incomplete (a file cut short or missing, or settings that do not fit the module); restore it "
+        "from the original model."
+    )
