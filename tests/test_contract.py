@@ -115,7 +115,7 @@ def test_module_contract(name, tiny_bert_path, clip_path, tmp_path):
     if hasattr(type(module), "get_embedding_dimension"):
         assert loaded.get_embedding_dimension() == module.get_embedding_dimension()
     type_name = type_name_for(module)
-    assert type_name.startswith("sentence_transformers.")
+    assert type_name.startswith(("sentence_transformers.", "embedstack.modules."))
     assert resolve_module_class(type_name, model_path=tmp_path, trust_remote_code=False, where="test") is cls
     with torch.no_grad():
         expected = output_of(module(sample_features(name, module)))

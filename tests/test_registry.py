@@ -22,7 +22,7 @@ def test_name_lists_derive_from_the_registry():
     assert set(modules.BUILTIN_MODULE_NAMES) == set(builtins)
     for name, spec in builtins.items():
         assert getattr(modules, name) is spec.cls
-        assert spec.type_name.startswith(f"{ST}.")
+        assert spec.type_name.startswith((f"{ST}.", "embedstack.modules."))
         for spelling in (spec.type_name, *spec.aliases):
             assert resolve_module_class(spelling, model_path=None, trust_remote_code=False, where="t") is spec.cls
 
