@@ -161,7 +161,8 @@ def test_legacy_asym_folder_with_dict_inputs(tiny_bert_path, tmp_path):
     expected_query, expected_document = model.encode_query(TEXTS), model.encode_document(TEXTS)
     model.save(str(tmp_path / "m"))
     folder = tmp_path / "m"
-    router_folder = folder / "0_Router"
+    entries = json.loads((folder / "modules.json").read_text())
+    router_folder = folder / entries[0]["path"]  # the model root, as sentence-transformers 6.2 saves a Router
     config = json.loads((router_folder / "router_config.json").read_text())
     legacy_types = {
         key: "sentence_transformers.models." + value.rsplit(".", 1)[-1] for key, value in config["types"].items()
@@ -170,7 +171,6 @@ def test_legacy_asym_folder_with_dict_inputs(tiny_bert_path, tmp_path):
     (router_folder / "config.json").write_text(
         json.dumps({"types": legacy_types, "structure": config["structure"], "parameters": {"allow_empty_key": False}})
     )
-    entries = json.loads((folder / "modules.json").read_text())
     entries[0]["type"] = "sentence_transformers.models.Asym"
     (folder / "modules.json").write_text(json.dumps(entries))
     for reader in LIBS.values():

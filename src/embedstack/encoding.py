@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from embedstack.engine import EncodePlan, limit_cpu_threads, run, stream
+from embedstack.engine.processes import Pool, encode_with_pool, start_pool, stop_pool
 from embedstack.engine.protocol import TokenBatcher
 from embedstack.engine.runner import EncodeResult, EncodeStats
 from embedstack.inputs import BatchKinds, Modality, is_message
@@ -65,12 +66,13 @@ class EncodeMixin:
 
     @staticmethod
     def is_singular_input(inputs: Any) -> bool:
-        """True for one input (a str, a dict, one conversation, an array); False for a batch."""
+        """True for one input (a str, a dict, one conversation, a 0-d array); False for a batch (a list, tuple,
+        ``datasets`` column, or 1-D+ array of strings or objects)."""
         if isinstance(inputs, list) and inputs and is_message(inputs[0]):
             return True
-        if isinstance(inputs, (list, tuple)):
+        if isinstance(inputs, (list, tuple)) or _is_dataset_column(inputs):
             return False
-        if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "UO":
+        if isinstance(inputs, np.ndarray) and inputs.ndim >= 1 and inputs.dtype.kind in "UO":
             return False
         return True
 
@@ -83,12 +85,14 @@ class EncodeMixin:
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
-        precision: Precision = "float32",
+        precision: Precision | None = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
         device: str | torch.device | None = None,
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
+        pool: Pool | None = None,
+        chunk_size: int | None = None,
         max_batch_tokens: int | None = None,
         **kwargs: Any,
     ) -> np.ndarray | torch.Tensor | list:
@@ -105,9 +109,12 @@ class EncodeMixin:
             precision: "float32", "int8", "uint8", "binary" or "ubinary".
             convert_to_numpy: Return an ndarray (default); otherwise a list of tensors.
             convert_to_tensor: Return one tensor (overrides ``convert_to_numpy``).
-            device: Run on this device (the model moves there).
+            device: Run on this device (the model moves there); a list of devices (e.g. ``["cuda:0", "cuda:1"]``
+                or ``["cpu", "cpu"]``) encodes in one worker process per device, started and stopped by this call.
             normalize_embeddings: L2-normalize the results (after truncation).
             truncate_dim: Keep the first ``truncate_dim`` dimensions (default: ``model.truncate_dim``).
+            pool: Encode on the worker processes of ``start_multi_process_pool()``.
+            chunk_size: Inputs per chunk handed to a worker (default: about a tenth of each worker's share).
             max_batch_tokens: Cap on padded tokens per batch (rows x longest input); ``batch_size`` still caps
                 the rows. Inputs are tokenized once and batched by token length.
             **kwargs: Keyword arguments routed to module ``forward`` methods (see ``get_model_kwargs``).
@@ -134,11 +141,23 @@ class EncodeMixin:
             raise ValueError(
                 f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
             )
+        precision = precision or "float32"
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
         module_kwargs = self.split_forward_kwargs(kwargs)
         singular = self.is_singular_input(inputs)
-        inputs = [inputs] if singular else (inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs))
+        inputs = _as_batch(inputs, singular)
+        if isinstance(device, (list, tuple)) and not inputs:
+            device = None  # nothing to spread over processes
+        if inputs and (pool is not None or isinstance(device, (list, tuple))):
+            worker_kwargs = dict(
+                prompt_name=prompt_name, prompt=prompt, batch_size=batch_size, output_value=output_value,
+                precision=precision, normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
+                max_batch_tokens=max_batch_tokens, **kwargs,
+            )  # fmt: skip
+            embeddings = self._encode_on_processes(inputs, pool, device, chunk_size, worker_kwargs)
+            embeddings = _convert(embeddings, convert_to_tensor, convert_to_numpy, torch.device("cpu"))
+            return embeddings[0] if singular else embeddings
         kinds = self.classify_inputs(inputs) if inputs else None  # each input's modality, decided once
         plan = self._plan(
             prompt=self._resolve_prompt(prompt, prompt_name),
@@ -212,17 +231,44 @@ class EncodeMixin:
                 yield from result.outputs.float().numpy()
         self._report_truncation(cut, seen)
 
+    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Pool:
+        """Start worker processes that each hold a copy of the model: one per device (default: every CUDA device,
+        else four CPU workers). Pass the pool to ``encode(..., pool=pool)``; stop it with
+        :meth:`stop_multi_process_pool`."""
+        return start_pool(self, target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: Pool) -> None:
+        """Stop the workers of ``pool``."""
+        stop_pool(pool)
+
+    def _encode_on_processes(
+        self,
+        inputs: list[Any],
+        pool: Pool | None,
+        devices: Any,
+        chunk_size: int | None,
+        worker_kwargs: dict[str, Any],
+    ) -> Any:
+        if pool is not None:
+            return encode_with_pool(pool, inputs, chunk_size, worker_kwargs)
+        own = start_pool(self, devices)
+        try:
+            return encode_with_pool(own, inputs, chunk_size, worker_kwargs)
+        finally:
+            stop_pool(own)
+
     def encode_query(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
         """Encode search queries: uses the "query" prompt (when neither prompt nor prompt_name is given)."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
 
     def encode_document(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
         """Encode documents: uses the first of the "document", "passage", "corpus" prompts."""
         if prompt_name is None and prompt is None:
             prompt_name = next((name for name in _DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
         """The (N, M) similarity matrix under ``similarity_fn_name``."""
@@ -339,6 +385,17 @@ def _convert(embeddings: Any, to_tensor: bool, to_numpy: bool, device: torch.dev
     if isinstance(embeddings, np.ndarray):
         return list(torch.from_numpy(embeddings))
     return list(embeddings)
+
+
+def _as_batch(inputs: Any, singular: bool) -> list[Any]:
+    if singular:
+        return [inputs.item() if isinstance(inputs, np.ndarray) and inputs.ndim == 0 else inputs]
+    return inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs)
+
+
+def _is_dataset_column(value: Any) -> bool:
+    """A ``datasets`` column (``dataset["text"]``): a lazy sequence of rows, read without importing datasets."""
+    return type(value).__name__ == "Column" and type(value).__module__.startswith("datasets")
 
 
 def _windows(inputs: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import tempfile
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -23,10 +25,18 @@ from embedstack.inputs import BatchKinds, classify_batch, supports
 from embedstack.modules.base import InputModule
 from embedstack.modules.module_io import LoadOptions
 from embedstack.modules.pooling import Pooling
+from embedstack.modules.transformer.module import Transformer
 from embedstack.persistence.folder import load_folder, save_folder
-from embedstack.persistence.hub import HubOptions, resolve_code_repo, resolve_model_path
+from embedstack.persistence.hub import (
+    HubOptions,
+    HubUpload,
+    push_folder,
+    repo_has_file,
+    resolve_code_repo,
+    resolve_model_path,
+)
 from embedstack.persistence.layout import model_config_dict
-from embedstack.persistence.model_card import model_card_text
+from embedstack.persistence.model_card import ModelCardData, model_card_text
 from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
 
 logger = logging.getLogger(__name__)
@@ -84,7 +94,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         processor_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
-        model_card_data: Any = None,
+        model_card_data: ModelCardData | None = None,
         backend: Literal["torch", "native", "auto"] = "torch",
         similarity_fn_name: str | SimilarityFunction | None = None,
         truncate_dim: int | None = None,
@@ -95,21 +105,28 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         self.truncate_dim = truncate_dim
         self.module_kwargs: dict[str, list[str]] = {}
         self._model_card_text: str | None = None
+        self.model_card_data = model_card_data or ModelCardData()
         if use_auth_token is not None:
             warnings.warn("use_auth_token is deprecated; use token.", FutureWarning, stacklevel=2)
-            token = token or use_auth_token
+            if token is not None:
+                raise ValueError("Both token and use_auth_token were given; pass only token.")
+            token = use_auth_token
         if tokenizer_kwargs is not None:
             warnings.warn("tokenizer_kwargs is deprecated; use processor_kwargs.", FutureWarning, stacklevel=2)
             processor_kwargs = {**tokenizer_kwargs, **(processor_kwargs or {})}
 
         if model_name_or_path is not None:
             if modules is not None:
-                logger.warning("Both model_name_or_path and modules were given; the modules are ignored.")
+                logger.warning(
+                    "Both model_name_or_path and modules were given. The modules are loaded from model_name_or_path, "
+                    "so the modules argument is ignored."
+                )
             # The Hub is resolved here, once, with the caller's options; modules read local folders only.
             model_kwargs = dict(model_kwargs) if model_kwargs else None  # the caller's dict stays as it was
             code_revision = model_kwargs.pop("code_revision", None) if model_kwargs else None
             hub = HubOptions(token, revision, cache_folder, local_files_only, code_revision)
             folder = resolve_model_path(model_name_or_path, hub, backend=backend)
+            logger.info("Loading %s from %s", model_name_or_path, folder)
             options = LoadOptions(
                 trust_remote_code=trust_remote_code,
                 model_kwargs=model_kwargs,
@@ -149,9 +166,8 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
                 self.prompts[name] = prompt
         if self.default_prompt_name is None:
             self.default_prompt_name = config.get("default_prompt_name")
-        saved_similarity = config.get("similarity_fn_name")
-        if self._similarity_fn_name is None and saved_similarity in self.SUPPORTED_SIMILARITY_FN_NAMES:
-            self._similarity_fn_name = saved_similarity
+        if self._similarity_fn_name is None:
+            self._similarity_fn_name = config.get("similarity_fn_name")  # checked when the file was read
         if self.truncate_dim is None:
             self.truncate_dim = config.get("truncate_dim")
 
@@ -237,18 +253,27 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         self._similarity_fn_name = check_similarity_fn_name(value)
 
     @property
-    def transformers_model(self):
-        from transformers import PreTrainedModel
-
+    def transformers_model(self) -> Any:
+        """The first Hugging Face ``PreTrainedModel`` in the model, or None."""
+        pretrained = _pretrained_model_class()
         for module in self.modules():
-            if isinstance(module, PreTrainedModel):
+            if isinstance(module, Transformer):
+                return module.model
+            if pretrained is not None and isinstance(module, pretrained):
                 return module
         return None
 
     @property
-    def config(self):
+    def config(self) -> Any:
+        """The Hugging Face config of the first backbone (None without one); integrations read it."""
         model = self.transformers_model
         return model.config if model is not None else None
+
+    @config.setter
+    def config(self, value: Any) -> None:
+        model = self.transformers_model
+        if model is not None:
+            model.config = value
 
     def get_backend(self) -> str:
         return getattr(self.input_module, "backend", "torch")
@@ -389,7 +414,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     def save(
         self,
-        path: str | Path,
+        path: str | Path | None,
         model_name: str | None = None,
         create_model_card: bool = True,
         train_datasets: list[str] | None = None,
@@ -400,13 +425,15 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         """Save the model folder atomically, in the layout sentence-transformers 6.2 reads.
 
         Args:
-            path: The folder to write (replaced whole if it holds a model).
+            path: The folder to write (replaced whole if it holds a model); None saves nothing.
             model_name: The model id shown in the model card.
             create_model_card: Write README.md.
             train_datasets: Unused; accepted for compatibility.
             safe_serialization: Write safetensors (True) or pickled ``pytorch_model.bin`` module weights.
             legacy_layout: Write old type names and config keys for readers older than sentence-transformers 5.
         """
+        if path is None:
+            return
         if getattr(self, "_quantized", None):
             raise ValueError(
                 f"This model was quantized to {self._quantized} in memory, which the sentence-transformers format "
@@ -421,6 +448,41 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     save_pretrained = save
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        token: str | None = None,
+        private: bool | None = None,
+        safe_serialization: bool = True,
+        commit_message: str | None = None,
+        local_model_path: str | None = None,
+        exist_ok: bool = False,
+        replace_model_card: bool = False,
+        train_datasets: list[str] | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ) -> str:
+        """Upload the model (saved into a temporary folder, or ``local_model_path`` as it is) to a Hub repository,
+        creating the repository when needed; returns the commit URL (or the pull request's with ``create_pr``).
+
+        The model card is written unless the repository already has one (``replace_model_card`` overwrites it).
+        """
+        upload = HubUpload(repo_id, token, private, exist_ok, revision, create_pr, commit_message)
+        if local_model_path:
+            return push_folder(Path(local_model_path), upload, model_repr=repr(self))
+        with tempfile.TemporaryDirectory() as staging:
+            folder = Path(staging) / "model"
+            card = replace_model_card or not repo_has_file(upload, "README.md")
+            self.save(str(folder), model_name=repo_id, create_model_card=card, safe_serialization=safe_serialization)
+            return push_folder(folder, upload, model_repr=repr(self))
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Turn on gradient checkpointing in every Hugging Face backbone of the model (for training)."""
+        pretrained = _pretrained_model_class()
+        for module in self.modules():
+            if pretrained is not None and isinstance(module, pretrained) and module.supports_gradient_checkpointing:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+
     @staticmethod
     def load(path: str, **kwargs) -> SentenceTransformer:
         """Deprecated: use ``SentenceTransformer(path)``."""
@@ -428,6 +490,13 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             "SentenceTransformer.load is deprecated; use SentenceTransformer(path).", FutureWarning, stacklevel=2
         )
         return SentenceTransformer(path, **kwargs)
+
+
+def _pretrained_model_class() -> type | None:
+    """transformers' ``PreTrainedModel`` when transformers is loaded; without it no module can be one (and a model
+    on the native backend never imports it)."""
+    transformers = sys.modules.get("transformers")
+    return getattr(transformers, "PreTrainedModel", None) if transformers is not None else None
 
 
 __all__ = ["SentenceTransformer", "default_device"]

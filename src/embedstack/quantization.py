@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -15,31 +15,40 @@ PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
 def quantize_embeddings(
-    embeddings: torch.Tensor | np.ndarray,
+    embeddings: torch.Tensor | np.ndarray | list[Any],
     precision: Precision,
     ranges: np.ndarray | None = None,
     calibration_embeddings: np.ndarray | None = None,
-) -> np.ndarray:
-    """Quantize (N, D) embeddings.
+) -> Any:
+    """Quantize (N, D) embeddings, or a list of multi-vector (tokens, D) matrices.
 
     Args:
-        embeddings: Float embeddings, shape (N, D).
+        embeddings: Float embeddings, shape (N, D); or a list of (tokens, D) matrices, which share one set of
+            int8/uint8 buckets.
         precision: One of ``PRECISIONS``.
         ranges: Per-dimension (2, D) min/max for int8/uint8; otherwise from ``calibration_embeddings``
             or the embeddings themselves.
         calibration_embeddings: Embeddings to take the ranges from.
 
     Returns:
-        An ndarray: float32 (N, D), int8/uint8 (N, D), or binary/ubinary (N, ceil(D/8)).
+        An ndarray: float32 (N, D), int8/uint8 (N, D), or binary/ubinary (N, ceil(D/8)); a list of them for a
+        list of matrices; ``[]`` for ``[]``.
     """
     if isinstance(embeddings, torch.Tensor):
-        embeddings = embeddings.detach().cpu().float().numpy()
+        embeddings = _to_numpy(embeddings)
     elif isinstance(embeddings, list):
-        embeddings = np.array(
-            [e.detach().cpu().float().numpy() if isinstance(e, torch.Tensor) else e for e in embeddings]
-        )
+        if not embeddings:
+            return []
+        items = [_to_numpy(e) if isinstance(e, torch.Tensor) else e for e in embeddings]
+        if isinstance(items[0], np.ndarray) and items[0].ndim == 2:
+            return _quantize_matrices(items, precision, ranges, calibration_embeddings)
+        embeddings = np.array(items)
     if embeddings.dtype in (np.int8, np.uint8):
         raise ValueError("quantize_embeddings needs float embeddings, not already-quantized int8/uint8 ones.")
+    if embeddings.ndim == 2 and embeddings.shape[0] == 0 and precision != "float32":
+        # Nothing to calibrate or pack: an empty result of the precision's shape and type.
+        width = embeddings.shape[1] if precision.endswith("int8") else (embeddings.shape[1] + 7) // 8
+        return np.zeros((0, width), dtype=np.uint8 if precision.startswith("u") else np.int8)
     if precision == "float32":
         return embeddings.astype(np.float32)
     if precision in ("int8", "uint8"):
@@ -56,6 +65,21 @@ def quantize_embeddings(
     if precision == "ubinary":
         return np.packbits(embeddings > 0, axis=-1)
     raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().float().numpy()
+
+
+def _quantize_matrices(
+    matrices: list[np.ndarray], precision: Precision, ranges: np.ndarray | None, calibration: np.ndarray | None
+) -> list[np.ndarray]:
+    """Multi-vector embeddings: every matrix quantized with the same int8/uint8 buckets."""
+    if precision.endswith("int8") and ranges is None:
+        data = np.concatenate(matrices, axis=0) if calibration is None else calibration
+        if len(data):
+            ranges = _ranges(data, precision, calibration)
+    return [quantize_embeddings(matrix, precision, ranges, calibration) for matrix in matrices]
 
 
 def _ranges(embeddings: np.ndarray, precision: str, calibration: np.ndarray | None) -> np.ndarray:

@@ -23,6 +23,31 @@ LEGACY_POOLING_FLAGS: dict[str, str] = {
 }
 
 
+def unflatten(tokens: torch.Tensor, cu_seq_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A flattened batch (``DataCollatorWithFlattening``: all sequences in one row, boundaries in ``cu_seq_lens``)
+    as padded ``(num_seqs, longest, dim)`` token embeddings and their ``(num_seqs, longest)`` attention mask."""
+    flat = tokens.reshape(-1, tokens.shape[-1])  # (total_tokens, dim)
+    bounds = cu_seq_lens.to(device=flat.device, dtype=torch.long)
+    lengths = bounds[1:] - bounds[:-1]  # (num_seqs,)
+    rows = torch.repeat_interleave(torch.arange(len(lengths), device=flat.device), lengths)
+    columns = torch.arange(len(rows), device=flat.device) - torch.repeat_interleave(bounds[:-1], lengths)
+    longest = int(lengths.max()) if len(lengths) else 0
+    padded = flat.new_zeros(len(lengths), longest, flat.shape[-1])
+    padded[rows, columns] = flat[: len(rows)]
+    mask = torch.zeros(len(lengths), longest, dtype=torch.int64, device=flat.device)
+    mask[rows, columns] = 1
+    return padded, mask
+
+
+def _prompt_length(value: Any) -> int:
+    """The prompt's token count: an int, or (in training batches) a tensor repeating it per row."""
+    if value is None:
+        return 0
+    if isinstance(value, torch.Tensor):
+        return int(value.reshape(-1)[0]) if value.numel() else 0
+    return int(value)
+
+
 def pooling_mode_from_flags(flags: dict[str, Any]) -> str | tuple[str, ...]:
     """Turn legacy ``pooling_mode_*`` booleans into a mode (a str, or a tuple for several; "mean" for none)."""
     modes = tuple(mode for flag, mode in LEGACY_POOLING_FLAGS.items() if flags.get(flag))
@@ -46,6 +71,7 @@ class Pooling(Module):
         768
     """
 
+    POOLING_MODES: tuple[str, ...] = POOLING_MODES
     config_keys = ["embedding_dimension", "pooling_mode", "include_prompt"]
     config_key_renames = {"word_embedding_dimension": "embedding_dimension"}
 
@@ -77,29 +103,34 @@ class Pooling(Module):
             if mode not in POOLING_MODES:
                 raise ValueError(f"Unknown pooling_mode {mode!r}; choose from {list(POOLING_MODES)}")
         self.embedding_dimension = embedding_dimension
-        if len(modes) == 1:
-            self.pooling_mode = modes[0]
-        else:  # keep the caller's sequence type: legacy flags give a tuple, as in sentence-transformers
-            self.pooling_mode = tuple(modes) if isinstance(pooling_mode, tuple) else list(modes)
+        # One mode is kept as its name, several as a tuple (as sentence-transformers does; saved as a JSON list).
+        self.pooling_mode: str | tuple[str, ...] = modes[0] if len(modes) == 1 else modes
         self.include_prompt = bool(include_prompt)
 
     @property
     def modes(self) -> tuple[str, ...]:
         return (self.pooling_mode,) if isinstance(self.pooling_mode, str) else tuple(self.pooling_mode)
 
-    def get_embedding_dimension(self) -> int:
+    @property
+    def pooling_output_dimension(self) -> int:
+        """The width of the sentence embedding: ``embedding_dimension`` times the number of modes."""
         return self.embedding_dimension * len(self.modes)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
-        tokens = features["token_embeddings"]  # (batch, seq, dim)
-        mask = features.get("attention_mask")
-        if mask is None or mask.shape[-1] != tokens.shape[1]:
-            mask = torch.ones(tokens.shape[:-1], dtype=torch.int64, device=tokens.device)
+    def get_embedding_dimension(self) -> int:
+        return self.pooling_output_dimension
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "cu_seq_lens_q" in features:  # a flattened batch: (1, total_tokens, dim) with sequence boundaries
+            tokens, mask = unflatten(features["token_embeddings"], features["cu_seq_lens_q"])
+        else:
+            tokens = features["token_embeddings"]  # (batch, seq, dim)
+            mask = features.get("attention_mask")
+            if mask is None or mask.shape[-1] != tokens.shape[1]:
+                mask = torch.ones(tokens.shape[:-1], dtype=torch.int64, device=tokens.device)
         pad_lengths = mask.to(torch.int32).argmax(dim=1)  # (batch,) leading pad tokens when left-padded
         pool_mask = mask
-        prompt_length = features.get("prompt_length")
-        if not self.include_prompt and prompt_length:
-            prompt_length = int(prompt_length[0]) if isinstance(prompt_length, torch.Tensor) else int(prompt_length)
+        prompt_length = _prompt_length(features.get("prompt_length")) if not self.include_prompt else 0
+        if prompt_length:
             positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)  # (1, seq)
             pool_mask = mask.masked_fill(positions < (pad_lengths + prompt_length).unsqueeze(1), 0)
         pooled = [self._pool(mode, tokens, pool_mask, pad_lengths, features) for mode in self.modes]

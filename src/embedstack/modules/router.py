@@ -51,7 +51,7 @@ class Router(InputModule):
 
     config_keys: list[str] = ["default_route", "allow_empty_key", "route_mappings"]
     config_file_name = "router_config.json"
-    save_in_root: bool = False
+    save_in_root: bool = True  # as the first module, its config and route folders go in the model root
     checks_own_inputs: bool = True  # routes check their inputs; legacy {task: text} dicts are not a modality
 
     def __init__(
@@ -86,6 +86,9 @@ class Router(InputModule):
             (task, tuple(sorted(modality)) if isinstance(modality, tuple) else modality): route
             for (task, modality), route in (route_mappings or {}).items()
         }
+        # ``task`` and ``modality``, plus the ``encode`` keywords any routed module takes.
+        routed = {kw for route in self.sub_modules.values() for m in route for kw in getattr(m, "forward_kwargs", ())}
+        self.forward_kwargs: set[str] = {"task", "modality"} | routed
 
     @classmethod
     def for_query_document(
@@ -130,12 +133,6 @@ class Router(InputModule):
             shown = format_modality(modality) if modality is not None else None
             routes.append(f"(task={task!r}, modality={shown!r})")
         return ", ".join(routes)
-
-    @property
-    def forward_kwargs(self) -> set[str]:
-        """``task`` and ``modality``, plus the ``encode`` keywords any routed module takes."""
-        routed = {kw for route in self.sub_modules.values() for m in route for kw in getattr(m, "forward_kwargs", ())}
-        return {"task", "modality"} | routed
 
     @property
     def modalities(self) -> list[Modality]:

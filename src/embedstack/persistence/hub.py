@@ -160,3 +160,53 @@ def _download(
         ) from None
     logger.info("Resolved %s to %s", repo_id, folder)
     return Path(folder)
+
+
+@dataclass(frozen=True)
+class HubUpload:
+    """Where and how ``push_to_hub`` uploads: the repository, its creation and the commit."""
+
+    repo_id: str
+    token: str | None = None
+    private: bool | None = None
+    exist_ok: bool = False
+    revision: str | None = None
+    create_pr: bool = False
+    commit_message: str | None = None
+
+
+def repo_has_file(upload: HubUpload, filename: str) -> bool:
+    """Whether the repository already holds ``filename`` (False when it does not exist yet). When the Hub cannot
+    tell, True: an existing model card is never overwritten by mistake."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        return bool(HfApi(token=upload.token).file_exists(upload.repo_id, filename, revision=upload.revision))
+    except RepositoryNotFoundError:
+        return False
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        logger.warning("Could not check for %s in %s (%s); keeping the existing one.", filename, upload.repo_id, exc)
+        return True
+
+
+def push_folder(folder: Path, upload: HubUpload, *, model_repr: str) -> str:
+    """Upload the saved model ``folder`` to ``upload.repo_id`` (created if needed); returns the commit URL, or the
+    pull request's with ``create_pr``."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=upload.token)
+    repo = api.create_repo(upload.repo_id, private=upload.private, exist_ok=upload.exist_ok or upload.create_pr)
+    if upload.revision is not None:
+        api.create_branch(repo.repo_id, branch=upload.revision, exist_ok=True)
+    description = f"Adds a SentenceTransformer model saved by embedstack:\n\n```\n{model_repr}\n```"
+    commit = api.upload_folder(
+        repo_id=repo.repo_id,
+        folder_path=str(folder),
+        commit_message=upload.commit_message or "Add new SentenceTransformer model",
+        commit_description=description if upload.create_pr else None,
+        create_pr=upload.create_pr,
+        revision=upload.revision,
+    )
+    logger.info("Uploaded %s to %s", folder, repo.repo_id)
+    return str(commit.pr_url if upload.create_pr else commit.commit_url)

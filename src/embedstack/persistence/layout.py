@@ -15,6 +15,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from embedstack._version import __version__
 from embedstack.errors import ModelFormatError
 from embedstack.fileio import check_module_path, read_json, write_json
+from embedstack.similarity import SIMILARITY_FN_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,12 @@ def read_model_config(folder: Path) -> dict[str, Any]:
     ):
         if key in config and not isinstance(config[key], kind):
             raise ModelFormatError(f"{file} key {key!r} has the wrong type ({config[key]!r}). Fix the file.")
+    similarity = config.get("similarity_fn_name")
+    if similarity is not None and similarity not in SIMILARITY_FN_NAMES:
+        raise ModelFormatError(
+            f"{file} key 'similarity_fn_name' is {similarity!r}, which is not one of {list(SIMILARITY_FN_NAMES)}. "
+            "Fix the file (or remove the key for cosine)."
+        )
     if isinstance(config.get("prompts"), dict):
         bad = {k: v for k, v in config["prompts"].items() if not isinstance(v, str)}
         if bad:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 SIMILARITY_NAMES = {
@@ -13,17 +14,68 @@ SIMILARITY_NAMES = {
 _PLACEHOLDER = 'SentenceTransformer("sentence_transformers_model_id"'
 
 
+@dataclass
+class ModelCardData:
+    """What a generated model card says besides the model itself (sentence-transformers' fields).
+
+    Attributes:
+        language: Language code(s), e.g. "en" or ["en", "de"].
+        license: A license id, e.g. "apache-2.0".
+        model_name: A display name.
+        model_id: The Hub id the model is (to be) published under; shown in the usage example.
+        train_datasets / eval_datasets: ``{"name": ..., "id": ...}`` entries.
+        task_name: What the model is for, in words.
+        tags: Extra tags for the card's metadata.
+        local_files_only / generate_widget_examples: Accepted as in sentence-transformers.
+    """
+
+    language: str | list[str] | None = field(default_factory=list)
+    license: str | None = None
+    model_name: str | None = None
+    model_id: str | None = None
+    train_datasets: list[dict[str, str]] = field(default_factory=list)
+    eval_datasets: list[dict[str, str]] = field(default_factory=list)
+    task_name: str | None = "retrieval"
+    tags: list[str] = field(default_factory=list)
+    local_files_only: bool = False
+    generate_widget_examples: bool = True
+    base_model: str | None = field(default=None, init=False)
+
+    def set_model_id(self, model_id: str) -> None:
+        self.model_id = model_id
+
+    def set_base_model(self, model_id: str, revision: str | None = None) -> None:
+        self.base_model = model_id
+
+    def metadata_lines(self) -> list[str]:
+        """Extra YAML front-matter lines for the card."""
+        lines = []
+        languages = [self.language] if isinstance(self.language, str) else list(self.language or [])
+        if languages:
+            lines += ["language:", *(f"- {code}" for code in languages)]
+        if self.license:
+            lines.append(f"license: {self.license}")
+        if self.base_model:
+            lines.append(f"base_model: {self.base_model}")
+        return lines
+
+
 def model_card_text(model: Any, *, model_name: str | None = None, loaded_card: str | None = None) -> str:
-    """A loaded model's own card (with the model id filled in), or a new card describing the model."""
-    model_id = model_name or "sentence_transformers_model_id"
-    if loaded_card is not None:
+    """A loaded model's own card (with the model id filled in), or a new card describing the model (an empty
+    loaded card counts as none)."""
+    data: ModelCardData = getattr(model, "model_card_data", None) or ModelCardData()
+    model_id = model_name or data.model_id or "sentence_transformers_model_id"
+    if loaded_card:
         if model_name:
             return loaded_card.replace(_PLACEHOLDER, f'SentenceTransformer("{model_name}"')
         return loaded_card
     dimension = model.get_embedding_dimension()
     similarity = SIMILARITY_NAMES.get(model.similarity_fn_name, model.similarity_fn_name)
+    metadata = "".join(f"{line}\n" for line in data.metadata_lines())
+    tags = "".join(f"- {tag}\n" for tag in data.tags)
+    title = data.model_name or "SentenceTransformer"
     return f"""---
-library_name: sentence-transformers
+{metadata}library_name: sentence-transformers
 pipeline_tag: sentence-similarity
 tags:
 - sentence-transformers
@@ -31,9 +83,9 @@ tags:
 - feature-extraction
 - dense
 - embedstack
----
+{tags}---
 
-# SentenceTransformer
+# {title}
 
 This is a [sentence-transformers](https://www.SBERT.net) model saved by embedstack. It maps inputs to a \
 {dimension}-dimensional dense vector space and can be used for semantic textual similarity, semantic search, \

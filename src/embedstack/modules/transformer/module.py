@@ -20,7 +20,12 @@ from embedstack.modules.transformer.config import (
     normalize_file_config,
     rename_legacy_keys,
 )
-from embedstack.modules.transformer.multimodal import infer_modality_config, is_text_batch, preprocess_multimodal
+from embedstack.modules.transformer.multimodal import (
+    infer_modality_config,
+    is_text_batch,
+    preprocess_multimodal,
+    processor_modalities,
+)
 from embedstack.modules.transformer.support import (
     add_lowercase,
     check_tokenizer_vocabulary,
@@ -37,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 TransformerTask = Literal["feature-extraction"]
 PROCESSING_KWARGS_KEYS = ("common", "text", "audio", "image", "video", "chat_template")
+_FORWARD_SAFETY_NET_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "return_dict"})
 _DEFAULTS_DROPPED_ON_SAVE = {"query_length": None, "document_length": None, "query_expansion": None}
 
 
@@ -126,11 +132,20 @@ class Transformer(InputModule):
         path = str(model_name_or_path)
         from transformers import AutoConfig, AutoModel
 
-        self.config = AutoConfig.from_pretrained(path, **config_kwargs)
-        if "use_cache" not in config_kwargs and hasattr(self.config, "use_cache"):
-            self.config.use_cache = False
-        self.model = AutoModel.from_pretrained(path, config=self.config, **model_kwargs)
-        self._forward_params = set(inspect.signature(self.model.forward).parameters)
+        config = AutoConfig.from_pretrained(path, **config_kwargs)
+        if "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
+            config.use_cache = False
+        self.model = AutoModel.from_pretrained(path, config=config, **model_kwargs)
+        signature = inspect.signature(self.model.forward).parameters
+        self._forward_params = set(signature)
+        self._forward_takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in signature.values())
+        # As sentence-transformers: the declared inputs (plus the usual ones), or None when forward takes **kwargs.
+        self.model_forward_params: set[str] | None = (
+            None if self._forward_takes_kwargs else self._forward_params | _FORWARD_SAFETY_NET_KEYS
+        )
+        # Inputs are never concatenated without padding here (that needs flash attention's variable-length
+        # kernels); the engine removes padding by batching inputs of similar token counts instead.
+        self.can_flatten_inputs = False
 
         if max_seq_length is not None and "model_max_length" not in processor_kwargs:
             processor_kwargs["model_max_length"] = max_seq_length
@@ -152,10 +167,16 @@ class Transformer(InputModule):
         return self.model
 
     @property
-    def tokenizer(self):
-        if hasattr(self.processor, "tokenizer") and not hasattr(self.processor, "convert_tokens_to_ids"):
-            return self.processor.tokenizer
-        return self.processor
+    def config(self) -> Any:
+        """The backbone's Hugging Face config (the one the model holds, so a replaced config is seen here too)."""
+        return self.model.config
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer: the processor itself, or its ``tokenizer`` part; None for an image or audio processor."""
+        if hasattr(self.processor, "convert_tokens_to_ids"):
+            return self.processor
+        return getattr(self.processor, "tokenizer", None)
 
     @tokenizer.setter
     def tokenizer(self, value) -> None:
@@ -174,14 +195,22 @@ class Transformer(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        if self.tokenizer is None:
-            raise AttributeError("This Transformer has no tokenizer, so it has no max_seq_length to set.")
+        if self.tokenizer is None:  # an image or audio backbone: nothing to truncate (as sentence-transformers)
+            logger.warning("This Transformer has no tokenizer; max_seq_length=%s has no effect.", value)
+            return
         self.tokenizer.model_max_length = value
+
+    def infer_modalities_from_processor(self, processor: Any) -> list[Modality]:
+        """The modalities ``processor`` handles (tokenizer -> text, image processor -> image, ...)."""
+        return list(processor_modalities(processor))
 
     def get_embedding_dimension(self) -> int | None:
         for config in (self.config, getattr(self.config, "text_config", None)):
             if config is None:
                 continue
+            projection = getattr(config, "projection_dim", None)
+            if isinstance(projection, int) and self.module_output_name == "sentence_embedding":
+                return projection  # a dual encoder's projected sentence embedding (CLIP-style)
             for key in ("hidden_size", "d_model", "hidden_dim", "dim", "n_embd"):
                 value = getattr(config, key, None)
                 if isinstance(value, int):
@@ -208,6 +237,8 @@ class Transformer(InputModule):
         processor, see multimodal.py. ``processing_kwargs`` overrides the module's per call. ``modality`` is the
         batch's modality when the caller already decided it (encode does), so it is not worked out again.
         """
+        if not inputs:
+            return {}
         if "message" in self.modality_config or not is_text_batch(inputs):
             merged = self._merged_processing_kwargs(processing_kwargs)
             text_kwargs = self._tokenizer_kwargs(task, merged, kwargs)
@@ -298,9 +329,12 @@ class Transformer(InputModule):
         merged = {section: dict(values) for section, values in self.processing_kwargs.items()}
         for section, values in (per_call or {}).items():
             if section not in PROCESSING_KWARGS_KEYS:
-                raise ValueError(
-                    f"processing_kwargs section {section!r} is unknown; use one of {list(PROCESSING_KWARGS_KEYS)}."
+                logger.warning(
+                    "Ignoring processing_kwargs section %r: it is none of %s. Did you mean to nest it under 'text'?",
+                    section,
+                    list(PROCESSING_KWARGS_KEYS),
                 )
+                continue
             merged[section] = {**merged.get(section, {}), **values}
         return merged
 
@@ -324,10 +358,11 @@ class Transformer(InputModule):
         model_inputs = {key: value for key, value in features.items() if key in params and key != "modality"}
         output_path = settings["method_output_name"]
         output_path = [output_path] if isinstance(output_path, (str, int)) else list(output_path or [])
+        takes = params.__contains__ if settings["method"] != "forward" or not self._forward_takes_kwargs else None
         wants_hidden = "hidden_states" in output_path or getattr(self.config, "output_hidden_states", False)
-        if wants_hidden and "output_hidden_states" in params:
+        if wants_hidden and (takes is None or takes("output_hidden_states")):
             model_inputs["output_hidden_states"] = True
-        if "return_dict" in params:
+        if takes is None or takes("return_dict"):
             model_inputs["return_dict"] = True
         output = method(**model_inputs)
         value = output
@@ -336,6 +371,8 @@ class Transformer(InputModule):
                 value = value[part] if not isinstance(part, str) or not hasattr(value, part) else getattr(value, part)
         except (KeyError, IndexError, TypeError):
             value = None
+        if isinstance(value, torch.Tensor) and value.ndim == 4 and self.module_output_name == "token_embeddings":
+            value = value.flatten(2).transpose(1, 2)  # an image backbone's (batch, channels, h, w) -> (batch, h*w, ch)
         expected_ndim = {"token_embeddings": 3, "sentence_embedding": 2}.get(self.module_output_name)
         if not isinstance(value, torch.Tensor) or value.ndim != (expected_ndim or value.ndim):
             raise ModelFormatError(
