@@ -37,26 +37,42 @@ def clip_path(tmp_path_factory):
     return tiny_clip(tmp_path_factory.mktemp("clip"))
 
 
-def examples(tiny_bert_path, clip_path) -> dict:
+def _tokenizer(tiny_bert_path) -> Tokenizer:
+    return Tokenizer.from_file(str(tiny_bert_path / "tokenizer.json"))
+
+
+# One builder per module, so that each test builds only the module it checks (building all of them, Transformer and
+# CLIP loads included, for each of the ~30 tests was most of this file's time).
+BUILDERS = {
+    "Transformer": lambda bert, clip: Transformer(str(bert), max_seq_length=24),
+    "Pooling": lambda bert, clip: Pooling(32, pooling_mode=["mean", "max"], include_prompt=False),
+    "Dense": lambda bert, clip: Dense(32, 8, activation_function=torch.nn.GELU()),
+    "Normalize": lambda bert, clip: Normalize(),
+    "Router": lambda bert, clip: Router.for_query_document(
+        [StaticEmbedding(_tokenizer(bert), embedding_dim=32)], [BoW(VOCAB)]
+    ),
+    "StaticEmbedding": lambda bert, clip: StaticEmbedding(_tokenizer(bert), embedding_dim=8),
+    "WordEmbeddings": lambda bert, clip: WordEmbeddings(
+        WhitespaceTokenizer(VOCAB, stop_words=["and"]), torch.randn(7, 32)
+    ),
+    "WordWeights": lambda bert, clip: WordWeights(VOCAB, {"text": 2.0, "first": 0.5}, unknown_word_weight=0.1),
+    "BoW": lambda bert, clip: BoW(VOCAB, {"text": 3.0}, cumulative_term_frequency=False),
+    "CNN": lambda bert, clip: CNN(32, out_channels=4, kernel_sizes=[1, 3]),
+    "LSTM": lambda bert, clip: LSTM(32, 6, num_layers=1),
+    "LayerNorm": lambda bert, clip: LayerNorm(32),
+    "Dropout": lambda bert, clip: Dropout(0.25),
+    "WeightedLayerPooling": lambda bert, clip: WeightedLayerPooling(32, num_hidden_layers=3, layer_start=1),
+    "CLIPModel": lambda bert, clip: CLIPModel(str(clip)),
+}
+
+
+def example(name: str, tiny_bert_path, clip_path):
     torch.manual_seed(0)
-    tokenizer = Tokenizer.from_file(str(tiny_bert_path / "tokenizer.json"))
-    return {
-        "Transformer": Transformer(str(tiny_bert_path), max_seq_length=24),
-        "Pooling": Pooling(32, pooling_mode=["mean", "max"], include_prompt=False),
-        "Dense": Dense(32, 8, activation_function=torch.nn.GELU()),
-        "Normalize": Normalize(),
-        "Router": Router.for_query_document([StaticEmbedding(tokenizer, embedding_dim=32)], [BoW(VOCAB)]),
-        "StaticEmbedding": StaticEmbedding(tokenizer, embedding_dim=8),
-        "WordEmbeddings": WordEmbeddings(WhitespaceTokenizer(VOCAB, stop_words=["and"]), torch.randn(7, 32)),
-        "WordWeights": WordWeights(VOCAB, {"text": 2.0, "first": 0.5}, unknown_word_weight=0.1),
-        "BoW": BoW(VOCAB, {"text": 3.0}, cumulative_term_frequency=False),
-        "CNN": CNN(32, out_channels=4, kernel_sizes=[1, 3]),
-        "LSTM": LSTM(32, 6, num_layers=1),
-        "LayerNorm": LayerNorm(32),
-        "Dropout": Dropout(0.25),
-        "WeightedLayerPooling": WeightedLayerPooling(32, num_hidden_layers=3, layer_start=1),
-        "CLIPModel": CLIPModel(str(clip_path)),
-    }
+    return BUILDERS[name](tiny_bert_path, clip_path)
+
+
+def examples(tiny_bert_path, clip_path) -> dict:
+    return {name: example(name, tiny_bert_path, clip_path) for name in BUILDERS}
 
 
 INPUT_MODULES = {"Transformer", "Router", "StaticEmbedding", "WordEmbeddings", "BoW", "CLIPModel"}
@@ -90,7 +106,7 @@ def test_every_builtin_is_covered(tiny_bert_path, clip_path):
 
 @pytest.mark.parametrize("name", BUILTIN_MODULE_NAMES)
 def test_module_contract(name, tiny_bert_path, clip_path, tmp_path):
-    module = examples(tiny_bert_path, clip_path)[name].eval()
+    module = example(name, tiny_bert_path, clip_path).eval()
     cls = type(module)
     module.save(str(tmp_path), safe_serialization=True)
     if name != "Router":  # the Router's file also holds its routes ({"types", "structure", "parameters"})
@@ -113,7 +129,7 @@ def test_module_contract(name, tiny_bert_path, clip_path, tmp_path):
 @pytest.mark.parametrize("name", BUILTIN_MODULE_NAMES)
 def test_module_accepts_future_keywords(name, tiny_bert_path, clip_path, tmp_path):
     """The seed asks modules to take **kwargs on forward, save and preprocess so that new options do not break them."""
-    module = examples(tiny_bert_path, clip_path)[name].eval()
+    module = example(name, tiny_bert_path, clip_path).eval()
     module.save(str(tmp_path), safe_serialization=True, some_future_option=1)
     features = sample_features(name, module)
     if name in INPUT_MODULES:
