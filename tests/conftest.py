@@ -7,9 +7,16 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# One compute thread per test process (and per CLI subprocess, through OMP_NUM_THREADS). On the shared 2-core test
+# machine a second intra-op thread waits on a busy core at every parallel op: with another test run going, the tiny
+# backbones' tests ran 5-30x slower and even MiniLM encodes about 2x slower than with one thread. On an idle machine
+# EMBEDSTACK_TEST_THREADS=2 is somewhat faster for the MiniLM parity tests.
+TEST_THREADS = max(1, int(os.environ.get("EMBEDSTACK_TEST_THREADS", "1")))
+os.environ.setdefault("OMP_NUM_THREADS", str(TEST_THREADS))
+
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(TEST_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -169,6 +169,27 @@ def test_audio_arrays_and_dicts(audio_path, tmp_path):
     assert_close(SentenceTransformer(str(tmp_path / "theirs"), device="cpu").encode(clips), theirs.encode(clips))
 
 
+@pytest.fixture(scope="module")
+def info_outputs(request):
+    """``python -m embedstack.cli info <folder>`` for each backbone, as real subprocesses started together: each one
+    spends seconds importing torch and transformers, which side by side share the cores instead of queueing."""
+    paths = {name: request.getfixturevalue(name) for name in ("clip_path", "chat_path", "audio_path", "llava_path")}
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "embedstack.cli", "info", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, path in paths.items()
+    }
+    results = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate(timeout=600)
+        results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return results
+
+
 @pytest.mark.parametrize(
     ("backbone", "expected"),
     [
@@ -178,11 +199,9 @@ def test_audio_arrays_and_dicts(audio_path, tmp_path):
         ("llava_path", ["Modalities: text, image, message", "Message format: structured"]),
     ],
 )
-def test_info_prints_modalities_and_message_format(backbone, expected, request):
-    path = request.getfixturevalue(backbone)
-    result = subprocess.run(
-        [sys.executable, "-m", "embedstack.cli", "info", str(path)], capture_output=True, text=True, check=True
-    )
+def test_info_prints_modalities_and_message_format(backbone, expected, info_outputs):
+    result = info_outputs[backbone]
+    result.check_returncode()
     for line in expected:
         assert line in result.stdout.splitlines()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import parity_texts, short_texts
+from helpers import NON_LATIN, parity_texts, short_texts
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-5
@@ -15,6 +15,37 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def texts():
     return parity_texts()
+
+
+# Each library encodes the full corpus to float32 once per module; the tests that compare those default vectors
+# (directly, through the quantizer, or against the native backend) share them instead of re-encoding.
+@pytest.fixture(scope="module")
+def ours_float(texts, minilm):
+    return read_only(minilm.encode(texts))
+
+
+@pytest.fixture(scope="module")
+def theirs_float(texts, reference_minilm):
+    return read_only(reference_minilm.encode(texts))
+
+
+@pytest.fixture(scope="module")
+def precision_texts(texts, minilm):
+    """The corpus for the end-to-end encode(precision=...) calls: a sample of each part of the full corpus with every
+    kind of hard case kept (five texts over 256 tokens, every non-Latin text, the empty and whitespace-only strings)."""
+    over_256 = [text for text, cut in zip(texts, minilm.truncated(texts)) if cut]
+    return texts[:130:10] + over_256[:5] + texts[150:300:5] + NON_LATIN + ["", "   "]
+
+
+@pytest.fixture(scope="module")
+def precision_floats(precision_texts, minilm, reference_minilm):
+    return read_only(minilm.encode(precision_texts)), read_only(reference_minilm.encode(precision_texts))
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    """Shared vectors: a test that changed them in place would fail instead of corrupting the others."""
+    array.setflags(write=False)
+    return array
 
 
 def max_abs_diff(ours, theirs) -> float:
@@ -31,29 +62,47 @@ def test_corpus_has_the_hard_cases(texts, minilm):
     assert any(ord(ch) > 0x3000 for text in texts for ch in text)
 
 
-def test_default_encode(texts, minilm, reference_minilm):
-    ours, theirs = minilm.encode(texts), reference_minilm.encode(texts)
+def test_precision_corpus_has_the_hard_cases(precision_texts, minilm):
+    assert "" in precision_texts and "   " in precision_texts
+    assert minilm.truncated(precision_texts).sum() >= 5
+    assert set(NON_LATIN) <= set(precision_texts)
+    assert any(ord(ch) > 0x3000 for text in precision_texts for ch in text)
+
+
+def test_default_encode(ours_float, theirs_float):
+    ours, theirs = ours_float, theirs_float  # minilm.encode(texts), reference_minilm.encode(texts)
     assert ours.dtype == theirs.dtype == np.float32
     assert max_abs_diff(ours, theirs) <= TOLERANCE
 
 
+def assert_codes_agree(ours, theirs, precision) -> None:
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    # The float inputs differ by ~1e-7 (our batches differ), which can move a value that sits on a bucket edge by
+    # one code; that must stay rare and never exceed one step.
+    steps = np.abs(ours.astype(np.int64) - theirs.astype(np.int64))
+    assert steps.max() <= (1 if precision.endswith("int8") else 0) or (steps > 0).mean() < 1e-4
+    assert (steps > 0).mean() < 1e-3
+
+
 @pytest.mark.parametrize("precision", ["int8", "uint8", "binary", "ubinary"])
-def test_precisions(texts, minilm, reference_minilm, precision):
+def test_precisions(ours_float, theirs_float, precision_texts, precision_floats, minilm, reference_minilm, precision):
     from sentence_transformers.util.quantization import quantize_embeddings as reference_quantize
 
     from embedstack.quantization import quantize_embeddings
 
-    floats = minilm.encode(texts)
     # The quantizer itself is exact: the same float input gives the same codes.
-    np.testing.assert_array_equal(quantize_embeddings(floats, precision), reference_quantize(floats, precision))
-    ours = minilm.encode(texts, precision=precision)
-    theirs = reference_minilm.encode(texts, precision=precision)
-    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
-    # End to end, the float inputs differ by ~1e-7 (our batches differ), which can move a value that sits on a
-    # bucket edge by one code; that must stay rare and never exceed one step.
-    steps = np.abs(ours.astype(np.int64) - theirs.astype(np.int64))
-    assert steps.max() <= (1 if precision.endswith("int8") else 0) or (steps > 0).mean() < 1e-4
-    assert (steps > 0).mean() < 1e-3
+    np.testing.assert_array_equal(quantize_embeddings(ours_float, precision), reference_quantize(ours_float, precision))
+    # Full corpus: each library's codes for its own float32 vectors (what encode(precision=...) returns, below).
+    assert_codes_agree(
+        quantize_embeddings(ours_float, precision), reference_quantize(theirs_float, precision), precision
+    )
+    # End to end through encode(precision=...), on the smaller corpus with the hard cases.
+    ours = minilm.encode(precision_texts, precision=precision)
+    theirs = reference_minilm.encode(precision_texts, precision=precision)
+    assert_codes_agree(ours, theirs, precision)
+    # ... and encode(precision=...) is the quantizer applied to encode()'s float32 vectors, in both libraries.
+    np.testing.assert_array_equal(ours, quantize_embeddings(precision_floats[0], precision))
+    np.testing.assert_array_equal(theirs, reference_quantize(precision_floats[1], precision))
 
 
 def test_token_embeddings(texts, minilm, reference_minilm):
@@ -160,11 +209,11 @@ def test_properties_match(minilm, reference_minilm):
     assert minilm.similarity_fn_name == reference_minilm.similarity_fn_name
 
 
-def test_native_backend_matches_reference(texts, minilm_path, reference_minilm):
+def test_native_backend_matches_reference(texts, minilm_path, reference_minilm, theirs_float):
     from embedstack import SentenceTransformer
 
     native = SentenceTransformer(str(minilm_path), backend="native", device="cpu")
-    assert max_abs_diff(native.encode(texts), reference_minilm.encode(texts)) <= TOLERANCE
+    assert max_abs_diff(native.encode(texts), theirs_float) <= TOLERANCE  # theirs_float: reference.encode(texts)
     short = short_texts()
     assert (
         max_abs_diff(native.encode(short, prompt="query: "), reference_minilm.encode(short, prompt="query: "))
