@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _load_model(args: argparse.Namespace, device: str | None = None):
+def _load_model(args: argparse.Namespace, device: str | None = None) -> SentenceTransformer:
     backend = "torch" if getattr(args, "int8", False) else getattr(args, "backend", "auto")
     model = SentenceTransformer(
         resolve_cli_model(args.model),
@@ -151,7 +151,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count: int, dimension: int) -> None:
+def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count: int, dimension: int | None) -> None:
     """Write vectors as they come, to .npy or .jsonl ({"text", "embedding"} per line); the file appears
     only when complete."""
     temporary = path.with_name(f".{path.name}.partial")
@@ -164,7 +164,7 @@ def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count
                     array = np.lib.format.open_memmap(temporary, mode="w+", dtype=vector.dtype, shape=shape)
                 array[row] = vector
             if array is None:
-                np.save(temporary, np.zeros((0, dimension), dtype=np.float32))
+                np.save(temporary, np.zeros((0, dimension or 0), dtype=np.float32))
             else:
                 array.flush()
                 del array

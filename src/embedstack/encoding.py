@@ -9,7 +9,7 @@ import logging
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from embedstack.similarity import SimilarityFunction
 
 logger = logging.getLogger(__name__)
 
+# What encode returns: an array (the default), a tensor, a list of tensors or of per-input feature dicts, or
+# for a single input with output_value=None its feature dict.
+EncodeOutput = np.ndarray | torch.Tensor | list[Any] | dict[str, Any]
 _DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 # encode() keywords meant for the input module's preprocess, which any model takes.
 PREPROCESS_KEYWORDS = frozenset({"task", "processing_kwargs"})
@@ -38,14 +41,26 @@ class EncodeMixin:
     prompts: dict[str, str]
     default_prompt_name: str | None
     truncate_dim: int | None
-    similarity_fn_name: str
-    modalities: list[Modality]
-    max_seq_length: int | None
-    device: torch.device
-    input_module: torch.nn.Module
-    token_batcher: TokenBatcher | None
 
-    if TYPE_CHECKING:  # the host's methods, declared for readers and type checkers only
+    if TYPE_CHECKING:  # the host's properties and methods, declared for readers and type checkers only
+
+        @property
+        def similarity_fn_name(self) -> str: ...
+
+        @property
+        def modalities(self) -> list[Modality]: ...
+
+        @property
+        def max_seq_length(self) -> int | None: ...
+
+        @property
+        def device(self) -> torch.device: ...
+
+        @property
+        def input_module(self) -> torch.nn.Module: ...
+
+        @property
+        def token_batcher(self) -> TokenBatcher | None: ...
 
         def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None: ...
 
@@ -74,6 +89,64 @@ class EncodeMixin:
             return False
         return True
 
+    @overload
+    def encode(
+        self,
+        inputs: Any = ...,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding"] = ...,
+        precision: Precision = ...,
+        convert_to_numpy: Literal[True] = ...,
+        convert_to_tensor: Literal[False] = ...,
+        device: str | torch.device | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        max_batch_tokens: int | None = ...,
+        **kwargs: Any,
+    ) -> np.ndarray: ...
+
+    @overload
+    def encode(
+        self,
+        inputs: Any = ...,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding"] = ...,
+        precision: Precision = ...,
+        convert_to_numpy: bool = ...,
+        *,
+        convert_to_tensor: Literal[True],
+        device: str | torch.device | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        max_batch_tokens: int | None = ...,
+        **kwargs: Any,
+    ) -> torch.Tensor: ...
+
+    @overload
+    def encode(
+        self,
+        inputs: Any = ...,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = ...,
+        precision: Precision = ...,
+        convert_to_numpy: bool = ...,
+        convert_to_tensor: bool = ...,
+        device: str | torch.device | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        max_batch_tokens: int | None = ...,
+        **kwargs: Any,
+    ) -> EncodeOutput: ...
+
     @torch.inference_mode()
     def encode(
         self,
@@ -91,7 +164,7 @@ class EncodeMixin:
         truncate_dim: int | None = None,
         max_batch_tokens: int | None = None,
         **kwargs: Any,
-    ) -> np.ndarray | torch.Tensor | list:
+    ) -> EncodeOutput:
         """Encode inputs into embeddings.
 
         Args:
@@ -155,7 +228,7 @@ class EncodeMixin:
         with _progress(show_progress_bar, len(inputs)) as plan.progress:
             result = self._run(inputs, plan, kinds)
         self._report_truncation(int(result.truncated.sum()), len(inputs))
-        embeddings = result.outputs
+        embeddings: torch.Tensor | np.ndarray | list[Any] = result.outputs
         if len(inputs) and precision != "float32":
             embeddings = quantize_embeddings(embeddings, precision=precision)
         embeddings = _convert(embeddings, convert_to_tensor, convert_to_numpy, self.device)
@@ -209,16 +282,20 @@ class EncodeMixin:
                 results = (self._run(window, plan, self.classify_inputs(window)) for window in windows)
             for result in results:
                 seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
-                yield from result.outputs.float().numpy()
+                yield from result.embeddings.float().numpy()
         self._report_truncation(cut, seen)
 
-    def encode_query(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+    def encode_query(
+        self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
+    ) -> EncodeOutput:
         """Encode search queries: uses the "query" prompt (when neither prompt nor prompt_name is given)."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
         return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
 
-    def encode_document(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+    def encode_document(
+        self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
+    ) -> EncodeOutput:
         """Encode documents: uses the first of the "document", "passage", "corpus" prompts."""
         if prompt_name is None and prompt is None:
             prompt_name = next((name for name in _DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
@@ -233,7 +310,12 @@ class EncodeMixin:
         return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(embeddings1, embeddings2)
 
     def truncated(
-        self, inputs: Any, prompt_name: str | None = None, prompt: str | None = None, batch_size: int = 256, **kwargs
+        self,
+        inputs: Any,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 256,
+        **kwargs: Any,
     ) -> np.ndarray:
         """Which inputs are longer than ``max_seq_length`` and would be cut by encode (a bool array)."""
         singular = self.is_singular_input(inputs)

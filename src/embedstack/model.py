@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from embedstack.backends.int8 import quantize_linear_int8
 from embedstack.encoding import PREPROCESS_KEYWORDS, EncodeMixin
 from embedstack.engine.protocol import TokenBatcher
 from embedstack.errors import ModelFormatError, UnsupportedModalityError
-from embedstack.inputs import BatchKinds, classify_batch, supports
+from embedstack.inputs import BatchKinds, Modality, classify_batch, supports
 from embedstack.modules.base import InputModule
 from embedstack.modules.module_io import LoadOptions
 from embedstack.modules.pooling import Pooling
@@ -28,6 +28,9 @@ from embedstack.persistence.hub import HubOptions, resolve_code_repo, resolve_mo
 from embedstack.persistence.layout import model_config_dict
 from embedstack.persistence.model_card import model_card_text
 from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         self,
         model_name_or_path: str | None = None,
         *,
-        modules: Iterable[nn.Module] | OrderedDict | None = None,
+        modules: Iterable[nn.Module] | OrderedDict[str, nn.Module] | None = None,
         device: str | None = None,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
@@ -85,11 +88,12 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         model_card_data: Any = None,
-        backend: Literal["torch", "native", "auto"] = "torch",
+        backend: str = "torch",
         similarity_fn_name: str | SimilarityFunction | None = None,
         truncate_dim: int | None = None,
     ) -> None:
-        self.prompts: dict[str, str | None] = {"query": None, "document": None, **(prompts or {})}
+        # None marks a prompt the saved config may fill; what stays None becomes "".
+        prompt_table: dict[str, str | None] = {"query": None, "document": None, **(prompts or {})}
         self.default_prompt_name = default_prompt_name
         self._similarity_fn_name = check_similarity_fn_name(similarity_fn_name) if similarity_fn_name else None
         self.truncate_dim = truncate_dim
@@ -109,7 +113,6 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             model_kwargs = dict(model_kwargs) if model_kwargs else None  # the caller's dict stays as it was
             code_revision = model_kwargs.pop("code_revision", None) if model_kwargs else None
             hub = HubOptions(token, revision, cache_folder, local_files_only, code_revision)
-            folder = resolve_model_path(model_name_or_path, hub, backend=backend)
             options = LoadOptions(
                 trust_remote_code=trust_remote_code,
                 model_kwargs=model_kwargs,
@@ -118,22 +121,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
                 backend=backend,
                 resolve_repo=partial(resolve_code_repo, options=hub),
             )
-            loaded = load_folder(folder, options)
-            modules, self.module_kwargs = loaded.modules, loaded.module_kwargs
-            self._model_card_text = loaded.card_text
-            self._apply_saved_config(loaded.config)
-        if modules is None:
-            raise ValueError("SentenceTransformer needs a model_name_or_path or a non-empty list of modules.")
-        if not isinstance(modules, OrderedDict):
-            modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
-        if not modules:
-            raise ValueError("SentenceTransformer needs at least one module; modules=[] was given.")
-        super().__init__(modules)
+            modules = self._load(resolve_model_path(model_name_or_path, hub, backend=backend), options, prompt_table)
+        super().__init__(_ordered_modules(modules))
         self._cast_to_input_dtype()
         self.to(device or default_device())
-        for name, prompt in self.prompts.items():
-            if prompt is None:
-                self.prompts[name] = ""
+        self.prompts = {name: prompt if prompt is not None else "" for name, prompt in prompt_table.items()}
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ValueError(
                 f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts {list(self.prompts)}."
@@ -143,10 +135,20 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             if callable(hook):
                 hook(self)
 
-    def _apply_saved_config(self, config: dict[str, Any]) -> None:
+    def _load(
+        self, folder: Path, options: LoadOptions, prompt_table: dict[str, str | None]
+    ) -> OrderedDict[str, nn.Module]:
+        """Build the modules saved in ``folder`` and take the model settings the caller left unset from it."""
+        loaded = load_folder(folder, options)
+        self.module_kwargs = loaded.module_kwargs
+        self._model_card_text = loaded.card_text
+        self._apply_saved_config(loaded.config, prompt_table)
+        return loaded.modules
+
+    def _apply_saved_config(self, config: dict[str, Any], prompt_table: dict[str, str | None]) -> None:
         for name, prompt in (config.get("prompts") or {}).items():
-            if self.prompts.get(name) is None:
-                self.prompts[name] = prompt
+            if prompt_table.get(name) is None:
+                prompt_table[name] = prompt
         if self.default_prompt_name is None:
             self.default_prompt_name = config.get("default_prompt_name")
         saved_similarity = config.get("similarity_fn_name")
@@ -178,15 +180,16 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         return self[0]
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:
         return getattr(self.input_module, "tokenizer", None)
 
     @tokenizer.setter
-    def tokenizer(self, value) -> None:
-        self.input_module.tokenizer = value
+    def tokenizer(self, value: Any) -> None:
+        module: Any = self.input_module  # any input module; most have a settable tokenizer
+        module.tokenizer = value
 
     @property
-    def processor(self):
+    def processor(self) -> Any:
         return getattr(self.input_module, "processor", self.tokenizer)
 
     @property
@@ -195,10 +198,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self.input_module.max_seq_length = value
+        module: Any = self.input_module  # any input module; a read-only max_seq_length raises AttributeError
+        module.max_seq_length = value
 
     @property
-    def modalities(self) -> list:
+    def modalities(self) -> list[Modality]:
         return list(getattr(self.input_module, "modalities", ["text"]))
 
     def supports(self, modality: str | tuple[str, ...]) -> bool:
@@ -237,7 +241,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         self._similarity_fn_name = check_similarity_fn_name(value)
 
     @property
-    def transformers_model(self):
+    def transformers_model(self) -> PreTrainedModel | None:
         from transformers import PreTrainedModel
 
         for module in self.modules():
@@ -246,7 +250,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         return None
 
     @property
-    def config(self):
+    def config(self) -> PretrainedConfig | None:
         model = self.transformers_model
         return model.config if model is not None else None
 
@@ -255,6 +259,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     def get_embedding_dimension(self) -> int | None:
         """The output width: the last module that knows it, capped at ``truncate_dim``."""
+        module: Any  # any nn.Module; its class may define get_embedding_dimension
         for module in reversed(list(self.children())):
             method = getattr(type(module), "get_embedding_dimension", None)
             if callable(method):
@@ -303,7 +308,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """:meth:`preprocess` for inputs whose modality was already checked (what the engine calls per batch)."""
-        module = self.input_module
+        module: Any = self.input_module  # an InputModule, or any nn.Module with preprocess() or tokenize()
         if isinstance(module, InputModule) or hasattr(module, "preprocess"):
             return module.preprocess(inputs, prompt=prompt, **kwargs)
         if not hasattr(module, "tokenize"):
@@ -348,7 +353,8 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     def _forward_keywords(self, name: str, module: nn.Module) -> set[str]:
         return set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
 
-    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    # nn.Sequential.forward takes one input; a model's forward also takes the encode keywords of its modules.
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         return self.forward_modules(features, self.split_forward_kwargs(kwargs, strict=False))
 
     def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -422,12 +428,23 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     save_pretrained = save
 
     @staticmethod
-    def load(path: str, **kwargs) -> SentenceTransformer:
+    def load(path: str, **kwargs: Any) -> SentenceTransformer:
         """Deprecated: use ``SentenceTransformer(path)``."""
         warnings.warn(
             "SentenceTransformer.load is deprecated; use SentenceTransformer(path).", FutureWarning, stacklevel=2
         )
         return SentenceTransformer(path, **kwargs)
+
+
+def _ordered_modules(modules: Iterable[nn.Module] | OrderedDict[str, nn.Module] | None) -> OrderedDict[str, nn.Module]:
+    """The model's modules by name: an OrderedDict as given, any other iterable named "0", "1", ..."""
+    if modules is None:
+        raise ValueError("SentenceTransformer needs a model_name_or_path or a non-empty list of modules.")
+    if not isinstance(modules, OrderedDict):
+        modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
+    if not modules:
+        raise ValueError("SentenceTransformer needs at least one module; modules=[] was given.")
+    return modules
 
 
 __all__ = ["SentenceTransformer", "default_device"]

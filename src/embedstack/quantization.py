@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
 def quantize_embeddings(
-    embeddings: torch.Tensor | np.ndarray,
+    embeddings: torch.Tensor | np.ndarray | list[Any],
     precision: Precision,
     ranges: np.ndarray | None = None,
     calibration_embeddings: np.ndarray | None = None,

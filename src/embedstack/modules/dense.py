@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import torch
@@ -114,7 +115,7 @@ class Dense(Module):
         if self.use_residual and in_features != out_features:
             self.residual = nn.Linear(in_features, out_features, bias=False)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         x = read_feature(features, self.module_input_name, "Dense")  # (batch, in_features)
         out = self.activation_function(self.linear(x))  # (batch, out_features)
         if self.use_residual:
@@ -145,7 +146,14 @@ class Dense(Module):
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
 
     @classmethod
-    def load(cls, model_name_or_path, subfolder: str = "", *, trust_remote_code: bool = False, **kwargs):
+    def load(
+        cls,
+        model_name_or_path: str | os.PathLike[str],
+        subfolder: str = "",
+        *,
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> Dense:
         config = cls.load_config(model_name_or_path, subfolder=subfolder)
         where = f"{model_name_or_path}/{subfolder}/{cls.config_file_name}"
         missing = [key for key in ("in_features", "out_features") if key not in config]

@@ -8,9 +8,10 @@ are local: the model resolved any Hub id before loading, and a code repository n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -103,7 +104,7 @@ def save_module(
     """
     target = parent / subfolder
     target.mkdir(parents=True, exist_ok=True)
-    save = module.save
+    save = cast("Callable[..., Any]", module.save)  # torch types an nn.Module's own attributes as Tensor | Module
     if not accepts_keyword(save, "safe_serialization"):  # legacy plain nn.Module with save(path)
         save(str(target))
     elif legacy_layout and spec_of(type(module)) is not None:  # only registered modules know the legacy layout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Literal
 
@@ -60,6 +61,7 @@ class Pooling(Module):
         unknown = set(legacy_flags) - set(LEGACY_POOLING_FLAGS)
         if unknown:
             raise TypeError(f"Pooling got unexpected arguments {sorted(unknown)}")
+        requested: str | list[PoolingMode] | tuple[str, ...] = pooling_mode
         if any(legacy_flags.values()):
             warnings.warn(
                 "The pooling_mode_* flags are deprecated; pass pooling_mode='mean' (or a list) instead.",
@@ -67,20 +69,21 @@ class Pooling(Module):
                 stacklevel=2,
             )
             if pooling_mode == "mean":
-                pooling_mode = pooling_mode_from_flags(legacy_flags)
+                requested = pooling_mode_from_flags(legacy_flags)
         if isinstance(embedding_dimension, bool) or not isinstance(embedding_dimension, int) or embedding_dimension < 1:
             raise ValueError(f"Pooling embedding_dimension must be a positive int, got {embedding_dimension!r}")
-        modes = (pooling_mode,) if isinstance(pooling_mode, str) else tuple(pooling_mode)
+        modes = (requested,) if isinstance(requested, str) else tuple(requested)
         if not modes:
             raise ValueError(f"Pooling needs at least one pooling_mode; choose from {list(POOLING_MODES)}")
         for mode in modes:
             if mode not in POOLING_MODES:
                 raise ValueError(f"Unknown pooling_mode {mode!r}; choose from {list(POOLING_MODES)}")
         self.embedding_dimension = embedding_dimension
+        self.pooling_mode: str | list[str] | tuple[str, ...]
         if len(modes) == 1:
             self.pooling_mode = modes[0]
         else:  # keep the caller's sequence type: legacy flags give a tuple, as in sentence-transformers
-            self.pooling_mode = tuple(modes) if isinstance(pooling_mode, tuple) else list(modes)
+            self.pooling_mode = tuple(modes) if isinstance(requested, tuple) else list(modes)
         self.include_prompt = bool(include_prompt)
 
     @property
@@ -90,7 +93,7 @@ class Pooling(Module):
     def get_embedding_dimension(self) -> int:
         return self.embedding_dimension * len(self.modes)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         tokens = features["token_embeddings"]  # (batch, seq, dim)
         mask = features.get("attention_mask")
         if mask is None or mask.shape[-1] != tokens.shape[1]:
@@ -107,7 +110,9 @@ class Pooling(Module):
         return features
 
     @staticmethod
-    def _pool(mode: str, tokens: torch.Tensor, mask: torch.Tensor, pad_lengths: torch.Tensor, features) -> torch.Tensor:
+    def _pool(
+        mode: str, tokens: torch.Tensor, mask: torch.Tensor, pad_lengths: torch.Tensor, features: dict[str, Any]
+    ) -> torch.Tensor:
         acc_dtype = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
         if mode == "cls":
             if features.get("cls_token_embeddings") is not None:
@@ -155,7 +160,13 @@ class Pooling(Module):
         self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
 
     @classmethod
-    def load_config(cls, model_name_or_path, subfolder: str = "", config_filename=None, **kwargs) -> dict[str, Any]:
+    def load_config(
+        cls,
+        model_name_or_path: str | os.PathLike[str],
+        subfolder: str = "",
+        config_filename: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
         flags = {key: config.pop(key) for key in list(config) if key in LEGACY_POOLING_FLAGS}
         if "pooling_mode" not in config and flags:

@@ -12,7 +12,7 @@ import ast
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -131,16 +131,24 @@ class Router(InputModule):
             routes.append(f"(task={task!r}, modality={shown!r})")
         return ", ".join(routes)
 
+    def _routes(self) -> dict[str, nn.Sequential]:
+        """The modules of each route, by route name (``__init__`` makes every route an ``nn.Sequential``)."""
+        return cast("dict[str, nn.Sequential]", dict(self.sub_modules.items()))
+
     @property
     def forward_kwargs(self) -> set[str]:
         """``task`` and ``modality``, plus the ``encode`` keywords any routed module takes."""
-        routed = {kw for route in self.sub_modules.values() for m in route for kw in getattr(m, "forward_kwargs", ())}
+        routed = {kw for route in self._routes().values() for m in route for kw in getattr(m, "forward_kwargs", ())}
         return {"task", "modality"} | routed
+
+    @forward_kwargs.setter
+    def forward_kwargs(self, value: set[str]) -> None:
+        raise AttributeError("A Router's forward_kwargs come from its routes; set them on the routed modules.")
 
     @property
     def modalities(self) -> list[Modality]:
         """Every modality some route's input module takes."""
-        found = {m for route in self.sub_modules.values() for m in getattr(route[0], "modalities", ["text"])}
+        found = {m for route in self._routes().values() for m in getattr(route[0], "modalities", ["text"])}
         return sorted(found, key=str)
 
     def preprocess(
@@ -149,7 +157,7 @@ class Router(InputModule):
         prompt: str | None = None,
         task: str | None = None,
         modality: Modality | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         if inputs and isinstance(inputs[0], dict) and task is None:
             keys = {key for item in inputs for key in item}
@@ -163,27 +171,29 @@ class Router(InputModule):
                 modality = infer_batch_modality(inputs, self.modalities)
             except ValueError:
                 modality = None
-        route = self.resolve_route(task, modality)
-        first = self.sub_modules[route][0]
-        features = first.preprocess(inputs, prompt=prompt, task=task, **kwargs)
+        first: Any = self._routes()[self.resolve_route(task, modality)][0]  # the route's input module
+        features: dict[str, Any] = first.preprocess(inputs, prompt=prompt, task=task, **kwargs)
         features["task"] = task
         if modality is not None:
             features["modality"] = modality
         return features
 
-    def forward(self, features: dict[str, Any], task: str | None = None, modality: Modality | None = None, **kwargs):
+    def forward(
+        self, features: dict[str, Any], task: str | None = None, modality: Modality | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         task = task if task is not None else features.get("task")
         modality = modality if modality is not None else features.get("modality")
         kwargs.update(task=task, modality=modality)
-        for module in self.sub_modules[self.resolve_route(task, modality)]:
-            accepted = getattr(module, "forward_kwargs", set())
+        for module in self._routes()[self.resolve_route(task, modality)]:
+            accepted: set[str] = getattr(module, "forward_kwargs", set())
             features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
         return features
 
     # ----- model-facing properties ------------------------------------------------------------------------
     def get_embedding_dimension(self) -> int | None:
-        dimensions = []
-        for route in self.sub_modules.values():
+        dimensions: list[int | None] = []
+        module: Any  # any nn.Module; its class may define get_embedding_dimension
+        for route in self._routes().values():
             for module in reversed(list(route)):
                 if callable(getattr(type(module), "get_embedding_dimension", None)):
                     dimensions.append(module.get_embedding_dimension())
@@ -193,32 +203,31 @@ class Router(InputModule):
         return dimensions[0] if dimensions else None
 
     @property
-    def tokenizer(self):
-        return next((t for r in self.sub_modules.values() if (t := getattr(r[0], "tokenizer", None)) is not None), None)
+    def tokenizer(self) -> Any:
+        return next((t for r in self._routes().values() if (t := getattr(r[0], "tokenizer", None)) is not None), None)
 
     @tokenizer.setter
-    def tokenizer(self, value) -> None:
+    def tokenizer(self, value: Any) -> None:
         if value is not None:
             raise AttributeError("A Router has one tokenizer per route; set it on the route's input module.")
 
     @property
     def max_seq_length(self) -> int | None:
-        lengths = {
-            length for route in self.sub_modules.values() if (length := getattr(route[0], "max_seq_length", None))
-        }
+        lengths = {length for route in self._routes().values() if (length := getattr(route[0], "max_seq_length", None))}
         return max(lengths) if lengths else None
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        for route in self.sub_modules.values():
-            if hasattr(route[0], "max_seq_length"):
+        first: Any  # a route's input module, whatever its class
+        for first in (route[0] for route in self._routes().values()):
+            if hasattr(first, "max_seq_length"):
                 try:
-                    route[0].max_seq_length = value
+                    first.max_seq_length = value
                 except AttributeError:  # a read-only max_seq_length (StaticEmbedding)
                     pass
 
     def on_model_ready(self, model: Any) -> None:
-        for route in self.sub_modules.values():
+        for route in self._routes().values():
             for module in route:
                 hook = getattr(module, "on_model_ready", None)
                 if callable(hook):
@@ -246,7 +255,7 @@ class Router(InputModule):
         types: dict[str, str] = {}
         structure: dict[str, list[str]] = {}
         ids: dict[int, str] = {}
-        for name, route in self.sub_modules.items():
+        for name, route in self._routes().items():
             structure[name] = []
             for index, module in enumerate(route):
                 if id(module) not in ids:  # a module shared by two routes is saved once
@@ -299,7 +308,7 @@ class Router(InputModule):
 
 def _parse_route_mappings(raw: dict[str, str], file: Path) -> dict[RouteKey, str]:
     """Keys are written as Python tuple literals, e.g. "('query', None)"; parsed as literals, never evaluated."""
-    parsed = {}
+    parsed: dict[RouteKey, str] = {}
     for key, route in raw.items():
         try:
             value = ast.literal_eval(key)

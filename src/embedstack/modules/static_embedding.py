@@ -76,7 +76,7 @@ class StaticEmbedding(InputModule):
     def max_seq_length(self) -> float:
         return math.inf
 
-    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         ids = [encoding.ids for encoding in self.tokenizer.encode_batch(list(inputs), add_special_tokens=False)]
@@ -84,7 +84,7 @@ class StaticEmbedding(InputModule):
         input_ids = torch.tensor([token for row in ids for token in row], dtype=torch.long)  # (total_tokens,)
         return {"input_ids": input_ids, "offsets": offsets}
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         features["sentence_embedding"] = self.embedding(features["input_ids"], features["offsets"])  # (batch, dim)
         return features
 
@@ -97,12 +97,12 @@ class StaticEmbedding(InputModule):
     def __repr__(self) -> str:
         return f"StaticEmbedding({{'num_embeddings': {self.num_embeddings}, 'embedding_dim': {self.embedding_dim}}})"
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
         self.tokenizer.save(str(Path(output_path) / TOKENIZER_FILE))
 
     @classmethod
-    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs) -> StaticEmbedding:
+    def load(cls, model_name_or_path: str | os.PathLike[str], subfolder: str = "", **kwargs: Any) -> StaticEmbedding:
         """Load a folder written by sentence-transformers (``embedding.weight``) or model2vec (``embeddings``)."""
         from tokenizers import Tokenizer
 
@@ -132,7 +132,7 @@ class StaticEmbedding(InputModule):
         return cls(tokenizer, embedding_weights=table)
 
     @classmethod
-    def from_model2vec(cls, model_id_or_path: str | os.PathLike) -> StaticEmbedding:
+    def from_model2vec(cls, model_id_or_path: str | os.PathLike[str]) -> StaticEmbedding:
         """From a model2vec folder (``model.safetensors`` + ``tokenizer.json``); model2vec itself is not needed."""
         module = cls.load(model_id_or_path)
         module.base_model = str(model_id_or_path)

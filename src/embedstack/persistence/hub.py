@@ -143,15 +143,19 @@ def _download(
     from huggingface_hub.constants import is_offline_mode
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    common = {"cache_dir": options.cache_dir, "token": options.token}
+    cache_dir, token = options.cache_dir, options.token
     try:
         if options.local_files_only or is_offline_mode():
-            folder = snapshot_download(repo_id, revision=revision, local_files_only=True, **common)
+            folder = snapshot_download(
+                repo_id, revision=revision, local_files_only=True, cache_dir=cache_dir, token=token
+            )
         else:
             # List the repository at one commit, then fetch only the files the load reads, at that commit.
             info = HfApi().model_info(repo_id, revision=revision, token=options.token)
             wanted = [glob.escape(file) for file in select([sibling.rfilename for sibling in info.siblings or []])]
-            folder = snapshot_download(repo_id, revision=info.sha or revision, allow_patterns=wanted, **common)
+            folder = snapshot_download(
+                repo_id, revision=info.sha or revision, allow_patterns=wanted, cache_dir=cache_dir, token=token
+            )
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
         raise ModelNotFoundError(
             f"Model {repo_id!r} is not a local folder and could not be had from the Hugging Face Hub "

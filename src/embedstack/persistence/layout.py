@@ -142,7 +142,7 @@ def model_config_dict(
         "transformers": _version("transformers"),
         "pytorch": _version("torch"),
     }
-    config = {
+    config: dict[str, Any] = {
         "__version__": versions,
         "model_type": MODEL_TYPE,
         "prompts": prompts,

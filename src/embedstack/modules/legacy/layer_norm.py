@@ -21,7 +21,7 @@ class LayerNorm(ModuleWithWeights):
         self.dimension = dimension
         self.norm = nn.LayerNorm(dimension)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         features["sentence_embedding"] = self.norm(features["sentence_embedding"])
         return features
 

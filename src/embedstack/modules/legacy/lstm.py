@@ -51,7 +51,7 @@ class LSTM(ModuleWithWeights):
             batch_first=True,
         )
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         lengths = torch.clamp(features["sentence_lengths"], min=1).cpu()  # (batch,)
         packed = nn.utils.rnn.pack_padded_sequence(
             features["token_embeddings"], lengths, batch_first=True, enforce_sorted=False

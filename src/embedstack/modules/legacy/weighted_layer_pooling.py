@@ -40,7 +40,7 @@ class WeightedLayerPooling(ModuleWithWeights):
             layer_weights = torch.ones(num_hidden_layers + 1 - layer_start)
         self.layer_weights = layer_weights if isinstance(layer_weights, nn.Parameter) else nn.Parameter(layer_weights)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         layers = features.get("all_layer_embeddings")
         if layers is None:
             return features

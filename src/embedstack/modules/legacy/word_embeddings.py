@@ -68,7 +68,7 @@ class WordEmbeddings(InputModule):
     def tokenizer_class(self) -> str:
         return tokenizer_class_name(self.tokenizer)
 
-    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         ids = [self.tokenizer.tokenize(text)[: self.max_seq_length] for text in inputs]
@@ -85,7 +85,7 @@ class WordEmbeddings(InputModule):
             "sentence_lengths": torch.tensor(lengths, dtype=torch.long),
         }
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         features["token_embeddings"] = self.emb_layer(features["input_ids"])  # (batch, seq, dim)
         features["cls_token_embeddings"] = None
         return features
@@ -93,13 +93,13 @@ class WordEmbeddings(InputModule):
     def get_embedding_dimension(self) -> int:
         return self.emb_layer.embedding_dim
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         self.save_config(output_path)
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
         self.tokenizer.save(output_path)
 
     @classmethod
-    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs) -> WordEmbeddings:
+    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs: Any) -> WordEmbeddings:
         folder = module_dir(model_name_or_path, subfolder)
         config = cls.load_config(model_name_or_path, subfolder=subfolder)
         tokenizer_cls = _tokenizer_class(config.pop("tokenizer_class", None), folder, kwargs)
@@ -160,8 +160,11 @@ class WordEmbeddings(InputModule):
         return cls(tokenizer=tokenizer, embedding_weights=np.asarray(vectors), update_embeddings=update_embeddings)
 
 
-def _tokenizer_class(name: Any, folder: Path, kwargs: dict[str, Any]) -> type:
-    """The tokenizer class ``wordembedding_config.json`` names; code outside embedstack needs trust."""
+def _tokenizer_class(name: Any, folder: Path, kwargs: dict[str, Any]) -> type[Any]:
+    """The tokenizer class ``wordembedding_config.json`` names; code outside embedstack needs trust.
+
+    A trusted class from elsewhere need not subclass :class:`WordTokenizer`; it needs a ``load(path)``.
+    """
     if name in TOKENIZER_CLASS_NAMES:
         return TOKENIZER_CLASS_NAMES[name]
     where = f"{folder / WordEmbeddings.config_file_name} key 'tokenizer_class'"

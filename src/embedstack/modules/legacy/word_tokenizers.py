@@ -30,7 +30,7 @@ class WordTokenizer(ABC):
     def get_vocab(self) -> list[str]: ...
 
     @abstractmethod
-    def tokenize(self, text: str, **kwargs) -> list[int]: ...
+    def tokenize(self, text: str, **kwargs: Any) -> list[int]: ...
 
     @abstractmethod
     def save(self, output_path: str) -> None: ...
@@ -68,7 +68,7 @@ class WhitespaceTokenizer(WordTokenizer):
                 return self.word2idx[token]
         return None
 
-    def tokenize(self, text: str, **kwargs) -> list[int]:
+    def tokenize(self, text: str, **kwargs: Any) -> list[int]:
         if self.do_lower_case:
             text = text.lower()
         ids = []
@@ -119,7 +119,7 @@ class PhraseTokenizer(WhitespaceTokenizer):
         }
         self.ngram_lengths = {word.count(sep) + 1 for word in self.ngram_lookup}
 
-    def tokenize(self, text: str, **kwargs) -> list[int]:
+    def tokenize(self, text: str, **kwargs: Any) -> list[int]:
         try:
             from nltk import word_tokenize
         except ImportError:
@@ -161,7 +161,7 @@ class TransformersTokenizerWrapper(WordTokenizer):
     def get_vocab(self) -> list[str]:
         return list(self.tokenizer.get_vocab())
 
-    def tokenize(self, text: str, **kwargs) -> list[int]:
+    def tokenize(self, text: str, **kwargs: Any) -> list[int]:
         return self.tokenizer(text)["input_ids"]
 
     def save(self, output_path: str) -> None:
@@ -175,7 +175,7 @@ class TransformersTokenizerWrapper(WordTokenizer):
 
 
 # The names sentence-transformers writes (and has written) for each tokenizer, by our class.
-_SPELLINGS = {
+_SPELLINGS: dict[type[WordTokenizer], tuple[str, str]] = {
     WhitespaceTokenizer: ("whitespace", "WhitespaceTokenizer"),
     PhraseTokenizer: ("phrase", "PhraseTokenizer"),
     TransformersTokenizerWrapper: ("word", "WordTokenizer"),

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from embedstack.errors import ModelFormatError
+from embedstack.errors import ModelFormatError, UnsupportedModalityError
 from embedstack.inputs import Modality
 from embedstack.modules.base import InputModule, check_feature_name, module_dir
 from embedstack.modules.transformer.backends import backend_module
@@ -140,9 +140,11 @@ class Transformer(InputModule):
         self._configure_tokenizer(processor_kwargs, do_lower_case)
 
         if modality_config is None:
-            modality_config, inferred_output_name = infer_modality_config(self.model, self.processor)
+            inferred_config, inferred_output_name = infer_modality_config(self.model, self.processor)
+            self.modality_config = validate_modality_config(inferred_config, self.model)
             module_output_name = module_output_name or inferred_output_name
-        self.modality_config = validate_modality_config(modality_config, self.model)
+        else:
+            self.modality_config = validate_modality_config(modality_config, self.model)
         check_feature_name("Transformer", "module_output_name", module_output_name, optional=True)
         self.module_output_name = module_output_name or "token_embeddings"
 
@@ -152,13 +154,13 @@ class Transformer(InputModule):
         return self.model
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:
         if hasattr(self.processor, "tokenizer") and not hasattr(self.processor, "convert_tokens_to_ids"):
             return self.processor.tokenizer
         return self.processor
 
     @tokenizer.setter
-    def tokenizer(self, value) -> None:
+    def tokenizer(self, value: Any) -> None:
         if hasattr(self, "processor"):
             self.processor = value
 
@@ -167,7 +169,7 @@ class Transformer(InputModule):
         return list(self.modality_config)
 
     @property
-    def max_seq_length(self) -> int:
+    def max_seq_length(self) -> int | None:
         if self.tokenizer is not None:
             return self.tokenizer.model_max_length
         return getattr(self.config, "max_position_embeddings", None)
@@ -211,10 +213,10 @@ class Transformer(InputModule):
         if "message" in self.modality_config or not is_text_batch(inputs):
             merged = self._merged_processing_kwargs(processing_kwargs)
             text_kwargs = self._tokenizer_kwargs(task, merged, kwargs)
-            features = preprocess_multimodal(self, inputs, prompt, merged, text_kwargs, modality=modality)
-            if prompt and features["modality"] == "text":
-                features["prompt_length"] = self._prompt_length(prompt, text_kwargs)
-            return features
+            multimodal = preprocess_multimodal(self, inputs, prompt, merged, text_kwargs, modality=modality)
+            if prompt and multimodal["modality"] == "text":
+                multimodal["prompt_length"] = self._prompt_length(prompt, text_kwargs)
+            return multimodal
         texts, pairs = split_text_inputs(inputs, self.modalities)
         if prompt:
             texts = [prompt + text for text in texts]
@@ -238,7 +240,7 @@ class Transformer(InputModule):
         *,
         task: str | None = None,
         processing_kwargs: dict[str, Any] | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> TokenizedTexts | None:
         """Tokenize without padding, for the engine to batch by length; None when :meth:`preprocess` must be used.
 
@@ -280,7 +282,9 @@ class Transformer(InputModule):
             tokenized, indices, pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id, left=left
         )
 
-    def _tokenizer_kwargs(self, task: str | None, merged: dict[str, dict[str, Any]], extra: dict[str, Any]):
+    def _tokenizer_kwargs(
+        self, task: str | None, merged: dict[str, dict[str, Any]], extra: dict[str, Any]
+    ) -> dict[str, Any]:
         """Tokenizer settings: padding/truncation defaults, the task's max_length, then ``merged`` processing
         kwargs (see :meth:`_merged_processing_kwargs`) "common" and "text" sections."""
         call_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first", "return_tensors": "pt"}
@@ -316,9 +320,14 @@ class Transformer(InputModule):
         return self._prompt_lengths[key]
 
     # ----- forward ----------------------------------------------------------------------------------------
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         modality = features.get("modality", "text")
         settings = self.modality_config.get(modality) or self.modality_config.get("text")
+        if settings is None:
+            raise UnsupportedModalityError(
+                f"The Transformer module has no modality_config entry for {modality!r} inputs; it takes "
+                f"{', '.join(map(str, self.modality_config))}."
+            )
         method = getattr(self.model, settings["method"])
         params = self._forward_params if settings["method"] == "forward" else set(inspect.signature(method).parameters)
         model_inputs = {key: value for key, value in features.items() if key in params and key != "modality"}

@@ -44,18 +44,23 @@ def processor_modalities(processor: Any) -> list[str]:
     from transformers import FeatureExtractionMixin, ImageProcessingMixin, PreTrainedTokenizerBase, ProcessorMixin
 
     if isinstance(processor, ProcessorMixin):
-        parts = processor.get_attributes() if hasattr(processor, "get_attributes") else processor.attributes
+        # Older transformers releases list the parts in a class attribute instead of get_attributes().
+        parts = processor.get_attributes() if hasattr(processor, "get_attributes") else processor.attributes  # type: ignore[attr-defined]
         return [modality for part, modality in _PROCESSOR_PARTS.items() if part in parts]
+    video_processor: type | tuple[()]
     try:
         from transformers import BaseVideoProcessor
+
+        video_processor = BaseVideoProcessor
     except ImportError:  # pragma: no cover - older transformers
-        BaseVideoProcessor = ()  # noqa: N806
-    for modality, kind in (
+        video_processor = ()
+    kinds: tuple[tuple[str, type | tuple[()]], ...] = (
         ("text", PreTrainedTokenizerBase),
         ("audio", FeatureExtractionMixin),
-        ("video", BaseVideoProcessor),
+        ("video", video_processor),
         ("image", ImageProcessingMixin),
-    ):
+    )
+    for modality, kind in kinds:
         if kind and isinstance(processor, kind):
             return [modality]
     return []
@@ -189,7 +194,7 @@ def to_message(typed: dict[str, Any], style: MessageFormat, role: str = "user") 
     """One user message holding ``typed`` ({modality: value}); flat content when there is a single value."""
     if style == "flat" and len(typed) == 1:
         return [{"role": role, "content": next(iter(typed.values()))}]
-    content = []
+    content: list[dict[str, Any]] = []
     for modality, value in typed.items():
         items = list(value) if modality in MODALITY_KEYS and isinstance(value, (list, tuple)) else [value]
         content.extend({"type": modality, modality: item} for item in items)
@@ -246,7 +251,8 @@ def apply_chat_template(
     from transformers import ProcessorMixin
 
     if isinstance(processor, ProcessorMixin):
-        return processor.apply_chat_template(
+        # transformers annotates this "-> str", but with tokenize=True and return_dict=True it returns a BatchFeature.
+        return processor.apply_chat_template(  # type: ignore[return-value]
             conversations,
             tokenize=True,
             return_dict=True,

@@ -21,7 +21,7 @@ def split_modality(key: str) -> str | tuple[str, ...]:
 _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
 
 
-def load_processor(path: str, processor_kwargs: dict[str, Any]):
+def load_processor(path: str, processor_kwargs: dict[str, Any]) -> Any:
     """The backbone's processor (AutoProcessor, when the folder has a processor or feature-extractor config) or
     its tokenizer (AutoTokenizer)."""
     from transformers import AutoProcessor, AutoTokenizer
@@ -74,7 +74,7 @@ def check_tokenizer_vocabulary(tokenizer: Any, config: Any, path: str) -> None:
         )
 
 
-def add_lowercase(tokenizer) -> None:
+def add_lowercase(tokenizer: Any) -> None:
     from tokenizers.normalizers import Lowercase, Sequence
 
     backend = getattr(tokenizer, "backend_tokenizer", None)
