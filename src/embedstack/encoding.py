@@ -45,38 +45,49 @@ class EncodeMixin:
     if TYPE_CHECKING:  # the host's properties and methods, declared for readers and type checkers only
 
         @property
-        def similarity_fn_name(self) -> str: ...
+        def similarity_fn_name(self) -> str:
+            """The similarity function's name."""
 
         @property
-        def modalities(self) -> list[Modality]: ...
+        def modalities(self) -> list[Modality]:
+            """The input modalities the model takes."""
 
         @property
-        def max_seq_length(self) -> int | None: ...
+        def max_seq_length(self) -> int | None:
+            """The input module's token limit, or None."""
 
         @property
-        def device(self) -> torch.device: ...
+        def device(self) -> torch.device:
+            """The device the model runs on."""
 
         @property
-        def input_module(self) -> torch.nn.Module: ...
+        def input_module(self) -> torch.nn.Module:
+            """The first module, which turns raw inputs into features."""
 
         @property
-        def token_batcher(self) -> TokenBatcher | None: ...
+        def token_batcher(self) -> TokenBatcher | None:
+            """The input module when it tokenizes once for batching by length, else None."""
 
-        def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None: ...
+        def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None:
+            """Each input's modality, decided once, or None when the input module checks its own."""
 
-        def split_forward_kwargs(self, kwargs: dict[str, Any], *, strict: bool = True) -> dict[str, dict[str, Any]]: ...
+        def split_forward_kwargs(self, kwargs: dict[str, Any], *, strict: bool = True) -> dict[str, dict[str, Any]]:
+            """Each module's ``forward`` keywords out of encode-style ``kwargs``, by module name."""
 
-        def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]: ...
+        def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+            """Features for raw inputs, their modality checked."""
 
-        def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]: ...
+        def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+            """Features for one batch whose modality was already checked."""
 
-        def forward_modules(
-            self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]
-        ) -> dict[str, Any]: ...
+        def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+            """Run every module over ``features``."""
 
-        def to(self, *args: Any, **kwargs: Any) -> Any: ...
+        def to(self, *args: Any, **kwargs: Any) -> Any:
+            """Move the model (``nn.Module.to``)."""
 
-        def eval(self) -> Any: ...
+        def eval(self) -> Any:
+            """Switch to inference mode (``nn.Module.eval``)."""
 
     @staticmethod
     def is_singular_input(inputs: Any) -> bool:
@@ -250,7 +261,7 @@ class EncodeMixin:
         device: str | torch.device | None = None,
         **kwargs: Any,
     ) -> Iterator[np.ndarray]:
-        """Encode a stream of inputs, yielding one float32 vector per input, in input order.
+        r"""Encode a stream of inputs, yielding one float32 vector per input, in input order.
 
         Memory stays bounded by ``window_size`` inputs, however long the stream: each window is deduplicated,
         tokenized (the next one in a background thread while the model runs), batched by token length and
@@ -335,8 +346,11 @@ class EncodeMixin:
 
     # ----- helpers ----------------------------------------------------------------------------------------
     def _run(self, inputs: list[Any], plan: EncodePlan, kinds: BatchKinds | None) -> EncodeResult:
-        """Run ``inputs`` whose modalities ``kinds`` holds: one pass, or one per modality when the model takes
-        each kind but not a mix (a CLIP model takes texts and images, not both in one batch)."""
+        """Run ``inputs`` whose modalities ``kinds`` holds.
+
+        One pass, or one per modality when the model takes each kind but not a mix (a CLIP model takes texts and
+        images, not both in one batch).
+        """
         if kinds is None or kinds.groups is None:
             return run(self, inputs, self._for_modality(plan, kinds.modality if kinds else None))
         truncated = np.zeros(len(inputs), dtype=bool)

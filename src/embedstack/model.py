@@ -167,20 +167,24 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     # ----- properties -------------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters (CPU for a model without any)."""
         for tensor in (*self.parameters(), *self.buffers()):
             return tensor.device
         return torch.device("cpu")
 
     @property
     def dtype(self) -> torch.dtype | None:
+        """The dtype of the model's parameters, or None without any."""
         return next((p.dtype for p in self.parameters()), None)
 
     @property
     def input_module(self) -> nn.Module:
+        """The first module, which turns raw inputs into features."""
         return self[0]
 
     @property
     def tokenizer(self) -> Any:
+        """The input module's tokenizer, or None; setting it sets the input module's."""
         return getattr(self.input_module, "tokenizer", None)
 
     @tokenizer.setter
@@ -190,10 +194,12 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     @property
     def processor(self) -> Any:
+        """The input module's processor (a multimodal model's), else its tokenizer."""
         return getattr(self.input_module, "processor", self.tokenizer)
 
     @property
     def max_seq_length(self) -> int | None:
+        """The input module's token limit, or None; setting it sets the input module's."""
         return getattr(self.input_module, "max_seq_length", None)
 
     @max_seq_length.setter
@@ -203,6 +209,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     @property
     def modalities(self) -> list[Modality]:
+        """The input modalities the model takes (text only, unless the input module says more)."""
         return list(getattr(self.input_module, "modalities", ["text"]))
 
     def supports(self, modality: str | tuple[str, ...]) -> bool:
@@ -210,12 +217,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         return supports(self.modalities, modality)
 
     def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None:
-        """Decide the modality of each input once (see :func:`embedstack.inputs.classify_batch`); raises
-        UnsupportedModalityError naming it if the model cannot take it.
+        """Decide the modality of each input once (see :func:`embedstack.inputs.classify_batch`).
 
-        An input module with ``checks_own_inputs = True`` (the Router, which also takes the legacy
-        ``{task: text}`` dicts that are no modality) checks its inputs itself: for it, inputs of no known kind give
-        None instead of an error.
+        Raises UnsupportedModalityError naming the modality if the model cannot take it. An input module with
+        ``checks_own_inputs = True`` (the Router, which also takes the legacy ``{task: text}`` dicts that are no
+        modality) checks its inputs itself: for it, inputs of no known kind give None instead of an error.
         """
         owner = f"This model ({type(self.input_module).__name__} input)"
         if not getattr(self.input_module, "checks_own_inputs", False):
@@ -232,6 +238,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     @property
     def similarity_fn_name(self) -> str:
+        """The similarity function's name ("cosine" unless the model or the caller chose another)."""
         if self._similarity_fn_name is None:
             self._similarity_fn_name = "cosine"
         return self._similarity_fn_name
@@ -242,6 +249,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     @property
     def transformers_model(self) -> PreTrainedModel | None:
+        """The first Hugging Face ``PreTrainedModel`` among the modules, or None."""
         from transformers import PreTrainedModel
 
         for module in self.modules():
@@ -251,10 +259,12 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     @property
     def config(self) -> PretrainedConfig | None:
+        """The Hugging Face config of :attr:`transformers_model`, or None."""
         model = self.transformers_model
         return model.config if model is not None else None
 
     def get_backend(self) -> str:
+        """The backend the input module runs on: "torch", "native", ..."""
         return getattr(self.input_module, "backend", "torch")
 
     def get_embedding_dimension(self) -> int | None:
@@ -355,6 +365,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     # nn.Sequential.forward takes one input; a model's forward also takes the encode keywords of its modules.
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """Run every module over ``features``; keywords go to the modules that take them."""
         return self.forward_modules(features, self.split_forward_kwargs(kwargs, strict=False))
 
     def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class ModuleSpec:
 
     @property
     def name(self) -> str:
+        """The class name."""
         return self.cls.__name__
 
 

@@ -48,19 +48,23 @@ def manhattan_sim(a: Any, b: Any) -> torch.Tensor:
 
 
 def pairwise_cos_sim(a: Any, b: Any) -> torch.Tensor:
+    """Cosine similarity of each row of ``a`` with the same row of ``b``."""
     a, b = to_tensor(a), to_tensor(b)
     return (F.normalize(a, p=2, dim=1) * F.normalize(b, p=2, dim=1)).sum(dim=-1)
 
 
 def pairwise_dot_score(a: Any, b: Any) -> torch.Tensor:
+    """Dot product of each row of ``a`` with the same row of ``b``."""
     return (to_tensor(a) * to_tensor(b)).sum(dim=-1)
 
 
 def pairwise_euclidean_sim(a: Any, b: Any) -> torch.Tensor:
+    """Negative Euclidean distance of each row of ``a`` to the same row of ``b``."""
     return -((to_tensor(a) - to_tensor(b)) ** 2).sum(dim=-1).sqrt()
 
 
 def pairwise_manhattan_sim(a: Any, b: Any) -> torch.Tensor:
+    """Negative Manhattan distance of each row of ``a`` to the same row of ``b``."""
     return -(to_tensor(a) - to_tensor(b)).abs().sum(dim=-1)
 
 
@@ -75,14 +79,17 @@ class SimilarityFunction(str, Enum):
 
     @staticmethod
     def possible_values() -> list[str]:
+        """The accepted names."""
         return [member.value for member in SimilarityFunction]
 
     @staticmethod
     def to_similarity_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], torch.Tensor]:
+        """The matrix function of ``name``."""
         return _MATRIX[SimilarityFunction(name).value]
 
     @staticmethod
     def to_similarity_pairwise_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], torch.Tensor]:
+        """The row-pair function of ``name``."""
         return _PAIRWISE[SimilarityFunction(name).value]
 
 

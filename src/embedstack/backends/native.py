@@ -112,6 +112,7 @@ class NativeTransformer(InputModule):
 
     @property
     def max_seq_length(self) -> int:
+        """Tokens kept per input; setting it also sets the tokenizer's truncation."""
         return self._max_seq_length
 
     @max_seq_length.setter
@@ -121,13 +122,16 @@ class NativeTransformer(InputModule):
 
     @property
     def tokenizer(self) -> Tokenizer:
+        """The ``tokenizers.Tokenizer`` read from ``tokenizer.json``."""
         return self._tokenizer
 
     @property
     def modalities(self) -> list[Modality]:
+        """Text only."""
         return ["text"]
 
     def get_embedding_dimension(self) -> int:
+        """The encoder's hidden size."""
         return self.config["hidden_size"]
 
     def _encode(self, inputs: list[Any], prompt: str | None) -> list[Encoding]:
@@ -138,6 +142,7 @@ class NativeTransformer(InputModule):
         return self._tokenizer.encode_batch(batch)
 
     def tokenize_unpadded(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> TokenizedTexts | None:
+        """Token ids per input, unpadded; None when the call asks for options only the Transformer has."""
         if kwargs.get("processing_kwargs") or "max_length" in kwargs:
             return None
         encodings = self._encode(inputs, prompt)
@@ -155,6 +160,7 @@ class NativeTransformer(InputModule):
         return len(ids) - 1 if ids and ids[-1] in self.special_ids else len(ids)
 
     def collate(self, tokenized: TokenizedTexts, indices: np.ndarray) -> dict[str, Any]:
+        """Pad rows ``indices`` of ``tokenized`` into tensors, as a right-padding tokenizer would."""
         if self.pad_token_id is None:
             raise ModelFormatError(
                 "This model's pad token is not in its tokenizer.json, so batches cannot be padded. Load it with "
@@ -163,6 +169,7 @@ class NativeTransformer(InputModule):
         return pad_batch(tokenized, indices, pad_id=self.pad_token_id)
 
     def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Tokenize and pad one batch, flagging the inputs that were truncated."""
         tokenized = self.tokenize_unpadded(inputs, prompt, **kwargs)
         if tokenized is None:
             raise ValueError("The native backend takes no processing_kwargs or max_length; use backend='torch'.")
@@ -171,11 +178,13 @@ class NativeTransformer(InputModule):
         return features
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``token_embeddings``: the encoder's last hidden state."""
         output = self.model(features["input_ids"], features.get("attention_mask"), features.get("token_type_ids"))
         features["token_embeddings"] = output.last_hidden_state  # (batch, seq, hidden)
         return features
 
     def get_config_dict(self) -> dict[str, Any]:
+        """The Transformer module's config for this folder, as ``print(model)`` shows it."""
         return {
             "transformer_task": self.transformer_task,
             "modality_config": self.modality_config,
@@ -183,6 +192,7 @@ class NativeTransformer(InputModule):
         }
 
     def save(self, output_path: str, *args: Any, **kwargs: Any) -> None:
+        """Refuse: a native model is saved from the torch backend (``backend='torch'``)."""
         raise ValueError("A model loaded with backend='native' cannot be saved; load it with backend='torch' to save.")
 
     def __repr__(self) -> str:

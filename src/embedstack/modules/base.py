@@ -47,8 +47,11 @@ def read_feature(features: dict[str, Any], name: str, owner: str) -> Any:
 
 
 def module_dir(model_name_or_path: str | os.PathLike[str], subfolder: str = "") -> Path:
-    """The local folder of a module. Modules read local folders only: the model resolves a Hub id to a folder
-    (persistence/hub.py) before any module loads."""
+    """The local folder of a module.
+
+    Modules read local folders only: the model resolves a Hub id to a folder (persistence/hub.py) before any
+    module loads.
+    """
     path = Path(model_name_or_path) / subfolder if subfolder else Path(model_name_or_path)
     if not path.is_dir():
         raise ModelNotFoundError(

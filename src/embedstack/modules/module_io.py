@@ -44,6 +44,7 @@ class LoadOptions:
     resolve_repo: RepoResolver | None = None
 
     def hf_kwargs(self) -> dict[str, dict[str, Any] | None]:
+        """The caller's Hugging Face kwargs dicts, by name."""
         return {
             "model_kwargs": self.model_kwargs,
             "processor_kwargs": self.processor_kwargs,
@@ -116,8 +117,11 @@ def save_module(
 
 
 def _copy_remote_code(module: nn.Module, target: Path, root: Path) -> None:
-    """Code of a custom module travels with the model: into the model root (where ``module.Class`` types are
-    resolved) and the module's folder (where sentence-transformers copies it)."""
+    """Copy the code of a custom module along with it.
+
+    It goes into the model root (where ``module.Class`` types are resolved) and the module's folder (where
+    sentence-transformers copies it).
+    """
     ref = code_ref_of(type(module))
     if ref is None or ref.type_ref is not None:  # not carried, or kept in another Hub repository
         return

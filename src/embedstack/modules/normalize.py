@@ -31,6 +31,7 @@ class Normalize(Module):
         self.module_output_name = module_output_name or module_input_name
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Write the L2-normalized input feature to ``module_output_name``."""
         embeddings = read_feature(features, self.module_input_name, "Normalize")
         features[self.module_output_name] = F.normalize(embeddings, p=2, dim=-1)
         return features
@@ -40,6 +41,7 @@ class Normalize(Module):
         return None, {}
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config (none with ``legacy_layout``, as sentence-transformers < 5 did)."""
         self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
 
     @classmethod
@@ -50,6 +52,7 @@ class Normalize(Module):
         config_filename: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """The config, or ``{}`` for a legacy folder; keys that are not ours are dropped."""
         # Legacy folders hold no config (or none at all); keys other than ours are dropped.
         config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
         return {key: value for key, value in config.items() if key in cls.config_keys}

@@ -88,12 +88,15 @@ class Pooling(Module):
 
     @property
     def modes(self) -> tuple[str, ...]:
+        """The pooling modes, in output order."""
         return (self.pooling_mode,) if isinstance(self.pooling_mode, str) else tuple(self.pooling_mode)
 
     def get_embedding_dimension(self) -> int:
+        """The token embedding width times the number of modes."""
         return self.embedding_dimension * len(self.modes)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``sentence_embedding``: each mode's pooling of ``token_embeddings``, concatenated."""
         tokens = features["token_embeddings"]  # (batch, seq, dim)
         mask = features.get("attention_mask")
         if mask is None or mask.shape[-1] != tokens.shape[1]:
@@ -157,6 +160,7 @@ class Pooling(Module):
         return "config.json", legacy
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config (the pre-5 flags with ``legacy_layout``)."""
         self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
 
     @classmethod
@@ -167,6 +171,7 @@ class Pooling(Module):
         config_filename: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """The config, with legacy ``pooling_mode_*`` flags turned into ``pooling_mode``."""
         config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
         flags = {key: config.pop(key) for key in list(config) if key in LEGACY_POOLING_FLAGS}
         if "pooling_mode" not in config and flags:

@@ -159,6 +159,11 @@ class Router(InputModule):
         modality: Modality | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
+        """Features from the input module of the route that ``task`` and the inputs' modality pick.
+
+        Legacy Asym inputs (``[{"query": text}, ...]``) name the task in their key.
+
+        """
         if inputs and isinstance(inputs[0], dict) and task is None:
             keys = {key for item in inputs for key in item}
             if not keys & MODALITY_KEYS:  # legacy Asym input: [{"query": text}, ...]
@@ -181,6 +186,7 @@ class Router(InputModule):
     def forward(
         self, features: dict[str, Any], task: str | None = None, modality: Modality | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        """Run the features through the modules of their route (task and modality from the features)."""
         task = task if task is not None else features.get("task")
         modality = modality if modality is not None else features.get("modality")
         kwargs.update(task=task, modality=modality)
@@ -191,6 +197,7 @@ class Router(InputModule):
 
     # ----- model-facing properties ------------------------------------------------------------------------
     def get_embedding_dimension(self) -> int | None:
+        """The output width of the routes (the first, when they differ), or None."""
         dimensions: list[int | None] = []
         module: Any  # any nn.Module; its class may define get_embedding_dimension
         for route in self._routes().values():
@@ -204,6 +211,7 @@ class Router(InputModule):
 
     @property
     def tokenizer(self) -> Any:
+        """The first route's tokenizer, or None; it cannot be set on the Router."""
         return next((t for r in self._routes().values() if (t := getattr(r[0], "tokenizer", None)) is not None), None)
 
     @tokenizer.setter
@@ -213,6 +221,7 @@ class Router(InputModule):
 
     @property
     def max_seq_length(self) -> int | None:
+        """The longest token limit among the routes; setting it sets every route's."""
         lengths = {length for route in self._routes().values() if (length := getattr(route[0], "max_seq_length", None))}
         return max(lengths) if lengths else None
 
@@ -227,6 +236,7 @@ class Router(InputModule):
                     pass
 
     def on_model_ready(self, model: Any) -> None:
+        """Pass the model-ready hook on to every routed module."""
         for route in self._routes().values():
             for module in route:
                 hook = getattr(module, "on_model_ready", None)
@@ -234,6 +244,7 @@ class Router(InputModule):
                     hook(model)
 
     def get_config_dict(self) -> dict[str, Any]:
+        """The Router's own settings (its routes are saved as modules of their own)."""
         return {
             "default_route": self.default_route,
             "allow_empty_key": self.allow_empty_key,
@@ -244,6 +255,7 @@ class Router(InputModule):
         return nn.Module.__repr__(self)
 
     def extra_repr(self) -> str:
+        """The default route and route mappings, for ``print(model)``."""
         parts = [f"default_route={self.default_route!r}"] if self.default_route is not None else []
         if self.route_mappings:
             parts.append(f"route_mappings={self.route_mappings}")
@@ -251,6 +263,7 @@ class Router(InputModule):
 
     # ----- persistence ------------------------------------------------------------------------------------
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Save every routed module into its own subfolder and the routes into ``router_config.json``."""
         legacy_layout = bool(kwargs.get("legacy_layout"))
         types: dict[str, str] = {}
         structure: dict[str, list[str]] = {}
@@ -275,8 +288,10 @@ class Router(InputModule):
 
     @classmethod
     def load(cls, model_name_or_path: str | os.PathLike[str], subfolder: str = "", **kwargs: Any) -> Router:
-        """Load ``router_config.json`` (or a legacy Asym ``config.json``) and every routed module, with the
-        options the model loads with (``load_options``, or the plain keywords)."""
+        """Load ``router_config.json`` (or a legacy Asym ``config.json``) and every routed module.
+
+        The routed modules load with the options the model loads with (``load_options``, or the plain keywords).
+        """
         options = LoadOptions.from_load_kwargs(kwargs)
         folder = module_dir(model_name_or_path, subfolder)
         config_name = cls.config_file_name if (folder / cls.config_file_name).is_file() else "config.json"

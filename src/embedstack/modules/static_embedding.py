@@ -66,17 +66,21 @@ class StaticEmbedding(InputModule):
 
     @property
     def num_embeddings(self) -> int:
+        """The vocabulary size of the table."""
         return self.embedding.num_embeddings
 
     @property
     def embedding_dim(self) -> int:
+        """The width of the table."""
         return self.embedding.embedding_dim
 
     @property
     def max_seq_length(self) -> float:
+        """No limit: every token of an input is averaged."""
         return math.inf
 
     def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Token ids of all inputs, concatenated, with each input's offset."""
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         ids = [encoding.ids for encoding in self.tokenizer.encode_batch(list(inputs), add_special_tokens=False)]
@@ -85,19 +89,23 @@ class StaticEmbedding(InputModule):
         return {"input_ids": input_ids, "offsets": offsets}
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``sentence_embedding``: the mean of each input's token rows."""
         features["sentence_embedding"] = self.embedding(features["input_ids"], features["offsets"])  # (batch, dim)
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The width of the table."""
         return self.embedding_dim
 
     def get_config_dict(self) -> dict[str, Any]:
+        """Nothing: the table and the tokenizer hold all."""
         return {}
 
     def __repr__(self) -> str:
         return f"StaticEmbedding({{'num_embeddings': {self.num_embeddings}, 'embedding_dim': {self.embedding_dim}}})"
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the table and ``tokenizer.json``."""
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
         self.tokenizer.save(str(Path(output_path) / TOKENIZER_FILE))
 

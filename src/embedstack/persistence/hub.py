@@ -66,6 +66,7 @@ class HubOptions:
 
     @property
     def cache_dir(self) -> str | None:
+        """The Hub cache folder to use, or None for huggingface_hub's."""
         return self.cache_folder or os.environ.get("SENTENCE_TRANSFORMERS_HOME")
 
 
@@ -106,8 +107,9 @@ def select_model_files(files: list[str], *, backend: str = "torch") -> list[str]
 def resolve_model_path(
     model_name_or_path: str | os.PathLike[str], options: HubOptions | None = None, *, backend: str = "torch"
 ) -> Path:
-    """A local model folder for a path or a Hub id: downloads the files a load with ``backend`` reads into the
-    Hub cache (or finds them there).
+    """A local model folder for a path or a Hub id.
+
+    Downloads the files a load with ``backend`` reads into the Hub cache (or finds them there).
 
     Raises:
         NotADirectoryError: The path is an existing file.
@@ -130,8 +132,11 @@ def resolve_model_path(
 
 
 def resolve_code_repo(repo_id: str, options: HubOptions | None = None) -> Path:
-    """A local folder with the Python files of the Hub repository ``repo_id`` (for ``{repo_id}--module.Class``
-    module types), fetched with the model's token, cache folder and offline setting, at ``code_revision``."""
+    """A local folder with the Python files of the Hub repository ``repo_id``.
+
+    For ``{repo_id}--module.Class`` module types; fetched with the model's token, cache folder and offline setting,
+    at ``code_revision``.
+    """
     options = options or HubOptions()
     return _download(repo_id, options, lambda files: [f for f in files if f.endswith(".py")], options.code_revision)
 

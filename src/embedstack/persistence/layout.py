@@ -73,6 +73,7 @@ def read_modules_json(folder: Path) -> list[ModuleEntry] | None:
 
 
 def write_modules_json(folder: Path, entries: list[dict[str, Any]]) -> None:
+    """Write ``modules.json`` into ``folder``."""
     write_json(folder / MODULES_FILE, entries)
 
 
@@ -155,6 +156,7 @@ def model_config_dict(
 
 
 def write_model_config(folder: Path, config: dict[str, Any]) -> None:
+    """Write ``config_sentence_transformers.json`` into ``folder`` (keys sorted)."""
     write_json(folder / MODEL_CONFIG_FILE, config, sort_keys=True)
 
 

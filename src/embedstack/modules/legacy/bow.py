@@ -46,6 +46,7 @@ class BoW(InputModule):
         self.tokenizer = WhitespaceTokenizer(self.vocab, stop_words=(), do_lower_case=False)
 
     def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The (weighted) word counts of each text, as ``sentence_embedding``."""
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         vectors = torch.zeros(len(inputs), len(self.vocab), dtype=torch.float32)  # (batch, vocab)
@@ -58,10 +59,13 @@ class BoW(InputModule):
         return {"sentence_embedding": vectors}
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Return ``features`` as they are: :meth:`preprocess` already wrote the embedding."""
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The vocabulary size."""
         return len(self.vocab)
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config (the vocabulary and weights are in it)."""
         self.save_config(output_path)

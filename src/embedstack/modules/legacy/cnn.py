@@ -52,10 +52,12 @@ class CNN(ModuleWithWeights):
         )
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Replace ``token_embeddings`` by the concatenated convolution outputs."""
         channels_first = features["token_embeddings"].transpose(1, -1)  # (batch, dim, seq)
         out = torch.cat([conv(channels_first) for conv in self.convs], 1)  # (batch, convs * out_channels, seq)
         features["token_embeddings"] = out.transpose(1, -1)  # (batch, seq, convs * out_channels)
         return features
 
     def get_embedding_dimension(self) -> int:
+        """Output channels times the number of kernel sizes."""
         return self.out_channels * len(self.kernel_sizes)

@@ -22,8 +22,10 @@ class LayerNorm(ModuleWithWeights):
         self.norm = nn.LayerNorm(dimension)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Normalize ``sentence_embedding``."""
         features["sentence_embedding"] = self.norm(features["sentence_embedding"])
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The normalized width."""
         return self.dimension

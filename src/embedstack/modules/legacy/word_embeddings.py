@@ -66,9 +66,11 @@ class WordEmbeddings(InputModule):
 
     @property
     def tokenizer_class(self) -> str:
+        """The dotted name of the tokenizer's class, as ``wordembedding_config.json`` records it."""
         return tokenizer_class_name(self.tokenizer)
 
     def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Word ids of each text (at most ``max_seq_length``), padded, with their lengths."""
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         ids = [self.tokenizer.tokenize(text)[: self.max_seq_length] for text in inputs]
@@ -86,20 +88,24 @@ class WordEmbeddings(InputModule):
         }
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``token_embeddings``: the table rows of the word ids."""
         features["token_embeddings"] = self.emb_layer(features["input_ids"])  # (batch, seq, dim)
         features["cls_token_embeddings"] = None
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The width of the embedding table."""
         return self.emb_layer.embedding_dim
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config, the table and the tokenizer."""
         self.save_config(output_path)
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
         self.tokenizer.save(output_path)
 
     @classmethod
     def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs: Any) -> WordEmbeddings:
+        """Build the module from its config, its tokenizer's file and its table."""
         folder = module_dir(model_name_or_path, subfolder)
         config = cls.load_config(model_name_or_path, subfolder=subfolder)
         tokenizer_cls = _tokenizer_class(config.pop("tokenizer_class", None), folder, kwargs)

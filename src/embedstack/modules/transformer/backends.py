@@ -20,8 +20,10 @@ _RUNS: dict[str, str] = {}
 
 
 def register_backend(name: str, factory: BackendFactory, *, runs: str) -> None:
-    """Make ``backend=name`` load Transformer folders through ``factory``; ``runs`` says which folders it takes
-    (shown when it is asked for a folder it cannot run)."""
+    """Make ``backend=name`` load Transformer folders through ``factory``.
+
+    ``runs`` says which folders it takes (shown when it is asked for a folder it cannot run).
+    """
     if name in ("torch", "auto"):
         raise ValueError(f"Backend name {name!r} is reserved.")
     _BACKENDS[name] = factory

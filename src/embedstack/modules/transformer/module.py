@@ -151,10 +151,12 @@ class Transformer(InputModule):
     # ----- properties -------------------------------------------------------------------------------------
     @property
     def auto_model(self) -> torch.nn.Module:
+        """The Hugging Face backbone (the name sentence-transformers uses)."""
         return self.model
 
     @property
     def tokenizer(self) -> Any:
+        """The processor's tokenizer (or the processor itself when it is one); setting it replaces the processor."""
         if hasattr(self.processor, "tokenizer") and not hasattr(self.processor, "convert_tokens_to_ids"):
             return self.processor.tokenizer
         return self.processor
@@ -166,10 +168,12 @@ class Transformer(InputModule):
 
     @property
     def modalities(self) -> list[str | tuple[str, ...]]:
+        """The modalities of ``modality_config``."""
         return list(self.modality_config)
 
     @property
     def max_seq_length(self) -> int | None:
+        """The tokenizer's ``model_max_length`` (without a tokenizer, the position limit)."""
         if self.tokenizer is not None:
             return self.tokenizer.model_max_length
         return getattr(self.config, "max_position_embeddings", None)
@@ -181,6 +185,7 @@ class Transformer(InputModule):
         self.tokenizer.model_max_length = value
 
     def get_embedding_dimension(self) -> int | None:
+        """The backbone's hidden size, read from its config (or its text config)."""
         for config in (self.config, getattr(self.config, "text_config", None)):
             if config is None:
                 continue
@@ -285,8 +290,11 @@ class Transformer(InputModule):
     def _tokenizer_kwargs(
         self, task: str | None, merged: dict[str, dict[str, Any]], extra: dict[str, Any]
     ) -> dict[str, Any]:
-        """Tokenizer settings: padding/truncation defaults, the task's max_length, then ``merged`` processing
-        kwargs (see :meth:`_merged_processing_kwargs`) "common" and "text" sections."""
+        """The tokenizer settings for one call.
+
+        Padding and truncation defaults, the task's max_length, then the "common" and "text" sections of the
+        ``merged`` processing kwargs (see :meth:`_merged_processing_kwargs`).
+        """
         call_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first", "return_tensors": "pt"}
         length = {"query": self.query_length, "document": self.document_length}.get(task or "")
         if length is not None:
@@ -321,6 +329,7 @@ class Transformer(InputModule):
 
     # ----- forward ----------------------------------------------------------------------------------------
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Run the backbone method of the features' modality; write its output to ``module_output_name``."""
         modality = features.get("modality", "text")
         settings = self.modality_config.get(modality) or self.modality_config.get("text")
         if settings is None:
@@ -360,6 +369,7 @@ class Transformer(InputModule):
 
     # ----- persistence ------------------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
+        """The config, without the keys a default value leaves out of the file."""
         config = super().get_config_dict()
         config["modality_config"] = {join_modality(key): value for key, value in self.modality_config.items()}
         if not self.processing_kwargs:
@@ -379,6 +389,7 @@ class Transformer(InputModule):
         }
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the backbone, its processor and ``sentence_bert_config.json``."""
         self.model.save_pretrained(output_path)
         self.processor.save_pretrained(output_path)
         self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
@@ -463,8 +474,11 @@ def _hf_kwargs(
     config_kwargs: dict[str, Any] | None,
     legacy_kwargs: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The three Hugging Face kwargs dicts, with old constructor arguments (``model_args``, ``tokenizer_args``,
-    ``config_args``, ``tokenizer_kwargs``, ``cache_dir``) folded in through the same renames as config files."""
+    """The three Hugging Face kwargs dicts, with old constructor arguments folded in.
+
+    ``model_args``, ``tokenizer_args``, ``config_args``, ``tokenizer_kwargs`` and ``cache_dir`` go through the same
+    renames as config files.
+    """
     cache_dir = legacy_kwargs.pop("cache_dir", None)
     renamed = rename_legacy_keys(legacy_kwargs)
     unknown = sorted(set(renamed) - set(KWARGS_DICTS))
