@@ -202,6 +202,8 @@ class EncodeMixin:
         Example:
             >>> model.encode(["A man is eating food.", "A man is riding a horse."]).shape
             (2, 384)
+            >>> model.encode("A man is eating food.").shape
+            (384,)
         """
         if inputs is None and "sentences" in kwargs:
             warnings.warn("encode(sentences=...) is deprecated; pass the inputs first.", FutureWarning, stacklevel=2)
@@ -261,16 +263,17 @@ class EncodeMixin:
         device: str | torch.device | None = None,
         **kwargs: Any,
     ) -> Iterator[np.ndarray]:
-        r"""Encode a stream of inputs, yielding one float32 vector per input, in input order.
+        """Encode a stream of inputs, yielding one float32 vector per input, in input order.
 
         Memory stays bounded by ``window_size`` inputs, however long the stream: each window is deduplicated,
         tokenized (the next one in a background thread while the model runs), batched by token length and
         encoded. Use it for corpora that do not fit in memory.
 
         Example:
-            >>> with open("corpus.txt") as lines:
-            ...     for vector in model.encode_iter(line.rstrip("\\n") for line in lines):
-            ...         ...
+            >>> lines = (f"Sentence number {n}." for n in range(300))  # e.g. the lines of a file, read lazily
+            >>> vectors = [vector for vector in model.encode_iter(lines, window_size=100)]
+            >>> len(vectors), vectors[0].shape, vectors[0].dtype
+            (300, (384,), dtype('float32'))
         """
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")

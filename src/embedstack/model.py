@@ -61,9 +61,14 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             start, same vectors, cannot be saved), or "auto" (native when the folder allows it).
 
     Example:
-        >>> model = SentenceTransformer("all-MiniLM-L6-v2")
-        >>> model.encode(["Hello world", "Hi there"]).shape
-        (2, 384)
+        >>> from embedstack.defaults import default_model_path
+        >>> model = SentenceTransformer(str(default_model_path()))  # all-MiniLM-L6-v2, shipped as a package
+        >>> embeddings = model.encode(["A cat sits on the mat.", "A cat is lying on a rug.", "Stocks fell today."])
+        >>> embeddings.shape
+        (3, 384)
+        >>> scores = model.similarity(embeddings, embeddings)
+        >>> bool(scores[0, 1] > scores[0, 2])
+        True
     """
 
     model_type = "SentenceTransformer"

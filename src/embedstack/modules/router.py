@@ -44,9 +44,17 @@ class Router(InputModule):
             then one named like the modality, then ``default_route``.
 
     Example:
+        >>> from tokenizers import Tokenizer
+        >>> from embedstack import SentenceTransformer
+        >>> from embedstack.modules import Normalize, Pooling, StaticEmbedding, Transformer
+        >>> static = StaticEmbedding(Tokenizer.from_file(f"{tiny_bert_path}/tokenizer.json"), embedding_dim=32)
+        >>> transformer, pooling = Transformer(tiny_bert_path), Pooling(32)
         >>> router = Router.for_query_document(query_modules=[static], document_modules=[transformer, pooling])
         >>> model = SentenceTransformer(modules=[router, Normalize()])
-        >>> model.encode_query("capital of France?").shape
+        >>> model.encode_query("capital of France?").shape  # through the static embedding
+        (32,)
+        >>> model.encode_document(["Paris is the capital of France."]).shape  # through the transformer
+        (1, 32)
     """
 
     config_keys: list[str] = ["default_route", "allow_empty_key", "route_mappings"]

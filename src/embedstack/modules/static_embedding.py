@@ -28,7 +28,8 @@ class StaticEmbedding(InputModule):
         embedding_dim: Width of a new random table.
 
     Example:
-        >>> static = StaticEmbedding.from_model2vec("path/to/potion-base-8M")
+        >>> from embedstack import SentenceTransformer
+        >>> static = StaticEmbedding.from_model2vec(model2vec_path)  # e.g. a download of potion-base-8M
         >>> SentenceTransformer(modules=[static]).encode(["fast"]).shape
         (1, 256)
     """

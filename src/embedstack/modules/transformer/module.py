@@ -59,9 +59,12 @@ class Transformer(InputModule):
         do_lower_case: Lowercase inputs before tokenizing (legacy option).
 
     Example:
-        >>> transformer = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=256)
-        >>> transformer.get_embedding_dimension()
-        384
+        >>> transformer = Transformer(tiny_bert_path, max_seq_length=64)  # a folder (or Hub id) of a BERT
+        >>> transformer.get_embedding_dimension(), transformer.max_seq_length
+        (32, 64)
+        >>> features = transformer.preprocess(["Hello world"])  # [CLS] hello world [SEP]
+        >>> transformer(features)["token_embeddings"].shape
+        torch.Size([1, 4, 32])
     """
 
     config_file_name = "sentence_bert_config.json"
