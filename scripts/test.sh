@@ -4,5 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-.venv/bin/python -m ruff check src tests benchmarks
+.venv/bin/python -m ruff check src tests benchmarks conftest.py
+.venv/bin/python -m ruff format --check src tests benchmarks conftest.py
+.venv/bin/python -m mypy
 exec .venv/bin/python -m pytest -q "$@"

@@ -42,6 +42,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``embedstack`` command and its subcommands."""
     parser = argparse.ArgumentParser(prog="embedstack", description="Sentence embeddings from the command line.")
     parser.add_argument("--version", action="version", version=f"embedstack {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit status (2 with a one-line message for errors embedstack expects)."""
     args = build_parser().parse_args(argv)
     # The command shows its own progress bars; silence the Hub's and transformers' "Loading weights" bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _load_model(args: argparse.Namespace, device: str | None = None):
+def _load_model(args: argparse.Namespace, device: str | None = None) -> SentenceTransformer:
     backend = "torch" if getattr(args, "int8", False) else getattr(args, "backend", "auto")
     model = SentenceTransformer(
         resolve_cli_model(args.model),
@@ -119,6 +121,7 @@ def iter_texts(path: Path, field: str) -> Iterator[str]:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    """``embedstack encode``: print vectors, or write them to .npy / .jsonl (streamed for large files)."""
     if args.input is not None and args.texts:
         raise ValueError("Give texts as arguments or with --input, not both.")
     if args.output is not None and args.output.suffix not in (".npy", ".jsonl"):
@@ -151,9 +154,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count: int, dimension: int) -> None:
-    """Write vectors as they come, to .npy or .jsonl ({"text", "embedding"} per line); the file appears
-    only when complete."""
+def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count: int, dimension: int | None) -> None:
+    """Write vectors as they come, to .npy or .jsonl (``{"text", "embedding"}`` per line).
+
+    The file appears only when complete: rows go to a hidden partial file that is renamed at the end.
+    """
     temporary = path.with_name(f".{path.name}.partial")
     try:
         if path.suffix == ".npy":
@@ -164,7 +169,7 @@ def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count
                     array = np.lib.format.open_memmap(temporary, mode="w+", dtype=vector.dtype, shape=shape)
                 array[row] = vector
             if array is None:
-                np.save(temporary, np.zeros((0, dimension), dtype=np.float32))
+                np.save(temporary, np.zeros((0, dimension or 0), dtype=np.float32))
             else:
                 array.flush()
                 del array
@@ -178,6 +183,7 @@ def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count
 
 
 def print_vectors(texts: list[str], embeddings: Any, model: Any) -> None:
+    """Print the first vectors and, for float vectors, their similarity matrix."""
     shown = min(len(texts), 10)
     for text, vector in zip(texts[:shown], embeddings[:shown]):
         head = " ".join(f"{value:+.4f}" for value in vector[:6])
@@ -199,6 +205,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """``embedstack info``: the model's modules, dimensions, modalities, prompts and similarity."""
     model = _load_model(args, "cpu")
     print(model)
     print(f"Embedding dimension: {model.get_embedding_dimension()}")
@@ -217,6 +224,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """``embedstack eval sts``: cosine Spearman on an STS Benchmark split."""
     pairs = sts_benchmark(args.split)
     model = _load_model(args)
     result = evaluate_sts(model, pairs, batch_size=args.batch_size, show_progress_bar=True)

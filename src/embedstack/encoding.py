@@ -9,7 +9,7 @@ import logging
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from embedstack.similarity import SimilarityFunction
 
 logger = logging.getLogger(__name__)
 
+# What encode returns: an array (the default), a tensor, a list of tensors or of per-input feature dicts, or
+# for a single input with output_value=None its feature dict.
+EncodeOutput = np.ndarray | torch.Tensor | list[Any] | dict[str, Any]
 _DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 # encode() keywords meant for the input module's preprocess, which any model takes.
 PREPROCESS_KEYWORDS = frozenset({"task", "processing_kwargs"})
@@ -39,35 +42,61 @@ class EncodeMixin:
     prompts: dict[str, str]
     default_prompt_name: str | None
     truncate_dim: int | None
-    similarity_fn_name: str
-    modalities: list[Modality]
-    max_seq_length: int | None
-    device: torch.device
-    input_module: torch.nn.Module
-    token_batcher: TokenBatcher | None
 
-    if TYPE_CHECKING:  # the host's methods, declared for readers and type checkers only
+    if TYPE_CHECKING:  # the host's properties and methods, declared for readers and type checkers only
 
-        def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None: ...
+        @property
+        def similarity_fn_name(self) -> str:
+            """The similarity function's name."""
 
-        def split_forward_kwargs(self, kwargs: dict[str, Any], *, strict: bool = True) -> dict[str, dict[str, Any]]: ...
+        @property
+        def modalities(self) -> list[Modality]:
+            """The input modalities the model takes."""
 
-        def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]: ...
+        @property
+        def max_seq_length(self) -> int | None:
+            """The input module's token limit, or None."""
 
-        def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]: ...
+        @property
+        def device(self) -> torch.device:
+            """The device the model runs on."""
 
-        def forward_modules(
-            self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]
-        ) -> dict[str, Any]: ...
+        @property
+        def input_module(self) -> torch.nn.Module:
+            """The first module, which turns raw inputs into features."""
 
-        def to(self, *args: Any, **kwargs: Any) -> Any: ...
+        @property
+        def token_batcher(self) -> TokenBatcher | None:
+            """The input module when it tokenizes once for batching by length, else None."""
 
-        def eval(self) -> Any: ...
+        def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None:
+            """Each input's modality, decided once, or None when the input module checks its own."""
+
+        def split_forward_kwargs(self, kwargs: dict[str, Any], *, strict: bool = True) -> dict[str, dict[str, Any]]:
+            """Each module's ``forward`` keywords out of encode-style ``kwargs``, by module name."""
+
+        def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+            """Features for raw inputs, their modality checked."""
+
+        def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+            """Features for one batch whose modality was already checked."""
+
+        def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+            """Run every module over ``features``."""
+
+        def to(self, *args: Any, **kwargs: Any) -> Any:
+            """Move the model (``nn.Module.to``)."""
+
+        def eval(self) -> Any:
+            """Switch to inference mode (``nn.Module.eval``)."""
 
     @staticmethod
     def is_singular_input(inputs: Any) -> bool:
-        """True for one input (a str, a dict, one conversation, a 0-d array); False for a batch (a list, tuple,
-        ``datasets`` column, or 1-D+ array of strings or objects)."""
+        """Whether ``inputs`` is one input rather than a batch.
+
+        One input: a str, a dict, one conversation, a 0-d array. A batch: a list, tuple, ``datasets`` column, or a
+        1-D+ array of strings or objects.
+        """
         if isinstance(inputs, list) and inputs and is_message(inputs[0]):
             return True
         if isinstance(inputs, (list, tuple)) or _is_dataset_column(inputs):
@@ -75,6 +104,70 @@ class EncodeMixin:
         if isinstance(inputs, np.ndarray) and inputs.ndim >= 1 and inputs.dtype.kind in "UO":
             return False
         return True
+
+    @overload
+    def encode(
+        self,
+        inputs: Any = ...,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding"] = ...,
+        precision: Precision | None = ...,
+        convert_to_numpy: Literal[True] = ...,
+        convert_to_tensor: Literal[False] = ...,
+        device: str | torch.device | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        pool: Pool | None = ...,
+        chunk_size: int | None = ...,
+        max_batch_tokens: int | None = ...,
+        **kwargs: Any,
+    ) -> np.ndarray: ...
+
+    @overload
+    def encode(
+        self,
+        inputs: Any = ...,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding"] = ...,
+        precision: Precision | None = ...,
+        convert_to_numpy: bool = ...,
+        *,
+        convert_to_tensor: Literal[True],
+        device: str | torch.device | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        pool: Pool | None = ...,
+        chunk_size: int | None = ...,
+        max_batch_tokens: int | None = ...,
+        **kwargs: Any,
+    ) -> torch.Tensor: ...
+
+    @overload
+    def encode(
+        self,
+        inputs: Any = ...,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = ...,
+        precision: Precision | None = ...,
+        convert_to_numpy: bool = ...,
+        convert_to_tensor: bool = ...,
+        device: str | torch.device | None = ...,
+        normalize_embeddings: bool = ...,
+        truncate_dim: int | None = ...,
+        pool: Pool | None = ...,
+        chunk_size: int | None = ...,
+        max_batch_tokens: int | None = ...,
+        **kwargs: Any,
+    ) -> EncodeOutput: ...
 
     @torch.inference_mode()
     def encode(
@@ -95,7 +188,7 @@ class EncodeMixin:
         chunk_size: int | None = None,
         max_batch_tokens: int | None = None,
         **kwargs: Any,
-    ) -> np.ndarray | torch.Tensor | list:
+    ) -> EncodeOutput:
         """Encode inputs into embeddings.
 
         Args:
@@ -125,6 +218,8 @@ class EncodeMixin:
         Example:
             >>> model.encode(["A man is eating food.", "A man is riding a horse."]).shape
             (2, 384)
+            >>> model.encode("A man is eating food.").shape
+            (384,)
         """
         if inputs is None and "sentences" in kwargs:
             warnings.warn("encode(sentences=...) is deprecated; pass the inputs first.", FutureWarning, stacklevel=2)
@@ -135,15 +230,7 @@ class EncodeMixin:
             convert_to_tensor = convert_to_numpy = False
         if convert_to_tensor:
             convert_to_numpy = False
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        if output_value not in ("sentence_embedding", "token_embeddings", None):
-            raise ValueError(
-                f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
-            )
-        precision = precision or "float32"
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
+        precision = _checked_options(batch_size, output_value, precision)
         module_kwargs = self.split_forward_kwargs(kwargs)
         singular = self.is_singular_input(inputs)
         inputs = _as_batch(inputs, singular)
@@ -155,9 +242,9 @@ class EncodeMixin:
                 precision=precision, normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
                 max_batch_tokens=max_batch_tokens, **kwargs,
             )  # fmt: skip
-            embeddings = self._encode_on_processes(inputs, pool, device, chunk_size, worker_kwargs)
-            embeddings = _convert(embeddings, convert_to_tensor, convert_to_numpy, torch.device("cpu"))
-            return embeddings[0] if singular else embeddings
+            pooled = self._encode_on_processes(inputs, pool, device, chunk_size, worker_kwargs)
+            pooled = _convert(pooled, convert_to_tensor, convert_to_numpy, torch.device("cpu"))
+            return pooled[0] if singular else pooled
         kinds = self.classify_inputs(inputs) if inputs else None  # each input's modality, decided once
         plan = self._plan(
             prompt=self._resolve_prompt(prompt, prompt_name),
@@ -174,7 +261,7 @@ class EncodeMixin:
         with _progress(show_progress_bar, len(inputs)) as plan.progress:
             result = self._run(inputs, plan, kinds)
         self._report_truncation(int(result.truncated.sum()), len(inputs))
-        embeddings = result.outputs
+        embeddings: torch.Tensor | np.ndarray | list[Any] = result.outputs
         if len(inputs) and precision != "float32":
             embeddings = quantize_embeddings(embeddings, precision=precision)
         embeddings = _convert(embeddings, convert_to_tensor, convert_to_numpy, self.device)
@@ -203,9 +290,10 @@ class EncodeMixin:
         encoded. Use it for corpora that do not fit in memory.
 
         Example:
-            >>> with open("corpus.txt") as lines:
-            ...     for vector in model.encode_iter(line.rstrip("\\n") for line in lines):
-            ...         ...
+            >>> lines = (f"Sentence number {n}." for n in range(300))  # e.g. the lines of a file, read lazily
+            >>> vectors = [vector for vector in model.encode_iter(lines, window_size=100)]
+            >>> len(vectors), vectors[0].shape, vectors[0].dtype
+            (300, (384,), dtype('float32'))
         """
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -228,13 +316,15 @@ class EncodeMixin:
                 results = (self._run(window, plan, self.classify_inputs(window)) for window in windows)
             for result in results:
                 seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
-                yield from result.outputs.float().numpy()
+                yield from result.embeddings.float().numpy()
         self._report_truncation(cut, seen)
 
     def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Pool:
-        """Start worker processes that each hold a copy of the model: one per device (default: every CUDA device,
-        else four CPU workers). Pass the pool to ``encode(..., pool=pool)``; stop it with
-        :meth:`stop_multi_process_pool`."""
+        """Start worker processes that each hold a copy of the model.
+
+        One worker per device (default: every CUDA device, else four CPU workers). Pass the pool to
+        ``encode(..., pool=pool)``; stop it with :meth:`stop_multi_process_pool`.
+        """
         return start_pool(self, target_devices)
 
     @staticmethod
@@ -258,13 +348,17 @@ class EncodeMixin:
         finally:
             stop_pool(own)
 
-    def encode_query(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+    def encode_query(
+        self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
+    ) -> EncodeOutput:
         """Encode search queries: uses the "query" prompt (when neither prompt nor prompt_name is given)."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
         return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
 
-    def encode_document(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+    def encode_document(
+        self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
+    ) -> EncodeOutput:
         """Encode documents: uses the first of the "document", "passage", "corpus" prompts."""
         if prompt_name is None and prompt is None:
             prompt_name = next((name for name in _DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
@@ -279,7 +373,12 @@ class EncodeMixin:
         return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(embeddings1, embeddings2)
 
     def truncated(
-        self, inputs: Any, prompt_name: str | None = None, prompt: str | None = None, batch_size: int = 256, **kwargs
+        self,
+        inputs: Any,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 256,
+        **kwargs: Any,
     ) -> np.ndarray:
         """Which inputs are longer than ``max_seq_length`` and would be cut by encode (a bool array)."""
         singular = self.is_singular_input(inputs)
@@ -299,8 +398,11 @@ class EncodeMixin:
 
     # ----- helpers ----------------------------------------------------------------------------------------
     def _run(self, inputs: list[Any], plan: EncodePlan, kinds: BatchKinds | None) -> EncodeResult:
-        """Run ``inputs`` whose modalities ``kinds`` holds: one pass, or one per modality when the model takes
-        each kind but not a mix (a CLIP model takes texts and images, not both in one batch)."""
+        """Run ``inputs`` whose modalities ``kinds`` holds.
+
+        One pass, or one per modality when the model takes each kind but not a mix (a CLIP model takes texts and
+        images, not both in one batch).
+        """
         if kinds is None or kinds.groups is None:
             return run(self, inputs, self._for_modality(plan, kinds.modality if kinds else None))
         truncated = np.zeros(len(inputs), dtype=bool)
@@ -385,6 +487,20 @@ def _convert(embeddings: Any, to_tensor: bool, to_numpy: bool, device: torch.dev
     if isinstance(embeddings, np.ndarray):
         return list(torch.from_numpy(embeddings))
     return list(embeddings)
+
+
+def _checked_options(batch_size: Any, output_value: Any, precision: Any) -> Precision:
+    """Validate encode's options; returns the precision (None means float32, as in sentence-transformers)."""
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if output_value not in ("sentence_embedding", "token_embeddings", None):
+        raise ValueError(
+            f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
+        )
+    precision = precision or "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
+    return precision
 
 
 def _as_batch(inputs: Any, singular: bool) -> list[Any]:

@@ -1,5 +1,8 @@
-"""Small file helpers shared by every layer: JSON read and write with errors that name the file, and the check
-that keeps a path inside a model folder. Imports nothing of embedstack but its errors."""
+"""Small file helpers shared by every layer.
+
+JSON read and write with errors that name the file, and the check that keeps a path inside a model folder.
+Imports nothing of embedstack but its errors.
+"""
 
 from __future__ import annotations
 

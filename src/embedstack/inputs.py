@@ -41,7 +41,7 @@ def _looks_like_url(text: str) -> bool:
 
 
 def media_kind_of_string(text: str) -> str | None:
-    """ "image", "video" or "audio" for a media URL, data URI or existing media file path; else None."""
+    """The media kind ("image", "video" or "audio") of a URL, data URI or existing file path; else None."""
     if text.startswith("data:image/"):
         return "image"
     if _looks_like_url(text):
@@ -153,8 +153,9 @@ def infer_batch_modality(items: Sequence[Any], supported: Sequence[Modality] | N
 
 
 def classify_batch(items: Sequence[Any], supported: Sequence[Modality], owner: str) -> BatchKinds:
-    """Decide the modality of each of ``items`` once, check that ``owner`` (e.g. "This model") takes them, and
-    group them when the model takes each kind alone but not a mix.
+    """Decide the modality of each of ``items`` once, and check that ``owner`` (e.g. "This model") takes them.
+
+    When the owner takes each kind alone but not a mix, the items are grouped by kind.
 
     Raises:
         UnsupportedModalityError: an input is of no known kind, or of a kind the owner cannot take (the message
@@ -194,6 +195,10 @@ def supports(supported: Sequence[Modality], modality: Modality) -> bool:
 
 
 def check_modality(items: Sequence[Any], supported: Sequence[Modality], owner: str) -> Modality:
-    """The batch modality of ``items`` ("message" for a mix); raises when ``owner`` (e.g. "This model") cannot
-    take it. A mix of kinds the owner takes one by one passes."""
+    """The batch modality of ``items`` ("message" for a mix).
+
+    Raises:
+        UnsupportedModalityError: ``owner`` (e.g. "This model") cannot take it. A mix of kinds the owner takes
+            one by one passes.
+    """
     return classify_batch(items, supported, owner).modality

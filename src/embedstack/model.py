@@ -7,11 +7,11 @@ import sys
 import tempfile
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from embedstack.backends.int8 import quantize_linear_int8
 from embedstack.encoding import PREPROCESS_KEYWORDS, EncodeMixin
 from embedstack.engine.protocol import TokenBatcher
 from embedstack.errors import ModelFormatError, UnsupportedModalityError
-from embedstack.inputs import BatchKinds, classify_batch, supports
+from embedstack.inputs import BatchKinds, Modality, classify_batch, supports
 from embedstack.modules.base import InputModule
 from embedstack.modules.module_io import LoadOptions
 from embedstack.modules.pooling import Pooling
@@ -38,6 +38,9 @@ from embedstack.persistence.hub import (
 from embedstack.persistence.layout import model_config_dict
 from embedstack.persistence.model_card import ModelCardData, model_card_text
 from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
+
+if TYPE_CHECKING:
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +71,14 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             start, same vectors, cannot be saved), or "auto" (native when the folder allows it).
 
     Example:
-        >>> model = SentenceTransformer("all-MiniLM-L6-v2")
-        >>> model.encode(["Hello world", "Hi there"]).shape
-        (2, 384)
+        >>> from embedstack.defaults import default_model_path
+        >>> model = SentenceTransformer(str(default_model_path()))  # all-MiniLM-L6-v2, shipped as a package
+        >>> embeddings = model.encode(["A cat sits on the mat.", "A cat is lying on a rug.", "Stocks fell today."])
+        >>> embeddings.shape
+        (3, 384)
+        >>> scores = model.similarity(embeddings, embeddings)
+        >>> bool(scores[0, 1] > scores[0, 2])
+        True
     """
 
     model_type = "SentenceTransformer"
@@ -80,7 +88,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         self,
         model_name_or_path: str | None = None,
         *,
-        modules: Iterable[nn.Module] | OrderedDict | None = None,
+        modules: Iterable[nn.Module] | OrderedDict[str, nn.Module] | None = None,
         device: str | None = None,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
@@ -95,11 +103,12 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         model_card_data: ModelCardData | None = None,
-        backend: Literal["torch", "native", "auto"] = "torch",
+        backend: str = "torch",
         similarity_fn_name: str | SimilarityFunction | None = None,
         truncate_dim: int | None = None,
     ) -> None:
-        self.prompts: dict[str, str | None] = {"query": None, "document": None, **(prompts or {})}
+        # None marks a prompt the saved config may fill; what stays None becomes "".
+        prompt_table: dict[str, str | None] = {"query": None, "document": None, **(prompts or {})}
         self.default_prompt_name = default_prompt_name
         self._similarity_fn_name = check_similarity_fn_name(similarity_fn_name) if similarity_fn_name else None
         self.truncate_dim = truncate_dim
@@ -135,22 +144,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
                 backend=backend,
                 resolve_repo=partial(resolve_code_repo, options=hub),
             )
-            loaded = load_folder(folder, options)
-            modules, self.module_kwargs = loaded.modules, loaded.module_kwargs
-            self._model_card_text = loaded.card_text
-            self._apply_saved_config(loaded.config)
-        if modules is None:
-            raise ValueError("SentenceTransformer needs a model_name_or_path or a non-empty list of modules.")
-        if not isinstance(modules, OrderedDict):
-            modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
-        if not modules:
-            raise ValueError("SentenceTransformer needs at least one module; modules=[] was given.")
-        super().__init__(modules)
+            modules = self._load(folder, options, prompt_table)
+        super().__init__(_ordered_modules(modules))
         self._cast_to_input_dtype()
         self.to(device or default_device())
-        for name, prompt in self.prompts.items():
-            if prompt is None:
-                self.prompts[name] = ""
+        self.prompts = {name: prompt if prompt is not None else "" for name, prompt in prompt_table.items()}
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ValueError(
                 f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts {list(self.prompts)}."
@@ -160,10 +158,20 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             if callable(hook):
                 hook(self)
 
-    def _apply_saved_config(self, config: dict[str, Any]) -> None:
+    def _load(
+        self, folder: Path, options: LoadOptions, prompt_table: dict[str, str | None]
+    ) -> OrderedDict[str, nn.Module]:
+        """Build the modules saved in ``folder`` and take the model settings the caller left unset from it."""
+        loaded = load_folder(folder, options)
+        self.module_kwargs = loaded.module_kwargs
+        self._model_card_text = loaded.card_text
+        self._apply_saved_config(loaded.config, prompt_table)
+        return loaded.modules
+
+    def _apply_saved_config(self, config: dict[str, Any], prompt_table: dict[str, str | None]) -> None:
         for name, prompt in (config.get("prompts") or {}).items():
-            if self.prompts.get(name) is None:
-                self.prompts[name] = prompt
+            if prompt_table.get(name) is None:
+                prompt_table[name] = prompt
         if self.default_prompt_name is None:
             self.default_prompt_name = config.get("default_prompt_name")
         if self._similarity_fn_name is None:
@@ -181,40 +189,49 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     # ----- properties -------------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters (CPU for a model without any)."""
         for tensor in (*self.parameters(), *self.buffers()):
             return tensor.device
         return torch.device("cpu")
 
     @property
     def dtype(self) -> torch.dtype | None:
+        """The dtype of the model's parameters, or None without any."""
         return next((p.dtype for p in self.parameters()), None)
 
     @property
     def input_module(self) -> nn.Module:
+        """The first module, which turns raw inputs into features."""
         return self[0]
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:
+        """The input module's tokenizer, or None; setting it sets the input module's."""
         return getattr(self.input_module, "tokenizer", None)
 
     @tokenizer.setter
-    def tokenizer(self, value) -> None:
-        self.input_module.tokenizer = value
+    def tokenizer(self, value: Any) -> None:
+        module: Any = self.input_module  # any input module; most have a settable tokenizer
+        module.tokenizer = value
 
     @property
-    def processor(self):
+    def processor(self) -> Any:
+        """The input module's processor (a multimodal model's), else its tokenizer."""
         return getattr(self.input_module, "processor", self.tokenizer)
 
     @property
     def max_seq_length(self) -> int | None:
+        """The input module's token limit, or None; setting it sets the input module's."""
         return getattr(self.input_module, "max_seq_length", None)
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self.input_module.max_seq_length = value
+        module: Any = self.input_module  # any input module; a read-only max_seq_length raises AttributeError
+        module.max_seq_length = value
 
     @property
-    def modalities(self) -> list:
+    def modalities(self) -> list[Modality]:
+        """The input modalities the model takes (text only, unless the input module says more)."""
         return list(getattr(self.input_module, "modalities", ["text"]))
 
     def supports(self, modality: str | tuple[str, ...]) -> bool:
@@ -222,12 +239,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         return supports(self.modalities, modality)
 
     def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None:
-        """Decide the modality of each input once (see :func:`embedstack.inputs.classify_batch`); raises
-        UnsupportedModalityError naming it if the model cannot take it.
+        """Decide the modality of each input once (see :func:`embedstack.inputs.classify_batch`).
 
-        An input module with ``checks_own_inputs = True`` (the Router, which also takes the legacy
-        ``{task: text}`` dicts that are no modality) checks its inputs itself: for it, inputs of no known kind give
-        None instead of an error.
+        Raises UnsupportedModalityError naming the modality if the model cannot take it. An input module with
+        ``checks_own_inputs = True`` (the Router, which also takes the legacy ``{task: text}`` dicts that are no
+        modality) checks its inputs itself: for it, inputs of no known kind give None instead of an error.
         """
         owner = f"This model ({type(self.input_module).__name__} input)"
         if not getattr(self.input_module, "checks_own_inputs", False):
@@ -244,6 +260,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     @property
     def similarity_fn_name(self) -> str:
+        """The similarity function's name ("cosine" unless the model or the caller chose another)."""
         if self._similarity_fn_name is None:
             self._similarity_fn_name = "cosine"
         return self._similarity_fn_name
@@ -276,10 +293,12 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
             model.config = value
 
     def get_backend(self) -> str:
+        """The backend the input module runs on: "torch", "native", ..."""
         return getattr(self.input_module, "backend", "torch")
 
     def get_embedding_dimension(self) -> int | None:
         """The output width: the last module that knows it, capped at ``truncate_dim``."""
+        module: Any  # any nn.Module; its class may define get_embedding_dimension
         for module in reversed(list(self.children())):
             method = getattr(type(module), "get_embedding_dimension", None)
             if callable(method):
@@ -328,7 +347,7 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
     def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """:meth:`preprocess` for inputs whose modality was already checked (what the engine calls per batch)."""
-        module = self.input_module
+        module: Any = self.input_module  # an InputModule, or any nn.Module with preprocess() or tokenize()
         if isinstance(module, InputModule) or hasattr(module, "preprocess"):
             return module.preprocess(inputs, prompt=prompt, **kwargs)
         if not hasattr(module, "tokenize"):
@@ -373,7 +392,9 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
     def _forward_keywords(self, name: str, module: nn.Module) -> set[str]:
         return set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
 
-    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    # nn.Sequential.forward takes one input; a model's forward also takes the encode keywords of its modules.
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """Run every module over ``features``; keywords go to the modules that take them."""
         return self.forward_modules(features, self.split_forward_kwargs(kwargs, strict=False))
 
     def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -462,10 +483,13 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         revision: str | None = None,
         create_pr: bool = False,
     ) -> str:
-        """Upload the model (saved into a temporary folder, or ``local_model_path`` as it is) to a Hub repository,
-        creating the repository when needed; returns the commit URL (or the pull request's with ``create_pr``).
+        """Upload the model to a Hub repository, creating the repository when needed.
 
-        The model card is written unless the repository already has one (``replace_model_card`` overwrites it).
+        The model is saved into a temporary folder (or ``local_model_path`` is uploaded as it is). The model card is
+        written unless the repository already has one (``replace_model_card`` overwrites it).
+
+        Returns:
+            The commit URL, or the pull request's with ``create_pr``.
         """
         upload = HubUpload(repo_id, token, private, exist_ok, revision, create_pr, commit_message)
         if local_model_path:
@@ -481,10 +505,11 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
         pretrained = _pretrained_model_class()
         for module in self.modules():
             if pretrained is not None and isinstance(module, pretrained) and module.supports_gradient_checkpointing:
-                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+                enable = cast("Callable[..., None]", module.gradient_checkpointing_enable)
+                enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
 
     @staticmethod
-    def load(path: str, **kwargs) -> SentenceTransformer:
+    def load(path: str, **kwargs: Any) -> SentenceTransformer:
         """Deprecated: use ``SentenceTransformer(path)``."""
         warnings.warn(
             "SentenceTransformer.load is deprecated; use SentenceTransformer(path).", FutureWarning, stacklevel=2
@@ -493,10 +518,23 @@ class SentenceTransformer(EncodeMixin, nn.Sequential):
 
 
 def _pretrained_model_class() -> type | None:
-    """transformers' ``PreTrainedModel`` when transformers is loaded; without it no module can be one (and a model
-    on the native backend never imports it)."""
+    """Transformers' ``PreTrainedModel`` when transformers is loaded, else None.
+
+    Without transformers loaded no module can be one, and a model on the native backend never imports it.
+    """
     transformers = sys.modules.get("transformers")
     return getattr(transformers, "PreTrainedModel", None) if transformers is not None else None
+
+
+def _ordered_modules(modules: Iterable[nn.Module] | OrderedDict[str, nn.Module] | None) -> OrderedDict[str, nn.Module]:
+    """The model's modules by name: an OrderedDict as given, any other iterable named "0", "1", ..."""
+    if modules is None:
+        raise ValueError("SentenceTransformer needs a model_name_or_path or a non-empty list of modules.")
+    if not isinstance(modules, OrderedDict):
+        modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
+    if not modules:
+        raise ValueError("SentenceTransformer needs at least one module; modules=[] was given.")
+    return modules
 
 
 __all__ = ["SentenceTransformer", "default_device"]

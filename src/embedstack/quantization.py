@@ -34,37 +34,43 @@ def quantize_embeddings(
         An ndarray: float32 (N, D), int8/uint8 (N, D), or binary/ubinary (N, ceil(D/8)); a list of them for a
         list of matrices; ``[]`` for ``[]``.
     """
-    if isinstance(embeddings, torch.Tensor):
-        embeddings = _to_numpy(embeddings)
-    elif isinstance(embeddings, list):
+    if isinstance(embeddings, list):
         if not embeddings:
             return []
         items = [_to_numpy(e) if isinstance(e, torch.Tensor) else e for e in embeddings]
         if isinstance(items[0], np.ndarray) and items[0].ndim == 2:
             return _quantize_matrices(items, precision, ranges, calibration_embeddings)
         embeddings = np.array(items)
+    embeddings = _to_numpy(embeddings) if isinstance(embeddings, torch.Tensor) else embeddings
     if embeddings.dtype in (np.int8, np.uint8):
         raise ValueError("quantize_embeddings needs float embeddings, not already-quantized int8/uint8 ones.")
     if embeddings.ndim == 2 and embeddings.shape[0] == 0 and precision != "float32":
-        # Nothing to calibrate or pack: an empty result of the precision's shape and type.
-        width = embeddings.shape[1] if precision.endswith("int8") else (embeddings.shape[1] + 7) // 8
-        return np.zeros((0, width), dtype=np.uint8 if precision.startswith("u") else np.int8)
+        return _empty(embeddings.shape[1], precision)
     if precision == "float32":
         return embeddings.astype(np.float32)
     if precision in ("int8", "uint8"):
         if ranges is None:
             ranges = _ranges(embeddings, precision, calibration_embeddings)
-        ranges = np.asarray(ranges).astype(np.float32, copy=False)
-        starts = ranges[0, :]
-        steps = (ranges[1, :] - starts) / 255
-        steps = np.where(steps == 0, 1, steps)  # a constant dimension maps to bucket 0
-        codes = np.clip(np.floor((embeddings - starts) / steps), 0, 255)
-        return codes.astype(np.uint8) if precision == "uint8" else (codes - 128).astype(np.int8)
-    if precision == "binary":
-        return (np.packbits(embeddings > 0, axis=-1) - 128).astype(np.int8)
-    if precision == "ubinary":
-        return np.packbits(embeddings > 0, axis=-1)
+        return _bucket(embeddings, np.asarray(ranges).astype(np.float32, copy=False), precision)
+    if precision in ("binary", "ubinary"):
+        bits = np.packbits(embeddings > 0, axis=-1)  # one bit per dimension: its sign
+        return bits if precision == "ubinary" else (bits - 128).astype(np.int8)
     raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
+
+
+def _empty(width: int, precision: str) -> np.ndarray:
+    """Nothing to calibrate or pack: an empty result of the precision's width and type."""
+    width = width if precision.endswith("int8") else (width + 7) // 8
+    return np.zeros((0, width), dtype=np.uint8 if precision.startswith("u") else np.int8)
+
+
+def _bucket(embeddings: np.ndarray, ranges: np.ndarray, precision: str) -> np.ndarray:
+    """int8/uint8 codes: each dimension's (min, max) range cut into 256 buckets."""
+    starts = ranges[0, :]
+    steps = (ranges[1, :] - starts) / 255
+    steps = np.where(steps == 0, 1, steps)  # a constant dimension maps to bucket 0
+    codes = np.clip(np.floor((embeddings - starts) / steps), 0, 255)
+    return codes.astype(np.uint8) if precision == "uint8" else (codes - 128).astype(np.int8)
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -56,6 +56,7 @@ class ModuleSpec:
 
     @property
     def name(self) -> str:
+        """The class name."""
         return self.cls.__name__
 
 
@@ -86,12 +87,19 @@ def register_module(
         >>> from embedstack.modules import Module
         >>> @register_module("my_package.Scale")
         ... class Scale(Module):
+        ...     config_keys = ["factor"]
+        ...     def __init__(self, factor=2.0):
+        ...         super().__init__()
+        ...         self.factor = factor
         ...     def forward(self, features, **kwargs):
+        ...         features["sentence_embedding"] = features["sentence_embedding"] * self.factor
         ...         return features
         ...     def save(self, output_path, *args, **kwargs):
         ...         self.save_config(output_path)
-        >>> type_name_for(Scale())
+        >>> type_name_for(Scale())  # what modules.json says
         'my_package.Scale'
+        >>> resolve_module_class("my_package.Scale", model_path=Path("."), trust_remote_code=False, where="x") is Scale
+        True
     """
 
     def decorate(cls: ClassT) -> ClassT:

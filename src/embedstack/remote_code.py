@@ -26,8 +26,11 @@ _PACKAGE_PREFIX = "embedstack_remote_code_"
 
 @dataclass(frozen=True)
 class CodeRef:
-    """Where a class's code lives: ``root / module.replace('.', '/') + '.py'``; ``type_ref`` is what modules.json
-    said (kept as is for ``{repo_id}--{module}.{Class}`` references, which resolve to another repository)."""
+    """Where a class's code lives: ``root / module.replace('.', '/') + '.py'``.
+
+    ``type_ref`` is what modules.json said, kept as is for ``{repo_id}--{module}.{Class}`` references, which
+    resolve to another repository.
+    """
 
     root: Path
     module: str
@@ -35,6 +38,7 @@ class CodeRef:
 
     @property
     def file(self) -> Path:
+        """The ``.py`` file of the class's module."""
         return self.root.joinpath(*self.module.split(".")).with_suffix(".py")
 
 

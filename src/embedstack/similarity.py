@@ -123,14 +123,17 @@ class SimilarityFunction(str, Enum):
 
     @staticmethod
     def possible_values() -> list[str]:
+        """The accepted names."""
         return [member.value for member in SimilarityFunction]
 
     @staticmethod
     def to_similarity_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], torch.Tensor]:
+        """The matrix function of ``name``."""
         return _MATRIX[SimilarityFunction(name).value]
 
     @staticmethod
     def to_similarity_pairwise_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], torch.Tensor]:
+        """The row-pair function of ``name``."""
         return _PAIRWISE[SimilarityFunction(name).value]
 
 

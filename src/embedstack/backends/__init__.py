@@ -1,5 +1,7 @@
-"""Other ways to run a model's backbone, each thin over the core. Importing this package registers them with
-``Transformer.load`` (see modules/transformer/backends.py): "native" runs plain BERT folders without transformers.
+"""Other ways to run a model's backbone, each thin over the core.
+
+Importing this package registers them with ``Transformer.load`` (see modules/transformer/backends.py): "native"
+runs plain BERT folders without transformers.
 """
 
 from embedstack.backends.native import native_input_module

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from embedstack.backends.native_bert import NativeBert, supports
+from embedstack.errors import ModelFormatError
 from embedstack.fileio import read_json
+from embedstack.inputs import Modality
 from embedstack.modules.base import InputModule
 from embedstack.modules.transformer.config import CONFIG_FILE_NAMES, TEXT_MODALITY_CONFIG, normalize_file_config
 from embedstack.modules.transformer.support import split_text_inputs
 from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding, Tokenizer
 
 logger = logging.getLogger(__name__)
 _PLAIN_CONFIG_KEYS = {"transformer_task", "modality_config", "module_output_name", "max_seq_length", "do_lower_case"}
@@ -73,7 +78,14 @@ def _module_config(folder: Path) -> dict[str, Any] | None:
 class NativeTransformer(InputModule):
     """Runs a BERT folder like the Transformer module, with ``tokenizers`` and :class:`NativeBert`."""
 
-    def __init__(self, folder: Path, encoder: NativeBert, config: dict, tokenizer_config: dict, module_config: dict):
+    def __init__(
+        self,
+        folder: Path,
+        encoder: NativeBert,
+        config: dict[str, Any],
+        tokenizer_config: dict[str, Any],
+        module_config: dict[str, Any],
+    ) -> None:
         super().__init__()
         from tokenizers import Tokenizer
         from tokenizers.normalizers import Lowercase, Sequence
@@ -100,6 +112,7 @@ class NativeTransformer(InputModule):
 
     @property
     def max_seq_length(self) -> int:
+        """Tokens kept per input; setting it also sets the tokenizer's truncation."""
         return self._max_seq_length
 
     @max_seq_length.setter
@@ -108,24 +121,28 @@ class NativeTransformer(InputModule):
         self._tokenizer.enable_truncation(max_length=self._max_seq_length)
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Tokenizer:
+        """The ``tokenizers.Tokenizer`` read from ``tokenizer.json``."""
         return self._tokenizer
 
     @property
-    def modalities(self) -> list[str]:
+    def modalities(self) -> list[Modality]:
+        """Text only."""
         return ["text"]
 
     def get_embedding_dimension(self) -> int:
+        """The encoder's hidden size."""
         return self.config["hidden_size"]
 
-    def _encode(self, inputs: list[Any], prompt: str | None):
+    def _encode(self, inputs: list[Any], prompt: str | None) -> list[Encoding]:
         texts, pairs = split_text_inputs(inputs, self.modalities)
         if prompt:
             texts = [prompt + text for text in texts]
         batch = list(zip(texts, pairs)) if pairs is not None else texts
         return self._tokenizer.encode_batch(batch)
 
-    def tokenize_unpadded(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> TokenizedTexts | None:
+    def tokenize_unpadded(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> TokenizedTexts | None:
+        """Token ids per input, unpadded; None when the call asks for options only the Transformer has."""
         if kwargs.get("processing_kwargs") or "max_length" in kwargs:
             return None
         encodings = self._encode(inputs, prompt)
@@ -143,9 +160,16 @@ class NativeTransformer(InputModule):
         return len(ids) - 1 if ids and ids[-1] in self.special_ids else len(ids)
 
     def collate(self, tokenized: TokenizedTexts, indices: np.ndarray) -> dict[str, Any]:
+        """Pad rows ``indices`` of ``tokenized`` into tensors, as a right-padding tokenizer would."""
+        if self.pad_token_id is None:
+            raise ModelFormatError(
+                "This model's pad token is not in its tokenizer.json, so batches cannot be padded. Load it with "
+                "backend='torch', or restore tokenizer.json from the original model."
+            )
         return pad_batch(tokenized, indices, pad_id=self.pad_token_id)
 
-    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Tokenize and pad one batch, flagging the inputs that were truncated."""
         tokenized = self.tokenize_unpadded(inputs, prompt, **kwargs)
         if tokenized is None:
             raise ValueError("The native backend takes no processing_kwargs or max_length; use backend='torch'.")
@@ -153,19 +177,22 @@ class NativeTransformer(InputModule):
         features["truncated"] = torch.from_numpy(tokenized.truncated)
         return features
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``token_embeddings``: the encoder's last hidden state."""
         output = self.model(features["input_ids"], features.get("attention_mask"), features.get("token_type_ids"))
         features["token_embeddings"] = output.last_hidden_state  # (batch, seq, hidden)
         return features
 
     def get_config_dict(self) -> dict[str, Any]:
+        """The Transformer module's config for this folder, as ``print(model)`` shows it."""
         return {
             "transformer_task": self.transformer_task,
             "modality_config": self.modality_config,
             "module_output_name": self.module_output_name,
         }
 
-    def save(self, output_path: str, *args, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, **kwargs: Any) -> None:
+        """Refuse: a native model is saved from the torch backend (``backend='torch'``)."""
         raise ValueError("A model loaded with backend='native' cannot be saved; load it with backend='torch' to save.")
 
     def __repr__(self) -> str:

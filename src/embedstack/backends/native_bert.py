@@ -35,6 +35,8 @@ def supports(config: dict[str, Any]) -> bool:
 
 @dataclass
 class EncoderOutput:
+    """What :class:`NativeBert` returns, named as transformers names it."""
+
     last_hidden_state: torch.Tensor
 
 
@@ -93,6 +95,7 @@ class NativeBert(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> EncoderOutput:
+        """The last hidden state, (batch, seq, hidden), for padded ``input_ids``."""
         seq = input_ids.shape[1]
         positions = torch.arange(seq, device=input_ids.device)
         types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)

@@ -20,8 +20,10 @@ def input_length(item: Any) -> int:
 
 
 def longest_first(lengths: np.ndarray) -> np.ndarray:
-    """Indices ordered longest first (stable among equal lengths); the longest batch comes first, so an
-    out-of-memory error shows at once rather than at the end."""
+    """Indices ordered longest first (stable among equal lengths).
+
+    The longest batch comes first, so an out-of-memory error shows at once rather than at the end.
+    """
     return np.argsort(-np.asarray(lengths), kind="stable")
 
 
@@ -34,9 +36,11 @@ def fixed_size_batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarra
 def token_budget_batches(
     order: np.ndarray, lengths: np.ndarray, *, max_batch_tokens: int, batch_size: int
 ) -> Iterator[np.ndarray]:
-    """Cut ``order`` (longest first) into batches whose padded size ``rows * longest`` stays within
-    ``max_batch_tokens`` and whose row count stays within ``batch_size``. A single input longer than the
-    budget forms a batch of its own."""
+    """Cut ``order`` (longest first) into batches that fit a token budget.
+
+    A batch's padded size ``rows * longest`` stays within ``max_batch_tokens`` and its row count within
+    ``batch_size``. A single input longer than the budget forms a batch of its own.
+    """
     start = 0
     total = len(order)
     while start < total:

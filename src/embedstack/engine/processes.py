@@ -81,8 +81,11 @@ def stop_pool(pool: Pool) -> None:
 
 
 def encode_with_pool(pool: Pool, inputs: list[Any], chunk_size: int | None, encode_kwargs: dict[str, Any]) -> Any:
-    """Encode ``inputs`` on the pool's workers; the concatenated results in input order (an ndarray, or a list
-    when ``encode_kwargs`` ask for per-input outputs)."""
+    """Encode ``inputs`` on the pool's workers.
+
+    Returns:
+        The results in input order: an ndarray, or a list when ``encode_kwargs`` ask for per-input outputs.
+    """
     workers = len(pool["processes"])
     if chunk_size is None:
         chunk_size = max(1, min(math.ceil(len(inputs) / workers / 10), 5000))

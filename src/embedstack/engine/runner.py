@@ -72,6 +72,13 @@ class EncodeResult:
     truncated: np.ndarray
     stats: EncodeStats
 
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """The outputs as one (N, D) tensor: what a plan for "sentence_embedding" gives."""
+        if not isinstance(self.outputs, torch.Tensor):
+            raise TypeError("These outputs are per-input values (token embeddings or feature dicts), not one tensor.")
+        return self.outputs
+
 
 @dataclass
 class Prepared:
@@ -135,6 +142,7 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
     restore = np.empty(len(order), dtype=np.int64)
     restore[order] = np.arange(len(order))
     take = restore[prepared.inverse]  # position of each input's output in the batch order
+    outputs: torch.Tensor | list[Any]
     if plan.output_value == "sentence_embedding":
         stacked = torch.cat(chunks) if chunks else torch.empty(0)
         outputs = stacked[torch.from_numpy(take)] if len(take) else stacked

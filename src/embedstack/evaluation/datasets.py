@@ -24,7 +24,7 @@ def package_file(package: tuple[str, str], relative: str) -> Path:
         raise MissingExtraError(
             f"The data set comes from the {name} package, which is not installed. Run: {install}"
         ) from None
-    path = Path(dist.locate_file(relative))
+    path = Path(str(dist.locate_file(relative)))
     if not path.is_file():
         raise MissingExtraError(
             f"{path} is missing from the installed {name}; reinstall it: {install} --force-reinstall"

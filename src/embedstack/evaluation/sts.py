@@ -34,6 +34,14 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class STSResult:
+    """What :func:`evaluate_sts` measured.
+
+    Attributes:
+        cosine_spearman: Spearman correlation (x100) of cosine similarities with the gold scores.
+        pairs: The number of sentence pairs scored.
+
+    """
+
     cosine_spearman: float
     pairs: int
 

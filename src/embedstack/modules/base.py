@@ -12,7 +12,7 @@ import os
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import torch
 from safetensors.torch import load_file, save_model
@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS_SAFETENSORS = "model.safetensors"
 WEIGHTS_PICKLE = "pytorch_model.bin"
 _DEPRECATED_DIMENSION_ALIASES = ("get_sentence_embedding_dimension", "get_word_embedding_dimension")
+TorchModuleT = TypeVar("TorchModuleT", bound=torch.nn.Module)
 
 
 def check_feature_name(owner: str, key: str, value: Any, *, optional: bool = False) -> None:
@@ -46,8 +47,11 @@ def read_feature(features: dict[str, Any], name: str, owner: str) -> Any:
 
 
 def module_dir(model_name_or_path: str | os.PathLike[str], subfolder: str = "") -> Path:
-    """The local folder of a module. Modules read local folders only: the model resolves a Hub id to a folder
-    (persistence/hub.py) before any module loads."""
+    """The local folder of a module.
+
+    Modules read local folders only: the model resolves a Hub id to a folder (persistence/hub.py) before any
+    module loads.
+    """
     path = Path(model_name_or_path) / subfolder if subfolder else Path(model_name_or_path)
     if not path.is_dir():
         raise ModelNotFoundError(
@@ -71,11 +75,11 @@ class Module(ABC, torch.nn.Module):
     forward_kwargs: set[str] = set()
 
     @abstractmethod
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Read from and write to ``features``; return it."""
 
     @abstractmethod
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """Write this module's config and weights into ``output_path``."""
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -105,7 +109,7 @@ class Module(ABC, torch.nn.Module):
             return
         write_json(Path(output_path) / (filename or self.config_file_name), self.get_config_dict(), indent=4)
 
-    def save_torch_weights(self, output_path: str | os.PathLike, *, safe_serialization: bool = True) -> None:
+    def save_torch_weights(self, output_path: str | os.PathLike[str], *, safe_serialization: bool = True) -> None:
         """Write the state dict as ``model.safetensors`` (or ``pytorch_model.bin`` when not safe)."""
         if safe_serialization:
             save_model(self, str(Path(output_path) / WEIGHTS_SAFETENSORS))
@@ -115,10 +119,10 @@ class Module(ABC, torch.nn.Module):
     @classmethod
     def load_config(
         cls,
-        model_name_or_path: str | os.PathLike,
+        model_name_or_path: str | os.PathLike[str],
         subfolder: str = "",
         config_filename: str | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         """Read the module's config file (``{}`` when there is none) and apply ``config_key_renames``."""
         path = cls.load_file_path(model_name_or_path, config_filename or cls.config_file_name, subfolder=subfolder)
@@ -139,8 +143,9 @@ class Module(ABC, torch.nn.Module):
     @classmethod
     def load(
         cls,
-        model_name_or_path: str | os.PathLike,
+        model_name_or_path: str | os.PathLike[str],
         subfolder: str = "",
+        *,
         init_defaults: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Module:
@@ -163,26 +168,38 @@ class Module(ABC, torch.nn.Module):
 
     @staticmethod
     def load_file_path(
-        model_name_or_path: str | os.PathLike, filename: str, subfolder: str = "", **kwargs
+        model_name_or_path: str | os.PathLike[str], filename: str, subfolder: str = "", **kwargs: Any
     ) -> str | None:
         """The local path of ``filename`` in the module folder, or None when the file (or folder) is absent."""
         path = Path(model_name_or_path, subfolder, filename)
         return str(path) if path.is_file() else None
 
     @staticmethod
-    def load_dir_path(model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs) -> str:
+    def load_dir_path(model_name_or_path: str | os.PathLike[str], subfolder: str = "", **kwargs: Any) -> str:
         """The local folder of the module."""
         return str(module_dir(model_name_or_path, subfolder))
+
+    @overload
+    @classmethod
+    def load_torch_weights(
+        cls, model_name_or_path: str | os.PathLike[str], subfolder: str = "", *, model: None = None, **kwargs: Any
+    ) -> dict[str, torch.Tensor]: ...
+
+    @overload
+    @classmethod
+    def load_torch_weights(
+        cls, model_name_or_path: str | os.PathLike[str], subfolder: str = "", *, model: TorchModuleT, **kwargs: Any
+    ) -> TorchModuleT: ...
 
     @classmethod
     def load_torch_weights(
         cls,
-        model_name_or_path: str | os.PathLike,
+        model_name_or_path: str | os.PathLike[str],
         subfolder: str = "",
         *,
         model: torch.nn.Module | None = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> dict[str, torch.Tensor] | torch.nn.Module:
         """Load ``model.safetensors`` (or, when absent, ``pytorch_model.bin`` with weights-only unpickling).
 
         With ``model`` the weights are loaded into it and it is returned; otherwise the state dict is returned.
@@ -218,7 +235,7 @@ class Module(ABC, torch.nn.Module):
         _load_state_dict_checked(model, state_dict, source)
         return model
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         if name in _DEPRECATED_DIMENSION_ALIASES and "get_embedding_dimension" in dir(type(self)):
             warnings.warn(
                 f"{name}() is deprecated; use get_embedding_dimension() instead.", FutureWarning, stacklevel=2
@@ -233,7 +250,8 @@ class Module(ABC, torch.nn.Module):
 class ModuleWithWeights(Module):
     """A :class:`Module` saved as its ``config_keys`` config plus a weights file: ``save`` and ``load`` included."""
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config and the weights (from CPU: safetensors cannot write some device storages)."""
         self.save_config(output_path)
         device = next((p.device for p in self.parameters()), None)
         self.cpu()  # safetensors cannot write some non-CPU storages (LSTM weights)
@@ -244,13 +262,13 @@ class ModuleWithWeights(Module):
                 self.to(device)
 
     @classmethod
-    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs):
+    def load(cls, model_name_or_path: str | os.PathLike[str], subfolder: str = "", **kwargs: Any) -> Module:
         """Build the module from its config file, then load its weights (shapes checked against the config)."""
         module = super().load(model_name_or_path, subfolder=subfolder, **kwargs)
         return cls.load_torch_weights(model_name_or_path, subfolder=subfolder, model=module)
 
 
-def _load_state_dict_checked(model: torch.nn.Module, state_dict: dict, source: Path) -> None:
+def _load_state_dict_checked(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -283,7 +301,7 @@ class InputModule(Module):
         """The input modalities this module accepts. Defaults to text only."""
         return ["text"]
 
-    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Turn a batch of raw inputs into the features dict that :meth:`forward` expects.
 
         The base version supports modules written against the deprecated ``tokenize`` API: it prepends the
@@ -295,12 +313,12 @@ class InputModule(Module):
             return self.tokenize(inputs, **kwargs)
         raise NotImplementedError(f"{type(self).__name__} must implement preprocess(inputs, prompt=None, **kwargs).")
 
-    def tokenize(self, texts: list[Any], **kwargs) -> dict[str, Any]:
+    def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
         """Deprecated: use :meth:`preprocess`."""
         warnings.warn("tokenize() is deprecated; use preprocess() instead.", DeprecationWarning, stacklevel=2)
         return self.preprocess(texts, **kwargs)
 
-    def save_tokenizer(self, output_path: str | os.PathLike, **kwargs) -> None:
+    def save_tokenizer(self, output_path: str | os.PathLike[str], **kwargs: Any) -> None:
         """Save the tokenizer (a Hugging Face tokenizer or a ``tokenizers.Tokenizer``) into ``output_path``."""
         if self.tokenizer is None:
             return
@@ -311,7 +329,7 @@ class InputModule(Module):
 
     @staticmethod
     def _prepend_prompt(inputs: list[Any], prompt: str) -> list[Any]:
-        out = []
+        out: list[Any] = []
         for item in inputs:
             if isinstance(item, str):
                 out.append(prompt + item)

@@ -29,10 +29,14 @@ def accepts_keyword(function: Any, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def old_style_module(cls: type, module_folder: Path, trust_remote_code: bool, hf_kwargs: dict[str, Any]) -> nn.Module:
-    """Build a module whose class has an old one-argument ``load``: a Transformer-like class from its config file
-    (with the caller's kwargs and ``trust_remote_code`` added, under the names its ``__init__`` uses), anything
-    else through ``load(path)``."""
+def old_style_module(
+    cls: type[Any], module_folder: Path, trust_remote_code: bool, hf_kwargs: dict[str, Any]
+) -> nn.Module:
+    """Build a module whose class has an old one-argument ``load``.
+
+    A Transformer-like class is built from its config file (with the caller's kwargs and ``trust_remote_code``
+    added, under the names its ``__init__`` uses), anything else through ``load(path)``.
+    """
     init_kwargs = _old_transformer_init_kwargs(cls, module_folder, trust_remote_code, hf_kwargs)
     if init_kwargs is not None:
         return cls(str(module_folder), **init_kwargs)
@@ -40,7 +44,7 @@ def old_style_module(cls: type, module_folder: Path, trust_remote_code: bool, hf
 
 
 def _old_transformer_init_kwargs(
-    cls: type, module_folder: Path, trust_remote_code: bool, hf_kwargs: dict[str, Any]
+    cls: type[Any], module_folder: Path, trust_remote_code: bool, hf_kwargs: dict[str, Any]
 ) -> dict[str, Any] | None:
     init = inspect.signature(cls.__init__).parameters
     old_names = set(OLD_NAMES.values()) & set(init)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import torch
@@ -114,7 +115,8 @@ class Dense(Module):
         if self.use_residual and in_features != out_features:
             self.residual = nn.Linear(in_features, out_features, bias=False)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Write ``activation(linear(x))`` (plus the residual) to ``module_output_name``."""
         x = read_feature(features, self.module_input_name, "Dense")  # (batch, in_features)
         out = self.activation_function(self.linear(x))  # (batch, out_features)
         if self.use_residual:
@@ -127,6 +129,7 @@ class Dense(Module):
         return self.out_features if self.module_output_name == "sentence_embedding" else None
 
     def get_config_dict(self) -> dict[str, Any]:
+        """The config, with the activation as its dotted class path."""
         config = super().get_config_dict()
         config["activation_function"] = activation_path(self.activation_function)
         if not self.use_residual:
@@ -141,11 +144,20 @@ class Dense(Module):
         }
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config (its pre-5 form with ``legacy_layout``) and the weights."""
         self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
 
     @classmethod
-    def load(cls, model_name_or_path, subfolder: str = "", *, trust_remote_code: bool = False, **kwargs):
+    def load(
+        cls,
+        model_name_or_path: str | os.PathLike[str],
+        subfolder: str = "",
+        *,
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> Dense:
+        """Build the layer from its config and weights; a non-torch activation needs ``trust_remote_code``."""
         config = cls.load_config(model_name_or_path, subfolder=subfolder)
         where = f"{model_name_or_path}/{subfolder}/{cls.config_file_name}"
         missing = [key for key in ("in_features", "out_features") if key not in config]

@@ -8,9 +8,10 @@ are local: the model resolved any Hub id before loading, and a code repository n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -43,6 +44,7 @@ class LoadOptions:
     resolve_repo: RepoResolver | None = None
 
     def hf_kwargs(self) -> dict[str, dict[str, Any] | None]:
+        """The caller's Hugging Face kwargs dicts, by name."""
         return {
             "model_kwargs": self.model_kwargs,
             "processor_kwargs": self.processor_kwargs,
@@ -103,7 +105,7 @@ def save_module(
     """
     target = parent / subfolder
     target.mkdir(parents=True, exist_ok=True)
-    save = module.save
+    save = cast("Callable[..., Any]", module.save)  # torch types an nn.Module's own attributes as Tensor | Module
     if not accepts_keyword(save, "safe_serialization"):  # legacy plain nn.Module with save(path)
         save(str(target))
     elif legacy_layout and spec_of(type(module)) is not None:  # only registered modules know the legacy layout
@@ -115,8 +117,11 @@ def save_module(
 
 
 def _copy_remote_code(module: nn.Module, target: Path, root: Path) -> None:
-    """Code of a custom module travels with the model: into the model root (where ``module.Class`` types are
-    resolved) and the module's folder (where sentence-transformers copies it)."""
+    """Copy the code of a custom module along with it.
+
+    It goes into the model root (where ``module.Class`` types are resolved) and the module's folder (where
+    sentence-transformers copies it).
+    """
     ref = code_ref_of(type(module))
     if ref is None or ref.type_ref is not None:  # not carried, or kept in another Hub repository
         return

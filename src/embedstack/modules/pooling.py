@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Literal
 
@@ -24,8 +25,11 @@ LEGACY_POOLING_FLAGS: dict[str, str] = {
 
 
 def unflatten(tokens: torch.Tensor, cu_seq_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A flattened batch (``DataCollatorWithFlattening``: all sequences in one row, boundaries in ``cu_seq_lens``)
-    as padded ``(num_seqs, longest, dim)`` token embeddings and their ``(num_seqs, longest)`` attention mask."""
+    """Padded token embeddings and attention mask for a flattened batch.
+
+    ``DataCollatorWithFlattening`` puts all sequences in one row with their boundaries in ``cu_seq_lens``; this
+    returns ``(num_seqs, longest, dim)`` token embeddings and their ``(num_seqs, longest)`` attention mask.
+    """
     flat = tokens.reshape(-1, tokens.shape[-1])  # (total_tokens, dim)
     bounds = cu_seq_lens.to(device=flat.device, dtype=torch.long)
     lengths = bounds[1:] - bounds[:-1]  # (num_seqs,)
@@ -86,6 +90,7 @@ class Pooling(Module):
         unknown = set(legacy_flags) - set(LEGACY_POOLING_FLAGS)
         if unknown:
             raise TypeError(f"Pooling got unexpected arguments {sorted(unknown)}")
+        requested: str | list[PoolingMode] | tuple[str, ...] = pooling_mode
         if any(legacy_flags.values()):
             warnings.warn(
                 "The pooling_mode_* flags are deprecated; pass pooling_mode='mean' (or a list) instead.",
@@ -93,10 +98,10 @@ class Pooling(Module):
                 stacklevel=2,
             )
             if pooling_mode == "mean":
-                pooling_mode = pooling_mode_from_flags(legacy_flags)
+                requested = pooling_mode_from_flags(legacy_flags)
         if isinstance(embedding_dimension, bool) or not isinstance(embedding_dimension, int) or embedding_dimension < 1:
             raise ValueError(f"Pooling embedding_dimension must be a positive int, got {embedding_dimension!r}")
-        modes = (pooling_mode,) if isinstance(pooling_mode, str) else tuple(pooling_mode)
+        modes = (requested,) if isinstance(requested, str) else tuple(requested)
         if not modes:
             raise ValueError(f"Pooling needs at least one pooling_mode; choose from {list(POOLING_MODES)}")
         for mode in modes:
@@ -109,6 +114,7 @@ class Pooling(Module):
 
     @property
     def modes(self) -> tuple[str, ...]:
+        """The pooling modes, in output order."""
         return (self.pooling_mode,) if isinstance(self.pooling_mode, str) else tuple(self.pooling_mode)
 
     @property
@@ -117,9 +123,12 @@ class Pooling(Module):
         return self.embedding_dimension * len(self.modes)
 
     def get_embedding_dimension(self) -> int:
+        """The token embedding width times the number of modes."""
         return self.pooling_output_dimension
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``sentence_embedding``: each mode's pooling of ``token_embeddings`` (padded or flattened)."""
+        mask: torch.Tensor | None
         if "cu_seq_lens_q" in features:  # a flattened batch: (1, total_tokens, dim) with sequence boundaries
             tokens, mask = unflatten(features["token_embeddings"], features["cu_seq_lens_q"])
         else:
@@ -138,7 +147,9 @@ class Pooling(Module):
         return features
 
     @staticmethod
-    def _pool(mode: str, tokens: torch.Tensor, mask: torch.Tensor, pad_lengths: torch.Tensor, features) -> torch.Tensor:
+    def _pool(
+        mode: str, tokens: torch.Tensor, mask: torch.Tensor, pad_lengths: torch.Tensor, features: dict[str, Any]
+    ) -> torch.Tensor:
         acc_dtype = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
         if mode == "cls":
             if features.get("cls_token_embeddings") is not None:
@@ -183,10 +194,18 @@ class Pooling(Module):
         return "config.json", legacy
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config (the pre-5 flags with ``legacy_layout``)."""
         self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
 
     @classmethod
-    def load_config(cls, model_name_or_path, subfolder: str = "", config_filename=None, **kwargs) -> dict[str, Any]:
+    def load_config(
+        cls,
+        model_name_or_path: str | os.PathLike[str],
+        subfolder: str = "",
+        config_filename: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The config, with legacy ``pooling_mode_*`` flags turned into ``pooling_mode``."""
         config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
         flags = {key: config.pop(key) for key in list(config) if key in LEGACY_POOLING_FLAGS}
         if "pooling_mode" not in config and flags:

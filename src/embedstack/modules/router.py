@@ -12,7 +12,7 @@ import ast
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -44,9 +44,17 @@ class Router(InputModule):
             then one named like the modality, then ``default_route``.
 
     Example:
+        >>> from tokenizers import Tokenizer
+        >>> from embedstack import SentenceTransformer
+        >>> from embedstack.modules import Normalize, Pooling, StaticEmbedding, Transformer
+        >>> static = StaticEmbedding(Tokenizer.from_file(f"{tiny_bert_path}/tokenizer.json"), embedding_dim=32)
+        >>> transformer, pooling = Transformer(tiny_bert_path), Pooling(32)
         >>> router = Router.for_query_document(query_modules=[static], document_modules=[transformer, pooling])
         >>> model = SentenceTransformer(modules=[router, Normalize()])
-        >>> model.encode_query("capital of France?").shape
+        >>> model.encode_query("capital of France?").shape  # through the static embedding
+        (32,)
+        >>> model.encode_document(["Paris is the capital of France."]).shape  # through the transformer
+        (1, 32)
     """
 
     config_keys: list[str] = ["default_route", "allow_empty_key", "route_mappings"]
@@ -87,7 +95,7 @@ class Router(InputModule):
             for (task, modality), route in (route_mappings or {}).items()
         }
         # ``task`` and ``modality``, plus the ``encode`` keywords any routed module takes.
-        routed = {kw for route in self.sub_modules.values() for m in route for kw in getattr(m, "forward_kwargs", ())}
+        routed = {kw for route in self._routes().values() for m in route for kw in getattr(m, "forward_kwargs", ())}
         self.forward_kwargs: set[str] = {"task", "modality"} | routed
 
     @classmethod
@@ -134,10 +142,14 @@ class Router(InputModule):
             routes.append(f"(task={task!r}, modality={shown!r})")
         return ", ".join(routes)
 
+    def _routes(self) -> dict[str, nn.Sequential]:
+        """The modules of each route, by route name (``__init__`` makes every route an ``nn.Sequential``)."""
+        return cast("dict[str, nn.Sequential]", dict(self.sub_modules.items()))
+
     @property
     def modalities(self) -> list[Modality]:
         """Every modality some route's input module takes."""
-        found = {m for route in self.sub_modules.values() for m in getattr(route[0], "modalities", ["text"])}
+        found = {m for route in self._routes().values() for m in getattr(route[0], "modalities", ["text"])}
         return sorted(found, key=str)
 
     def preprocess(
@@ -146,8 +158,13 @@ class Router(InputModule):
         prompt: str | None = None,
         task: str | None = None,
         modality: Modality | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> dict[str, Any]:
+        """Features from the input module of the route that ``task`` and the inputs' modality pick.
+
+        Legacy Asym inputs (``[{"query": text}, ...]``) name the task in their key.
+
+        """
         if inputs and isinstance(inputs[0], dict) and task is None:
             keys = {key for item in inputs for key in item}
             if not keys & MODALITY_KEYS:  # legacy Asym input: [{"query": text}, ...]
@@ -160,27 +177,31 @@ class Router(InputModule):
                 modality = infer_batch_modality(inputs, self.modalities)
             except ValueError:
                 modality = None
-        route = self.resolve_route(task, modality)
-        first = self.sub_modules[route][0]
-        features = first.preprocess(inputs, prompt=prompt, task=task, **kwargs)
+        first: Any = self._routes()[self.resolve_route(task, modality)][0]  # the route's input module
+        features: dict[str, Any] = first.preprocess(inputs, prompt=prompt, task=task, **kwargs)
         features["task"] = task
         if modality is not None:
             features["modality"] = modality
         return features
 
-    def forward(self, features: dict[str, Any], task: str | None = None, modality: Modality | None = None, **kwargs):
+    def forward(
+        self, features: dict[str, Any], task: str | None = None, modality: Modality | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run the features through the modules of their route (task and modality from the features)."""
         task = task if task is not None else features.get("task")
         modality = modality if modality is not None else features.get("modality")
         kwargs.update(task=task, modality=modality)
-        for module in self.sub_modules[self.resolve_route(task, modality)]:
-            accepted = getattr(module, "forward_kwargs", set())
+        for module in self._routes()[self.resolve_route(task, modality)]:
+            accepted: set[str] = getattr(module, "forward_kwargs", set())
             features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
         return features
 
     # ----- model-facing properties ------------------------------------------------------------------------
     def get_embedding_dimension(self) -> int | None:
-        dimensions = []
-        for route in self.sub_modules.values():
+        """The output width of the routes (the first, when they differ), or None."""
+        dimensions: list[int | None] = []
+        module: Any  # any nn.Module; its class may define get_embedding_dimension
+        for route in self._routes().values():
             for module in reversed(list(route)):
                 if callable(getattr(type(module), "get_embedding_dimension", None)):
                     dimensions.append(module.get_embedding_dimension())
@@ -190,38 +211,41 @@ class Router(InputModule):
         return dimensions[0] if dimensions else None
 
     @property
-    def tokenizer(self):
-        return next((t for r in self.sub_modules.values() if (t := getattr(r[0], "tokenizer", None)) is not None), None)
+    def tokenizer(self) -> Any:
+        """The first route's tokenizer, or None; it cannot be set on the Router."""
+        return next((t for r in self._routes().values() if (t := getattr(r[0], "tokenizer", None)) is not None), None)
 
     @tokenizer.setter
-    def tokenizer(self, value) -> None:
+    def tokenizer(self, value: Any) -> None:
         if value is not None:
             raise AttributeError("A Router has one tokenizer per route; set it on the route's input module.")
 
     @property
     def max_seq_length(self) -> int | None:
-        lengths = {
-            length for route in self.sub_modules.values() if (length := getattr(route[0], "max_seq_length", None))
-        }
+        """The longest token limit among the routes; setting it sets every route's."""
+        lengths = {length for route in self._routes().values() if (length := getattr(route[0], "max_seq_length", None))}
         return max(lengths) if lengths else None
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        for route in self.sub_modules.values():
-            if hasattr(route[0], "max_seq_length"):
+        first: Any  # a route's input module, whatever its class
+        for first in (route[0] for route in self._routes().values()):
+            if hasattr(first, "max_seq_length"):
                 try:
-                    route[0].max_seq_length = value
+                    first.max_seq_length = value
                 except AttributeError:  # a read-only max_seq_length (StaticEmbedding)
                     pass
 
     def on_model_ready(self, model: Any) -> None:
-        for route in self.sub_modules.values():
+        """Pass the model-ready hook on to every routed module."""
+        for route in self._routes().values():
             for module in route:
                 hook = getattr(module, "on_model_ready", None)
                 if callable(hook):
                     hook(model)
 
     def get_config_dict(self) -> dict[str, Any]:
+        """The Router's own settings (its routes are saved as modules of their own)."""
         return {
             "default_route": self.default_route,
             "allow_empty_key": self.allow_empty_key,
@@ -232,6 +256,7 @@ class Router(InputModule):
         return nn.Module.__repr__(self)
 
     def extra_repr(self) -> str:
+        """The default route and route mappings, for ``print(model)``."""
         parts = [f"default_route={self.default_route!r}"] if self.default_route is not None else []
         if self.route_mappings:
             parts.append(f"route_mappings={self.route_mappings}")
@@ -239,11 +264,12 @@ class Router(InputModule):
 
     # ----- persistence ------------------------------------------------------------------------------------
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Save every routed module into its own subfolder and the routes into ``router_config.json``."""
         legacy_layout = bool(kwargs.get("legacy_layout"))
         types: dict[str, str] = {}
         structure: dict[str, list[str]] = {}
         ids: dict[int, str] = {}
-        for name, route in self.sub_modules.items():
+        for name, route in self._routes().items():
             structure[name] = []
             for index, module in enumerate(route):
                 if id(module) not in ids:  # a module shared by two routes is saved once
@@ -263,8 +289,10 @@ class Router(InputModule):
 
     @classmethod
     def load(cls, model_name_or_path: str | os.PathLike[str], subfolder: str = "", **kwargs: Any) -> Router:
-        """Load ``router_config.json`` (or a legacy Asym ``config.json``) and every routed module, with the
-        options the model loads with (``load_options``, or the plain keywords)."""
+        """Load ``router_config.json`` (or a legacy Asym ``config.json``) and every routed module.
+
+        The routed modules load with the options the model loads with (``load_options``, or the plain keywords).
+        """
         options = LoadOptions.from_load_kwargs(kwargs)
         folder = module_dir(model_name_or_path, subfolder)
         config_name = cls.config_file_name if (folder / cls.config_file_name).is_file() else "config.json"
@@ -296,7 +324,7 @@ class Router(InputModule):
 
 def _parse_route_mappings(raw: dict[str, str], file: Path) -> dict[RouteKey, str]:
     """Keys are written as Python tuple literals, e.g. "('query', None)"; parsed as literals, never evaluated."""
-    parsed = {}
+    parsed: dict[RouteKey, str] = {}
     for key, route in raw.items():
         try:
             value = ast.literal_eval(key)

@@ -28,7 +28,8 @@ class StaticEmbedding(InputModule):
         embedding_dim: Width of a new random table.
 
     Example:
-        >>> static = StaticEmbedding.from_model2vec("path/to/potion-base-8M")
+        >>> from embedstack import SentenceTransformer
+        >>> static = StaticEmbedding.from_model2vec(model2vec_path)  # e.g. a download of potion-base-8M
         >>> SentenceTransformer(modules=[static]).encode(["fast"]).shape
         (1, 256)
     """
@@ -66,17 +67,21 @@ class StaticEmbedding(InputModule):
 
     @property
     def num_embeddings(self) -> int:
+        """The vocabulary size of the table."""
         return self.embedding.num_embeddings
 
     @property
     def embedding_dim(self) -> int:
+        """The width of the table."""
         return self.embedding.embedding_dim
 
     @property
     def max_seq_length(self) -> float:
+        """No limit: every token of an input is averaged."""
         return math.inf
 
-    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Token ids of all inputs, concatenated, with each input's offset."""
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         ids = [encoding.ids for encoding in self.tokenizer.encode_batch(list(inputs), add_special_tokens=False)]
@@ -84,25 +89,29 @@ class StaticEmbedding(InputModule):
         input_ids = torch.tensor([token for row in ids for token in row], dtype=torch.long)  # (total_tokens,)
         return {"input_ids": input_ids, "offsets": offsets}
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``sentence_embedding``: the mean of each input's token rows."""
         features["sentence_embedding"] = self.embedding(features["input_ids"], features["offsets"])  # (batch, dim)
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The width of the table."""
         return self.embedding_dim
 
     def get_config_dict(self) -> dict[str, Any]:
+        """Nothing: the table and the tokenizer hold all."""
         return {}
 
     def __repr__(self) -> str:
         return f"StaticEmbedding({{'num_embeddings': {self.num_embeddings}, 'embedding_dim': {self.embedding_dim}}})"
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the table and ``tokenizer.json``."""
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
         self.tokenizer.save(str(Path(output_path) / TOKENIZER_FILE))
 
     @classmethod
-    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs) -> StaticEmbedding:
+    def load(cls, model_name_or_path: str | os.PathLike[str], subfolder: str = "", **kwargs: Any) -> StaticEmbedding:
         """Load a folder written by sentence-transformers (``embedding.weight``) or model2vec (``embeddings``)."""
         from tokenizers import Tokenizer
 
@@ -132,7 +141,7 @@ class StaticEmbedding(InputModule):
         return cls(tokenizer, embedding_weights=table)
 
     @classmethod
-    def from_model2vec(cls, model_id_or_path: str | os.PathLike) -> StaticEmbedding:
+    def from_model2vec(cls, model_id_or_path: str | os.PathLike[str]) -> StaticEmbedding:
         """From a model2vec folder (``model.safetensors`` + ``tokenizer.json``); model2vec itself is not needed."""
         module = cls.load(model_id_or_path)
         module.base_model = str(model_id_or_path)

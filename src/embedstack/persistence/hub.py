@@ -66,6 +66,7 @@ class HubOptions:
 
     @property
     def cache_dir(self) -> str | None:
+        """The Hub cache folder to use, or None for huggingface_hub's."""
         return self.cache_folder or os.environ.get("SENTENCE_TRANSFORMERS_HOME")
 
 
@@ -106,8 +107,9 @@ def select_model_files(files: list[str], *, backend: str = "torch") -> list[str]
 def resolve_model_path(
     model_name_or_path: str | os.PathLike[str], options: HubOptions | None = None, *, backend: str = "torch"
 ) -> Path:
-    """A local model folder for a path or a Hub id: downloads the files a load with ``backend`` reads into the
-    Hub cache (or finds them there).
+    """A local model folder for a path or a Hub id.
+
+    Downloads the files a load with ``backend`` reads into the Hub cache (or finds them there).
 
     Raises:
         NotADirectoryError: The path is an existing file.
@@ -130,8 +132,11 @@ def resolve_model_path(
 
 
 def resolve_code_repo(repo_id: str, options: HubOptions | None = None) -> Path:
-    """A local folder with the Python files of the Hub repository ``repo_id`` (for ``{repo_id}--module.Class``
-    module types), fetched with the model's token, cache folder and offline setting, at ``code_revision``."""
+    """A local folder with the Python files of the Hub repository ``repo_id``.
+
+    For ``{repo_id}--module.Class`` module types; fetched with the model's token, cache folder and offline setting,
+    at ``code_revision``.
+    """
     options = options or HubOptions()
     return _download(repo_id, options, lambda files: [f for f in files if f.endswith(".py")], options.code_revision)
 
@@ -143,15 +148,19 @@ def _download(
     from huggingface_hub.constants import is_offline_mode
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    common = {"cache_dir": options.cache_dir, "token": options.token}
+    cache_dir, token = options.cache_dir, options.token
     try:
         if options.local_files_only or is_offline_mode():
-            folder = snapshot_download(repo_id, revision=revision, local_files_only=True, **common)
+            folder = snapshot_download(
+                repo_id, revision=revision, local_files_only=True, cache_dir=cache_dir, token=token
+            )
         else:
             # List the repository at one commit, then fetch only the files the load reads, at that commit.
             info = HfApi().model_info(repo_id, revision=revision, token=options.token)
             wanted = [glob.escape(file) for file in select([sibling.rfilename for sibling in info.siblings or []])]
-            folder = snapshot_download(repo_id, revision=info.sha or revision, allow_patterns=wanted, **common)
+            folder = snapshot_download(
+                repo_id, revision=info.sha or revision, allow_patterns=wanted, cache_dir=cache_dir, token=token
+            )
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
         raise ModelNotFoundError(
             f"Model {repo_id!r} is not a local folder and could not be had from the Hugging Face Hub "
@@ -176,8 +185,10 @@ class HubUpload:
 
 
 def repo_has_file(upload: HubUpload, filename: str) -> bool:
-    """Whether the repository already holds ``filename`` (False when it does not exist yet). When the Hub cannot
-    tell, True: an existing model card is never overwritten by mistake."""
+    """Whether the repository already holds ``filename`` (False when the repository does not exist yet).
+
+    When the Hub cannot tell, True: an existing model card is never overwritten by mistake.
+    """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
@@ -191,8 +202,11 @@ def repo_has_file(upload: HubUpload, filename: str) -> bool:
 
 
 def push_folder(folder: Path, upload: HubUpload, *, model_repr: str) -> str:
-    """Upload the saved model ``folder`` to ``upload.repo_id`` (created if needed); returns the commit URL, or the
-    pull request's with ``create_pr``."""
+    """Upload the saved model ``folder`` to ``upload.repo_id``, creating the repository if needed.
+
+    Returns:
+        The commit URL, or the pull request's with ``create_pr``.
+    """
     from huggingface_hub import HfApi
 
     api = HfApi(token=upload.token)

@@ -74,6 +74,7 @@ def read_modules_json(folder: Path) -> list[ModuleEntry] | None:
 
 
 def write_modules_json(folder: Path, entries: list[dict[str, Any]]) -> None:
+    """Write ``modules.json`` into ``folder``."""
     write_json(folder / MODULES_FILE, entries)
 
 
@@ -149,7 +150,7 @@ def model_config_dict(
         "transformers": _version("transformers"),
         "pytorch": _version("torch"),
     }
-    config = {
+    config: dict[str, Any] = {
         "__version__": versions,
         "model_type": MODEL_TYPE,
         "prompts": prompts,
@@ -162,6 +163,7 @@ def model_config_dict(
 
 
 def write_model_config(folder: Path, config: dict[str, Any]) -> None:
+    """Write ``config_sentence_transformers.json`` into ``folder`` (keys sorted)."""
     write_json(folder / MODEL_CONFIG_FILE, config, sort_keys=True)
 
 

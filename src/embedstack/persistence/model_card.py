@@ -42,9 +42,11 @@ class ModelCardData:
     base_model: str | None = field(default=None, init=False)
 
     def set_model_id(self, model_id: str) -> None:
+        """Record the Hub id the model is published under."""
         self.model_id = model_id
 
     def set_base_model(self, model_id: str, revision: str | None = None) -> None:
+        """Record the model this one was fine-tuned from."""
         self.base_model = model_id
 
     def metadata_lines(self) -> list[str]:
@@ -61,8 +63,11 @@ class ModelCardData:
 
 
 def model_card_text(model: Any, *, model_name: str | None = None, loaded_card: str | None = None) -> str:
-    """A loaded model's own card (with the model id filled in), or a new card describing the model (an empty
-    loaded card counts as none)."""
+    """The README.md text for ``model``.
+
+    A loaded model's own card (with the model id filled in), or, when there is none (or it is empty), a new card
+    describing the model.
+    """
     data: ModelCardData = getattr(model, "model_card_data", None) or ModelCardData()
     model_id = model_name or data.model_id or "sentence_transformers_model_id"
     if loaded_card:

@@ -45,7 +45,8 @@ class BoW(InputModule):
         self.weights = [weights.get(word, weights.get(word.lower(), unknown_word_weight)) for word in self.vocab]
         self.tokenizer = WhitespaceTokenizer(self.vocab, stop_words=(), do_lower_case=False)
 
-    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The (weighted) word counts of each text, as ``sentence_embedding``."""
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         vectors = torch.zeros(len(inputs), len(self.vocab), dtype=torch.float32)  # (batch, vocab)
@@ -57,11 +58,14 @@ class BoW(InputModule):
                     vectors[row, token] = self.weights[token]
         return {"sentence_embedding": vectors}
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Return ``features`` as they are: :meth:`preprocess` already wrote the embedding."""
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The vocabulary size."""
         return len(self.vocab)
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config (the vocabulary and weights are in it)."""
         self.save_config(output_path)

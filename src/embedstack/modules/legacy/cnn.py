@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -30,8 +31,8 @@ class CNN(ModuleWithWeights):
         self,
         in_embedding_dimension: int,
         out_channels: int = 256,
-        kernel_sizes: list[int] = (1, 3, 5),
-        stride_sizes: list[int] | None = None,
+        kernel_sizes: Sequence[int] = (1, 3, 5),
+        stride_sizes: Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -50,11 +51,13 @@ class CNN(ModuleWithWeights):
             for kernel, stride in zip(kernel_sizes, stride_sizes)
         )
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Replace ``token_embeddings`` by the concatenated convolution outputs."""
         channels_first = features["token_embeddings"].transpose(1, -1)  # (batch, dim, seq)
         out = torch.cat([conv(channels_first) for conv in self.convs], 1)  # (batch, convs * out_channels, seq)
         features["token_embeddings"] = out.transpose(1, -1)  # (batch, seq, convs * out_channels)
         return features
 
     def get_embedding_dimension(self) -> int:
+        """Output channels times the number of kernel sizes."""
         return self.out_channels * len(self.kernel_sizes)

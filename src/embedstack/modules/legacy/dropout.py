@@ -23,9 +23,11 @@ class Dropout(Module):
         self.dropout = dropout
         self.dropout_layer = nn.Dropout(dropout)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Apply dropout to ``sentence_embedding`` (a no-op in eval mode)."""
         features["sentence_embedding"] = self.dropout_layer(features["sentence_embedding"])
         return features
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config."""
         self.save_config(output_path)

@@ -21,9 +21,11 @@ class LayerNorm(ModuleWithWeights):
         self.dimension = dimension
         self.norm = nn.LayerNorm(dimension)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Normalize ``sentence_embedding``."""
         features["sentence_embedding"] = self.norm(features["sentence_embedding"])
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The normalized width."""
         return self.dimension

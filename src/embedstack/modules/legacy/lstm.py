@@ -51,7 +51,8 @@ class LSTM(ModuleWithWeights):
             batch_first=True,
         )
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Replace ``token_embeddings`` by the LSTM outputs (padded back to the batch's width)."""
         lengths = torch.clamp(features["sentence_lengths"], min=1).cpu()  # (batch,)
         packed = nn.utils.rnn.pack_padded_sequence(
             features["token_embeddings"], lengths, batch_first=True, enforce_sorted=False
@@ -61,4 +62,5 @@ class LSTM(ModuleWithWeights):
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The hidden size, doubled when bidirectional."""
         return self.hidden_dim * (2 if self.bidirectional else 1)

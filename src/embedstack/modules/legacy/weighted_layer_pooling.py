@@ -40,7 +40,8 @@ class WeightedLayerPooling(ModuleWithWeights):
             layer_weights = torch.ones(num_hidden_layers + 1 - layer_start)
         self.layer_weights = layer_weights if isinstance(layer_weights, nn.Parameter) else nn.Parameter(layer_weights)
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Replace ``token_embeddings`` by the weighted mean of the layers from ``layer_start``."""
         layers = features.get("all_layer_embeddings")
         if layers is None:
             return features
@@ -50,4 +51,5 @@ class WeightedLayerPooling(ModuleWithWeights):
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The width of the token embeddings."""
         return self.embedding_dimension

@@ -66,9 +66,11 @@ class WordEmbeddings(InputModule):
 
     @property
     def tokenizer_class(self) -> str:
+        """The dotted name of the tokenizer's class, as ``wordembedding_config.json`` records it."""
         return tokenizer_class_name(self.tokenizer)
 
-    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs) -> dict[str, Any]:
+    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Word ids of each text (at most ``max_seq_length``), padded, with their lengths."""
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         ids = [self.tokenizer.tokenize(text)[: self.max_seq_length] for text in inputs]
@@ -85,21 +87,25 @@ class WordEmbeddings(InputModule):
             "sentence_lengths": torch.tensor(lengths, dtype=torch.long),
         }
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``token_embeddings``: the table rows of the word ids."""
         features["token_embeddings"] = self.emb_layer(features["input_ids"])  # (batch, seq, dim)
         features["cls_token_embeddings"] = None
         return features
 
     def get_embedding_dimension(self) -> int:
+        """The width of the embedding table."""
         return self.emb_layer.embedding_dim
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config, the table and the tokenizer."""
         self.save_config(output_path)
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
         self.tokenizer.save(output_path)
 
     @classmethod
-    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs) -> WordEmbeddings:
+    def load(cls, model_name_or_path: str | os.PathLike, subfolder: str = "", **kwargs: Any) -> WordEmbeddings:
+        """Build the module from its config, its tokenizer's file and its table."""
         folder = module_dir(model_name_or_path, subfolder)
         config = cls.load_config(model_name_or_path, subfolder=subfolder)
         tokenizer_cls = _tokenizer_class(config.pop("tokenizer_class", None), folder, kwargs)
@@ -160,8 +166,11 @@ class WordEmbeddings(InputModule):
         return cls(tokenizer=tokenizer, embedding_weights=np.asarray(vectors), update_embeddings=update_embeddings)
 
 
-def _tokenizer_class(name: Any, folder: Path, kwargs: dict[str, Any]) -> type:
-    """The tokenizer class ``wordembedding_config.json`` names; code outside embedstack needs trust."""
+def _tokenizer_class(name: Any, folder: Path, kwargs: dict[str, Any]) -> type[Any]:
+    """The tokenizer class ``wordembedding_config.json`` names; code outside embedstack needs trust.
+
+    A trusted class from elsewhere need not subclass :class:`WordTokenizer`; it needs a ``load(path)``.
+    """
     if name in TOKENIZER_CLASS_NAMES:
         return TOKENIZER_CLASS_NAMES[name]
     where = f"{folder / WordEmbeddings.config_file_name} key 'tokenizer_class'"

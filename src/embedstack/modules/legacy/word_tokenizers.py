@@ -24,20 +24,25 @@ class WordTokenizer(ABC):
     """Maps a text to a list of vocabulary ids; saved as a JSON file by ``save`` and read back by ``load``."""
 
     @abstractmethod
-    def set_vocab(self, vocab: Iterable[str]) -> None: ...
+    def set_vocab(self, vocab: Iterable[str]) -> None:
+        """Replace the vocabulary; a word's id is its position."""
 
     @abstractmethod
-    def get_vocab(self) -> list[str]: ...
+    def get_vocab(self) -> list[str]:
+        """The vocabulary, in id order."""
 
     @abstractmethod
-    def tokenize(self, text: str, **kwargs) -> list[int]: ...
+    def tokenize(self, text: str, **kwargs: Any) -> list[int]:
+        """The vocabulary ids of the words of ``text`` (unknown words are dropped)."""
 
     @abstractmethod
-    def save(self, output_path: str) -> None: ...
+    def save(self, output_path: str) -> None:
+        """Write the tokenizer into the folder ``output_path``."""
 
     @staticmethod
     @abstractmethod
-    def load(input_path: str) -> WordTokenizer: ...
+    def load(input_path: str) -> WordTokenizer:
+        """Read a tokenizer saved by :meth:`save` from the folder ``input_path``."""
 
 
 class WhitespaceTokenizer(WordTokenizer):
@@ -53,10 +58,12 @@ class WhitespaceTokenizer(WordTokenizer):
         self.set_vocab(vocab)
 
     def set_vocab(self, vocab: Iterable[str]) -> None:
+        """Replace the vocabulary; a word's id is its position."""
         self.vocab = list(vocab)
         self.word2idx = {word: index for index, word in enumerate(self.vocab)}
 
     def get_vocab(self) -> list[str]:
+        """The vocabulary, in id order."""
         return self.vocab
 
     def _lookup(self, candidates: Iterable[str]) -> int | None:
@@ -68,7 +75,8 @@ class WhitespaceTokenizer(WordTokenizer):
                 return self.word2idx[token]
         return None
 
-    def tokenize(self, text: str, **kwargs) -> list[int]:
+    def tokenize(self, text: str, **kwargs: Any) -> list[int]:
+        """Split on whitespace and look each token up; stop words and unknown words are dropped."""
         if self.do_lower_case:
             text = text.lower()
         ids = []
@@ -83,11 +91,13 @@ class WhitespaceTokenizer(WordTokenizer):
         return {"vocab": self.vocab, "stop_words": sorted(self.stop_words), "do_lower_case": self.do_lower_case}
 
     def save(self, output_path: str) -> None:
+        """Write the vocabulary, stop words and casing to ``whitespacetokenizer_config.json``."""
         with open(Path(output_path) / self.config_file_name, "w", encoding="utf-8") as handle:
             json.dump(self._config(), handle)
 
     @classmethod
     def load(cls, input_path: str) -> WhitespaceTokenizer:
+        """Read the tokenizer from its JSON file in ``input_path``."""
         config = read_json(Path(input_path) / cls.config_file_name)
         return cls(**config)
 
@@ -110,6 +120,7 @@ class PhraseTokenizer(WhitespaceTokenizer):
         super().__init__(vocab, stop_words, do_lower_case)
 
     def set_vocab(self, vocab: Iterable[str]) -> None:
+        """Replace the vocabulary and note the phrases in it (words joined by ``ngram_separator``)."""
         super().set_vocab(vocab)
         sep = self.ngram_separator
         self.ngram_lookup = {
@@ -119,7 +130,8 @@ class PhraseTokenizer(WhitespaceTokenizer):
         }
         self.ngram_lengths = {word.count(sep) + 1 for word in self.ngram_lookup}
 
-    def tokenize(self, text: str, **kwargs) -> list[int]:
+    def tokenize(self, text: str, **kwargs: Any) -> list[int]:
+        """Tokenize with NLTK, merge known phrases (longest first), and look each token up."""
         try:
             from nltk import word_tokenize
         except ImportError:
@@ -156,26 +168,31 @@ class TransformersTokenizerWrapper(WordTokenizer):
         self.tokenizer = tokenizer
 
     def set_vocab(self, vocab: Iterable[str]) -> None:
+        """Do nothing: the Hugging Face tokenizer keeps its own vocabulary."""
         pass
 
     def get_vocab(self) -> list[str]:
+        """The Hugging Face tokenizer's vocabulary."""
         return list(self.tokenizer.get_vocab())
 
-    def tokenize(self, text: str, **kwargs) -> list[int]:
+    def tokenize(self, text: str, **kwargs: Any) -> list[int]:
+        """The Hugging Face tokenizer's ids for ``text``, special tokens included."""
         return self.tokenizer(text)["input_ids"]
 
     def save(self, output_path: str) -> None:
+        """Save the Hugging Face tokenizer into ``output_path``."""
         self.tokenizer.save_pretrained(output_path)
 
     @staticmethod
     def load(input_path: str) -> TransformersTokenizerWrapper:
+        """Load the Hugging Face tokenizer saved in ``input_path``."""
         from transformers import AutoTokenizer
 
         return TransformersTokenizerWrapper(AutoTokenizer.from_pretrained(input_path))
 
 
 # The names sentence-transformers writes (and has written) for each tokenizer, by our class.
-_SPELLINGS = {
+_SPELLINGS: dict[type[WordTokenizer], tuple[str, str]] = {
     WhitespaceTokenizer: ("whitespace", "WhitespaceTokenizer"),
     PhraseTokenizer: ("phrase", "PhraseTokenizer"),
     TransformersTokenizerWrapper: ("word", "WordTokenizer"),

@@ -39,7 +39,8 @@ class WordWeights(ModuleWithWeights):
         self.emb_layer = nn.Embedding(len(vocab), 1)
         self.emb_layer.load_state_dict({"weight": torch.tensor(weights, dtype=torch.float32).unsqueeze(1)})
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Scale each token embedding by its word's weight; add the weights' sum per input."""
         mask = features["attention_mask"].float()  # (batch, seq)
         token_weights = self.emb_layer(features["input_ids"]).squeeze(-1) * mask  # (batch, seq)
         features["token_embeddings"] = features["token_embeddings"] * token_weights.unsqueeze(-1)

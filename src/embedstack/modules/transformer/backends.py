@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from torch import nn
+from embedstack.modules.base import InputModule
 
 # folder -> an input module that runs it, or None when this backend cannot run that folder exactly.
-BackendFactory = Callable[[Path], nn.Module | None]
+BackendFactory = Callable[[Path], InputModule | None]
 
 _BACKENDS: dict[str, BackendFactory] = {}
 _RUNS: dict[str, str] = {}
 
 
 def register_backend(name: str, factory: BackendFactory, *, runs: str) -> None:
-    """Make ``backend=name`` load Transformer folders through ``factory``; ``runs`` says which folders it takes
-    (shown when it is asked for a folder it cannot run)."""
+    """Make ``backend=name`` load Transformer folders through ``factory``.
+
+    ``runs`` says which folders it takes (shown when it is asked for a folder it cannot run).
+    """
     if name in ("torch", "auto"):
         raise ValueError(f"Backend name {name!r} is reserved.")
     _BACKENDS[name] = factory
@@ -33,7 +35,7 @@ def backend_names() -> list[str]:
     return ["torch", "auto", *_BACKENDS]
 
 
-def backend_module(folder: Path, backend: str, *, hf_kwargs_given: bool) -> nn.Module | None:
+def backend_module(folder: Path, backend: str, *, hf_kwargs_given: bool) -> InputModule | None:
     """The input module ``backend`` runs ``folder`` with, or None to use the Transformer module (torch).
 
     Raises:
@@ -53,7 +55,7 @@ def backend_module(folder: Path, backend: str, *, hf_kwargs_given: bool) -> nn.M
     return module
 
 
-def _first_module(folder: Path, names: list[str]) -> nn.Module | None:
+def _first_module(folder: Path, names: list[str]) -> InputModule | None:
     for name in names:
         module = _BACKENDS[name](folder)
         if module is not None:

@@ -41,8 +41,10 @@ def restore_suffix(
     render: Callable[[list[dict]], list[int]],
     cache: dict[str, list[int]],
 ) -> None:
-    """Overwrite the tail of each truncated row of ``features["input_ids"]`` (in place) with the template's
-    closing tokens. ``render`` tokenizes one conversation without padding or truncation."""
+    """Overwrite the tail of each truncated row of ``features["input_ids"]`` with the template's closing tokens.
+
+    Works in place. ``render`` tokenizes one conversation without padding or truncation.
+    """
     ids, mask = features.get("input_ids"), features.get("attention_mask")
     if not isinstance(ids, torch.Tensor) or not isinstance(mask, torch.Tensor) or ids.ndim != 2:
         return

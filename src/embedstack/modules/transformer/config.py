@@ -1,5 +1,8 @@
-"""What a Transformer module's ``sentence_bert_config.json`` may say: its file names over the years, renamed keys,
-and the Hugging Face keyword arguments a file may never set. Read by the Transformer and the native backend."""
+"""What a Transformer module's ``sentence_bert_config.json`` may say.
+
+Its file names over the years, renamed keys, and the Hugging Face keyword arguments a file may never set. Read
+by the Transformer and the native backend.
+"""
 
 from __future__ import annotations
 

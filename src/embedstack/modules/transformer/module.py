@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from embedstack.errors import ModelFormatError
+from embedstack.errors import ModelFormatError, UnsupportedModalityError
 from embedstack.inputs import Modality
 from embedstack.modules.base import InputModule, check_feature_name, module_dir
 from embedstack.modules.transformer.backends import backend_module
@@ -65,9 +65,12 @@ class Transformer(InputModule):
         do_lower_case: Lowercase inputs before tokenizing (legacy option).
 
     Example:
-        >>> transformer = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=256)
-        >>> transformer.get_embedding_dimension()
-        384
+        >>> transformer = Transformer(tiny_bert_path, max_seq_length=64)  # a folder (or Hub id) of a BERT
+        >>> transformer.get_embedding_dimension(), transformer.max_seq_length
+        (32, 64)
+        >>> features = transformer.preprocess(["Hello world"])  # [CLS] hello world [SEP]
+        >>> transformer(features)["token_embeddings"].shape
+        torch.Size([1, 4, 32])
     """
 
     config_file_name = "sentence_bert_config.json"
@@ -155,15 +158,18 @@ class Transformer(InputModule):
         self._configure_tokenizer(processor_kwargs, do_lower_case)
 
         if modality_config is None:
-            modality_config, inferred_output_name = infer_modality_config(self.model, self.processor)
+            inferred_config, inferred_output_name = infer_modality_config(self.model, self.processor)
+            self.modality_config = validate_modality_config(inferred_config, self.model)
             module_output_name = module_output_name or inferred_output_name
-        self.modality_config = validate_modality_config(modality_config, self.model)
+        else:
+            self.modality_config = validate_modality_config(modality_config, self.model)
         check_feature_name("Transformer", "module_output_name", module_output_name, optional=True)
         self.module_output_name = module_output_name or "token_embeddings"
 
     # ----- properties -------------------------------------------------------------------------------------
     @property
     def auto_model(self) -> torch.nn.Module:
+        """The Hugging Face backbone (the name sentence-transformers uses)."""
         return self.model
 
     @property
@@ -179,16 +185,18 @@ class Transformer(InputModule):
         return getattr(self.processor, "tokenizer", None)
 
     @tokenizer.setter
-    def tokenizer(self, value) -> None:
+    def tokenizer(self, value: Any) -> None:
         if hasattr(self, "processor"):
             self.processor = value
 
     @property
     def modalities(self) -> list[str | tuple[str, ...]]:
+        """The modalities of ``modality_config``."""
         return list(self.modality_config)
 
     @property
-    def max_seq_length(self) -> int:
+    def max_seq_length(self) -> int | None:
+        """The tokenizer's ``model_max_length`` (without a tokenizer, the position limit)."""
         if self.tokenizer is not None:
             return self.tokenizer.model_max_length
         return getattr(self.config, "max_position_embeddings", None)
@@ -205,6 +213,7 @@ class Transformer(InputModule):
         return list(processor_modalities(processor))
 
     def get_embedding_dimension(self) -> int | None:
+        """The backbone's hidden size, read from its config (or its text config)."""
         for config in (self.config, getattr(self.config, "text_config", None)):
             if config is None:
                 continue
@@ -242,10 +251,10 @@ class Transformer(InputModule):
         if "message" in self.modality_config or not is_text_batch(inputs):
             merged = self._merged_processing_kwargs(processing_kwargs)
             text_kwargs = self._tokenizer_kwargs(task, merged, kwargs)
-            features = preprocess_multimodal(self, inputs, prompt, merged, text_kwargs, modality=modality)
-            if prompt and features["modality"] == "text":
-                features["prompt_length"] = self._prompt_length(prompt, text_kwargs)
-            return features
+            multimodal = preprocess_multimodal(self, inputs, prompt, merged, text_kwargs, modality=modality)
+            if prompt and multimodal["modality"] == "text":
+                multimodal["prompt_length"] = self._prompt_length(prompt, text_kwargs)
+            return multimodal
         texts, pairs = split_text_inputs(inputs, self.modalities)
         if prompt:
             texts = [prompt + text for text in texts]
@@ -269,7 +278,7 @@ class Transformer(InputModule):
         *,
         task: str | None = None,
         processing_kwargs: dict[str, Any] | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> TokenizedTexts | None:
         """Tokenize without padding, for the engine to batch by length; None when :meth:`preprocess` must be used.
 
@@ -311,9 +320,14 @@ class Transformer(InputModule):
             tokenized, indices, pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id, left=left
         )
 
-    def _tokenizer_kwargs(self, task: str | None, merged: dict[str, dict[str, Any]], extra: dict[str, Any]):
-        """Tokenizer settings: padding/truncation defaults, the task's max_length, then ``merged`` processing
-        kwargs (see :meth:`_merged_processing_kwargs`) "common" and "text" sections."""
+    def _tokenizer_kwargs(
+        self, task: str | None, merged: dict[str, dict[str, Any]], extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The tokenizer settings for one call.
+
+        Padding and truncation defaults, the task's max_length, then the "common" and "text" sections of the
+        ``merged`` processing kwargs (see :meth:`_merged_processing_kwargs`).
+        """
         call_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first", "return_tensors": "pt"}
         length = {"query": self.query_length, "document": self.document_length}.get(task or "")
         if length is not None:
@@ -350,9 +364,15 @@ class Transformer(InputModule):
         return self._prompt_lengths[key]
 
     # ----- forward ----------------------------------------------------------------------------------------
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Run the backbone method of the features' modality; write its output to ``module_output_name``."""
         modality = features.get("modality", "text")
         settings = self.modality_config.get(modality) or self.modality_config.get("text")
+        if settings is None:
+            raise UnsupportedModalityError(
+                f"The Transformer module has no modality_config entry for {modality!r} inputs; it takes "
+                f"{', '.join(map(str, self.modality_config))}."
+            )
         method = getattr(self.model, settings["method"])
         params = self._forward_params if settings["method"] == "forward" else set(inspect.signature(method).parameters)
         model_inputs = {key: value for key, value in features.items() if key in params and key != "modality"}
@@ -388,6 +408,7 @@ class Transformer(InputModule):
 
     # ----- persistence ------------------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
+        """The config, without the keys a default value leaves out of the file."""
         config = super().get_config_dict()
         config["modality_config"] = {join_modality(key): value for key, value in self.modality_config.items()}
         if not self.processing_kwargs:
@@ -407,6 +428,7 @@ class Transformer(InputModule):
         }
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the backbone, its processor and ``sentence_bert_config.json``."""
         self.model.save_pretrained(output_path)
         self.processor.save_pretrained(output_path)
         self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
@@ -491,8 +513,11 @@ def _hf_kwargs(
     config_kwargs: dict[str, Any] | None,
     legacy_kwargs: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The three Hugging Face kwargs dicts, with old constructor arguments (``model_args``, ``tokenizer_args``,
-    ``config_args``, ``tokenizer_kwargs``, ``cache_dir``) folded in through the same renames as config files."""
+    """The three Hugging Face kwargs dicts, with old constructor arguments folded in.
+
+    ``model_args``, ``tokenizer_args``, ``config_args``, ``tokenizer_kwargs`` and ``cache_dir`` go through the same
+    renames as config files.
+    """
     cache_dir = legacy_kwargs.pop("cache_dir", None)
     renamed = rename_legacy_keys(legacy_kwargs)
     unknown = sorted(set(renamed) - set(KWARGS_DICTS))

@@ -44,18 +44,23 @@ def processor_modalities(processor: Any) -> list[str]:
     from transformers import FeatureExtractionMixin, ImageProcessingMixin, PreTrainedTokenizerBase, ProcessorMixin
 
     if isinstance(processor, ProcessorMixin):
-        parts = processor.get_attributes() if hasattr(processor, "get_attributes") else processor.attributes
+        # Older transformers releases list the parts in a class attribute instead of get_attributes().
+        parts = processor.get_attributes() if hasattr(processor, "get_attributes") else processor.attributes  # type: ignore[attr-defined]
         return [modality for part, modality in _PROCESSOR_PARTS.items() if part in parts]
+    video_processor: type | tuple[()]
     try:
         from transformers import BaseVideoProcessor
+
+        video_processor = BaseVideoProcessor
     except ImportError:  # pragma: no cover - older transformers
-        BaseVideoProcessor = ()  # noqa: N806
-    for modality, kind in (
+        video_processor = ()
+    kinds: tuple[tuple[str, type | tuple[()]], ...] = (
         ("text", PreTrainedTokenizerBase),
         ("audio", FeatureExtractionMixin),
-        ("video", BaseVideoProcessor),
+        ("video", video_processor),
         ("image", ImageProcessingMixin),
-    ):
+    )
+    for modality, kind in kinds:
         if kind and isinstance(processor, kind):
             return [modality]
     return []
@@ -167,9 +172,11 @@ def parse_inputs(
 
 
 def _unwrap_audio(item: Any, extra: dict[str, dict[str, Any]]) -> Any:
-    """The waveform of an audio input (a ``{"array", "sampling_rate"}`` dict records its rate in ``extra``);
-    torch tensors become numpy arrays, which feature extractors take (sentence-transformers passes them on and
-    the feature extractor fails)."""
+    """The waveform of an audio input; a ``{"array", "sampling_rate"}`` dict records its rate in ``extra``.
+
+    Torch tensors become numpy arrays, which feature extractors take (sentence-transformers passes them on and
+    the feature extractor fails).
+    """
     if hasattr(item, "detach") and hasattr(item, "numpy"):
         return item.detach().cpu().numpy()
     if isinstance(item, dict) and "array" in item:
@@ -189,7 +196,7 @@ def to_message(typed: dict[str, Any], style: MessageFormat, role: str = "user") 
     """One user message holding ``typed`` ({modality: value}); flat content when there is a single value."""
     if style == "flat" and len(typed) == 1:
         return [{"role": role, "content": next(iter(typed.values()))}]
-    content = []
+    content: list[dict[str, Any]] = []
     for modality, value in typed.items():
         items = list(value) if modality in MODALITY_KEYS and isinstance(value, (list, tuple)) else [value]
         content.extend({"type": modality, modality: item} for item in items)
@@ -204,6 +211,7 @@ def batch_to_messages(modality: Modality, values: dict[str, list], style: Messag
 
 
 def with_system_prompt(conversations: list[list[dict]], prompt: str, style: MessageFormat) -> list[list[dict]]:
+    """Each conversation with ``prompt`` as a system message in front."""
     content: Any = prompt if style == "flat" else [{"type": "text", "text": prompt}]
     return [[{"role": "system", "content": content}, *conversation] for conversation in conversations]
 
@@ -246,7 +254,8 @@ def apply_chat_template(
     from transformers import ProcessorMixin
 
     if isinstance(processor, ProcessorMixin):
-        return processor.apply_chat_template(
+        # transformers annotates this "-> str", but with tokenize=True and return_dict=True it returns a BatchFeature.
+        return processor.apply_chat_template(  # type: ignore[return-value]
             conversations,
             tokenize=True,
             return_dict=True,
@@ -300,15 +309,41 @@ def preprocess_multimodal(
     *,
     modality: Modality | None = None,
 ) -> dict[str, Any]:
-    """Features for a batch that is not plain text (or for any batch of a chat model), as sentence-transformers
-    6.2 builds them. ``text_kwargs`` are the tokenizer settings (padding, truncation, max_length, ...);
-    ``modality``, when given, is the batch's already decided modality."""
+    """Features for a batch that is not plain text (or for any batch of a chat model).
+
+    Built as sentence-transformers 6.2 builds them. ``text_kwargs`` are the tokenizer settings (padding,
+    truncation, max_length, ...); ``modality``, when given, is the batch's already decided modality.
+    """
     supported = list(module.modality_config)
     style = module.modality_config.get("message", {}).get("format", "structured")
     modality, values, extra = parse_inputs(inputs, supported, style, batch_modality=modality)
     common = {"return_tensors": text_kwargs.get("return_tensors", "pt"), **processing_kwargs.get("common", {})}
     text = {key: value for key, value in text_kwargs.items() if key not in common and key != "return_tensors"}
-    modality_kwargs = {
+    modality_kwargs = _modality_kwargs(module, text, processing_kwargs, extra)
+    if "message" in supported and modality != "message":
+        if any(isinstance(value, (tuple, list)) for value in values.get("text", [])):
+            raise UnsupportedModalityError("Text pairs cannot be encoded by a chat-template model; pass single texts.")
+        values, modality = {"message": batch_to_messages(modality, values, style)}, "message"
+    elif modality not in supported:
+        raise UnsupportedModalityError(
+            f"The Transformer module cannot take {modality!r} inputs; it takes {', '.join(map(str, supported))}."
+        )
+    if prompt:
+        _add_prompt(values, modality, prompt, style)
+    if modality == "message":
+        features = _chat_features(module, values["message"], modality_kwargs, common, processing_kwargs)
+    else:
+        features = call_processor(module.processor, modality, values, modality_kwargs, common)
+    features = dict(features)
+    features["modality"] = modality
+    return features
+
+
+def _modality_kwargs(
+    module: Any, text: dict[str, Any], processing_kwargs: dict[str, dict], extra: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The processor settings of each modality: ``text`` for the tokenizer, then the module's and the batch's."""
+    modality_kwargs: dict[str, dict[str, Any]] = {
         "text": text,
         "audio": {"padding": "max_length" if module.config.model_type == "whisper" else True},
         "image": {},
@@ -318,46 +353,47 @@ def preprocess_multimodal(
         modality_kwargs[section].update(processing_kwargs.get(section, {}))
     for section, kwargs in extra.items():
         modality_kwargs[section].update(kwargs)
-    if "message" in supported and modality != "message":
-        if any(isinstance(value, (tuple, list)) for value in values.get("text", [])):
-            raise UnsupportedModalityError("Text pairs cannot be encoded by a chat-template model; pass single texts.")
-        values, modality = {"message": batch_to_messages(modality, values, style)}, "message"
-    elif modality not in supported:
-        raise UnsupportedModalityError(
-            f"The Transformer module cannot take {modality!r} inputs; it takes {', '.join(map(str, supported))}."
-        )
-    if prompt and modality == "message":
+    return modality_kwargs
+
+
+def _add_prompt(values: dict[str, list], modality: Modality, prompt: str, style: MessageFormat) -> None:
+    """Put ``prompt`` in front of each text, or before each conversation as a system message (in place)."""
+    if modality == "message":
         values["message"] = with_system_prompt(values["message"], prompt, style)
-    elif prompt and modality == "text":
+    elif modality == "text":
         values["text"] = [
             prompt + value if isinstance(value, str) else [prompt + value[0], *value[1:]] for value in values["text"]
         ]
-    if modality == "message":
-        chat_kwargs = dict(processing_kwargs.get("chat_template", {}))
-        restore = chat_kwargs.pop("restore_suffix", True)
-        conversations = values["message"]
-        features = apply_chat_template(module.processor, conversations, modality_kwargs, common, chat_kwargs)
-        limit = truncation_limit(modality_kwargs, common, chat_kwargs, module.max_seq_length) if restore else None
-        if limit is not None:
-            top = {"padding", "truncation", "max_length", "return_tensors"}
-            plain = {
-                "text": {k: v for k, v in modality_kwargs["text"].items() if k not in top}
-                | {"padding": False, "truncation": False},
-                "audio": {},
-                "image": {},
-                "video": {},
-            }
-            bare_common = {k: v for k, v in common.items() if k not in top}
-            bare_chat = {k: v for k, v in chat_kwargs.items() if k not in top}
 
-            def render(conversation: list[dict]) -> list[int]:
-                ids = apply_chat_template(module.processor, [conversation], plain, bare_common, bare_chat)["input_ids"]
-                ids = ids.tolist() if hasattr(ids, "tolist") else ids
-                return ids[0] if ids and isinstance(ids[0], list) else ids
 
-            restore_suffix(features, conversations, limit, render, module._suffix_cache)
-    else:
-        features = call_processor(module.processor, modality, values, modality_kwargs, common)
-    features = dict(features)
-    features["modality"] = modality
+def _chat_features(
+    module: Any,
+    conversations: list[list[dict]],
+    modality_kwargs: dict[str, dict[str, Any]],
+    common: dict[str, Any],
+    processing_kwargs: dict[str, dict],
+) -> dict[str, Any]:
+    """Conversations through the chat template; rows cut by truncation get the template's closing tokens back."""
+    chat_kwargs = dict(processing_kwargs.get("chat_template", {}))
+    restore = chat_kwargs.pop("restore_suffix", True)
+    features = apply_chat_template(module.processor, conversations, modality_kwargs, common, chat_kwargs)
+    limit = truncation_limit(modality_kwargs, common, chat_kwargs, module.max_seq_length) if restore else None
+    if limit is not None:
+        top = {"padding", "truncation", "max_length", "return_tensors"}
+        plain = {
+            "text": {k: v for k, v in modality_kwargs["text"].items() if k not in top}
+            | {"padding": False, "truncation": False},
+            "audio": {},
+            "image": {},
+            "video": {},
+        }
+        bare_common = {k: v for k, v in common.items() if k not in top}
+        bare_chat = {k: v for k, v in chat_kwargs.items() if k not in top}
+
+        def render(conversation: list[dict]) -> list[int]:
+            ids = apply_chat_template(module.processor, [conversation], plain, bare_common, bare_chat)["input_ids"]
+            ids = ids.tolist() if hasattr(ids, "tolist") else ids
+            return ids[0] if ids and isinstance(ids[0], list) else ids
+
+        restore_suffix(features, conversations, limit, render, module._suffix_cache)
     return features

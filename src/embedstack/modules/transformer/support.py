@@ -21,9 +21,11 @@ def split_modality(key: str) -> str | tuple[str, ...]:
 _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
 
 
-def load_processor(path: str, processor_kwargs: dict[str, Any]):
-    """The backbone's processor (AutoProcessor, when the folder has a processor or feature-extractor config) or
-    its tokenizer (AutoTokenizer)."""
+def load_processor(path: str, processor_kwargs: dict[str, Any]) -> Any:
+    """The backbone's processor, or its tokenizer.
+
+    AutoProcessor when the folder has a processor or feature-extractor config, else AutoTokenizer.
+    """
     from transformers import AutoProcessor, AutoTokenizer
 
     multimodal = any(Path(path, name).is_file() for name in _PROCESSOR_FILES)
@@ -46,8 +48,10 @@ def load_processor(path: str, processor_kwargs: dict[str, Any]):
 
 
 def tokenizer_location(folder: Path, value: Any) -> str:
-    """Where a ``tokenizer_name_or_path`` read from a model folder's config points: a folder inside the model, or
-    a Hub id. Paths leaving the folder (absolute, ``..``, ``~``) are refused."""
+    """Where a ``tokenizer_name_or_path`` read from a model folder's config points.
+
+    A folder inside the model, or a Hub id. Paths leaving the folder (absolute, ``..``, ``~``) are refused.
+    """
     if not isinstance(value, str) or not value:
         raise ModelFormatError(f"{folder} sentence_bert_config.json key 'tokenizer_name_or_path' is {value!r}.")
     inside = (folder / value).resolve()
@@ -62,8 +66,10 @@ def tokenizer_location(folder: Path, value: Any) -> str:
 
 
 def check_tokenizer_vocabulary(tokenizer: Any, config: Any, path: str) -> None:
-    """Refuse a tokenizer built without its vocabulary (transformers makes one of special tokens only when the
-    vocabulary files are missing), which would turn every word into [UNK]."""
+    """Refuse a tokenizer built without its vocabulary, which would turn every word into [UNK].
+
+    transformers makes a tokenizer of special tokens only when the vocabulary files are missing.
+    """
     vocab_size = getattr(config, "vocab_size", None)
     if tokenizer is None or not isinstance(vocab_size, int) or vocab_size < 100:
         return
@@ -74,7 +80,8 @@ def check_tokenizer_vocabulary(tokenizer: Any, config: Any, path: str) -> None:
         )
 
 
-def add_lowercase(tokenizer) -> None:
+def add_lowercase(tokenizer: Any) -> None:
+    """Make ``tokenizer`` lowercase its inputs (a no-op when its normalizer already does)."""
     from tokenizers.normalizers import Lowercase, Sequence
 
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -127,6 +134,13 @@ def _modality_settings_problem(settings: Any, model: Any) -> str | None:
 
 
 def split_text_inputs(inputs: list[Any], modalities: list) -> tuple[list[str], list[str] | None]:
+    """Texts and, for a batch of pairs, their second texts.
+
+    Raises:
+        UnsupportedModalityError: An input is not text.
+        ValueError: The batch mixes single texts and pairs.
+
+    """
     texts: list[str] = []
     pairs: list[str] = []
     for index, item in enumerate(inputs):

@@ -39,13 +39,14 @@ def pad_batch(
     width = int(lengths.max()) if len(lengths) else 0
     input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)  # (batch, seq)
     attention_mask = np.zeros((len(indices), width), dtype=np.int64)
-    types = None if tokenized.token_type_ids is None else np.full((len(indices), width), pad_type_id, dtype=np.int64)
+    type_ids = tokenized.token_type_ids
+    types = None if type_ids is None else np.full((len(indices), width), pad_type_id, dtype=np.int64)
     for row, (index, length) in enumerate(zip(indices, lengths)):
         span = slice(width - length, width) if left else slice(0, length)
         input_ids[row, span] = tokenized.input_ids[index]
         attention_mask[row, span] = 1
-        if types is not None:
-            types[row, span] = tokenized.token_type_ids[index]
+        if types is not None and type_ids is not None:
+            types[row, span] = type_ids[index]
     features: dict[str, Any] = {"input_ids": torch.from_numpy(input_ids)}
     if types is not None:
         features["token_type_ids"] = torch.from_numpy(types)
