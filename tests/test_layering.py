@@ -2,7 +2,7 @@
 modules, and every import pointing down the layers
 
     errors <- fileio / inputs / remote_code / engine / similarity / quantization <- registry <- modules
-    <- backends <- persistence <- encoding / model <- cli / evaluation / the package's lazy __init__
+    <- backends <- persistence <- encoding / stack / model <- cli / evaluation / the package's lazy __init__
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("embedstack.modules",),
     ("embedstack.backends",),
     ("embedstack.persistence",),
+    ("embedstack.stack", "embedstack.encode_io"),
     ("embedstack.encoding", "embedstack.model", "embedstack.evaluation"),
     ("embedstack.cli", "embedstack"),
 ]

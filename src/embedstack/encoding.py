@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import itertools
 import logging
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
 
+from embedstack.encode_io import (
+    as_batch,
+    checked_options,
+    convert_output,
+    is_singular_input,
+    progress,
+    windows,
+)
 from embedstack.engine import EncodePlan, limit_cpu_threads, run, stream
 from embedstack.engine.processes import Pool, encode_with_pool, start_pool, stop_pool
-from embedstack.engine.protocol import TokenBatcher
 from embedstack.engine.runner import EncodeResult, EncodeStats
-from embedstack.inputs import BatchKinds, Modality, is_message
-from embedstack.quantization import PRECISIONS, Precision, quantize_embeddings
+from embedstack.inputs import BatchKinds, Modality
+from embedstack.quantization import Precision, quantize_embeddings
 from embedstack.similarity import SimilarityFunction
+from embedstack.stack import ModuleStack
 
 logger = logging.getLogger(__name__)
 
@@ -28,67 +34,28 @@ logger = logging.getLogger(__name__)
 # for a single input with output_value=None its feature dict.
 EncodeOutput = np.ndarray | torch.Tensor | list[Any] | dict[str, Any]
 _DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
-# encode() keywords meant for the input module's preprocess, which any model takes.
-PREPROCESS_KEYWORDS = frozenset({"task", "processing_kwargs"})
 
 
-class EncodeMixin:
+class EncodeMixin(ModuleStack):
     """Methods that turn inputs into embeddings; mixed into ``SentenceTransformer``.
 
-    The host provides what is declared below: the model's prompts and settings, its device, and the methods
-    the engine calls (:class:`~embedstack.engine.protocol.Encoder`).
+    A :class:`~embedstack.stack.ModuleStack` (what the engine runs, an :class:`~embedstack.engine.protocol.Encoder`)
+    that can encode; the model provides what is declared below: its prompts and settings, and its device.
     """
 
     prompts: dict[str, str]
     default_prompt_name: str | None
     truncate_dim: int | None
 
-    if TYPE_CHECKING:  # the host's properties and methods, declared for readers and type checkers only
+    if TYPE_CHECKING:  # the model's properties, declared for readers and type checkers only
 
         @property
         def similarity_fn_name(self) -> str:
             """The similarity function's name."""
 
         @property
-        def modalities(self) -> list[Modality]:
-            """The input modalities the model takes."""
-
-        @property
-        def max_seq_length(self) -> int | None:
-            """The input module's token limit, or None."""
-
-        @property
         def device(self) -> torch.device:
             """The device the model runs on."""
-
-        @property
-        def input_module(self) -> torch.nn.Module:
-            """The first module, which turns raw inputs into features."""
-
-        @property
-        def token_batcher(self) -> TokenBatcher | None:
-            """The input module when it tokenizes once for batching by length, else None."""
-
-        def classify_inputs(self, inputs: list[Any]) -> BatchKinds | None:
-            """Each input's modality, decided once, or None when the input module checks its own."""
-
-        def split_forward_kwargs(self, kwargs: dict[str, Any], *, strict: bool = True) -> dict[str, dict[str, Any]]:
-            """Each module's ``forward`` keywords out of encode-style ``kwargs``, by module name."""
-
-        def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
-            """Features for raw inputs, their modality checked."""
-
-        def preprocess_batch(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
-            """Features for one batch whose modality was already checked."""
-
-        def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-            """Run every module over ``features``."""
-
-        def to(self, *args: Any, **kwargs: Any) -> Any:
-            """Move the model (``nn.Module.to``)."""
-
-        def eval(self) -> Any:
-            """Switch to inference mode (``nn.Module.eval``)."""
 
     @staticmethod
     def is_singular_input(inputs: Any) -> bool:
@@ -97,13 +64,7 @@ class EncodeMixin:
         One input: a str, a dict, one conversation, a 0-d array. A batch: a list, tuple, ``datasets`` column, or a
         1-D+ array of strings or objects.
         """
-        if isinstance(inputs, list) and inputs and is_message(inputs[0]):
-            return True
-        if isinstance(inputs, (list, tuple)) or _is_dataset_column(inputs):
-            return False
-        if isinstance(inputs, np.ndarray) and inputs.ndim >= 1 and inputs.dtype.kind in "UO":
-            return False
-        return True
+        return is_singular_input(inputs)
 
     @overload
     def encode(
@@ -230,10 +191,10 @@ class EncodeMixin:
             convert_to_tensor = convert_to_numpy = False
         if convert_to_tensor:
             convert_to_numpy = False
-        precision = _checked_options(batch_size, output_value, precision)
+        precision = checked_options(batch_size, output_value, precision)
         module_kwargs = self.split_forward_kwargs(kwargs)
         singular = self.is_singular_input(inputs)
-        inputs = _as_batch(inputs, singular)
+        inputs = as_batch(inputs, singular)
         if isinstance(device, (list, tuple)) and not inputs:
             device = None  # nothing to spread over processes
         if inputs and (pool is not None or isinstance(device, (list, tuple))):
@@ -243,7 +204,7 @@ class EncodeMixin:
                 max_batch_tokens=max_batch_tokens, **kwargs,
             )  # fmt: skip
             pooled = self._encode_on_processes(inputs, pool, device, chunk_size, worker_kwargs)
-            pooled = _convert(pooled, convert_to_tensor, convert_to_numpy, torch.device("cpu"))
+            pooled = convert_output(pooled, convert_to_tensor, convert_to_numpy, torch.device("cpu"))
             return pooled[0] if singular else pooled
         kinds = self.classify_inputs(inputs) if inputs else None  # each input's modality, decided once
         plan = self._plan(
@@ -258,13 +219,13 @@ class EncodeMixin:
             preprocess_kwargs=kwargs,
             module_kwargs=module_kwargs,
         )
-        with _progress(show_progress_bar, len(inputs)) as plan.progress:
+        with progress(show_progress_bar, len(inputs)) as plan.progress:
             result = self._run(inputs, plan, kinds)
         self._report_truncation(int(result.truncated.sum()), len(inputs))
         embeddings: torch.Tensor | np.ndarray | list[Any] = result.outputs
         if len(inputs) and precision != "float32":
             embeddings = quantize_embeddings(embeddings, precision=precision)
-        embeddings = _convert(embeddings, convert_to_tensor, convert_to_numpy, self.device)
+        embeddings = convert_output(embeddings, convert_to_tensor, convert_to_numpy, self.device)
         return embeddings[0] if singular else embeddings
 
     @torch.inference_mode()
@@ -308,12 +269,12 @@ class EncodeMixin:
             module_kwargs=self.split_forward_kwargs(kwargs),
         )
         seen = cut = 0
-        with _progress(show_progress_bar, None) as plan.progress:
+        with progress(show_progress_bar, None) as plan.progress:
             if self.modalities == ["text"]:
                 results = stream(self, inputs, plan, window_size=window_size)
             else:  # images, audio, ...: each window is checked and split by modality, as in encode()
-                windows = _windows(inputs, window_size)
-                results = (self._run(window, plan, self.classify_inputs(window)) for window in windows)
+                chunks = windows(inputs, window_size)
+                results = (self._run(window, plan, self.classify_inputs(window)) for window in chunks)
             for result in results:
                 seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
                 yield from result.embeddings.float().numpy()
@@ -455,68 +416,3 @@ class EncodeMixin:
                 total,
                 self.max_seq_length,
             )
-
-
-@contextmanager
-def _progress(enabled: bool, total: int | None) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc="Encoding", unit="input")
-    try:
-        yield bar
-    finally:
-        bar.close()
-
-
-def _convert(embeddings: Any, to_tensor: bool, to_numpy: bool, device: torch.device) -> Any:
-    if to_tensor:
-        if isinstance(embeddings, torch.Tensor) or len(embeddings):
-            return torch.as_tensor(embeddings)
-        return torch.tensor([], device=device)
-    if to_numpy:
-        if not len(embeddings):
-            return np.array([])
-        if isinstance(embeddings, torch.Tensor):
-            if embeddings.dtype == torch.bfloat16:
-                embeddings = embeddings.float()
-            return embeddings.cpu().numpy()
-        return embeddings
-    if isinstance(embeddings, np.ndarray):
-        return list(torch.from_numpy(embeddings))
-    return list(embeddings)
-
-
-def _checked_options(batch_size: Any, output_value: Any, precision: Any) -> Precision:
-    """Validate encode's options; returns the precision (None means float32, as in sentence-transformers)."""
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if output_value not in ("sentence_embedding", "token_embeddings", None):
-        raise ValueError(
-            f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."
-        )
-    precision = precision or "float32"
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}.")
-    return precision
-
-
-def _as_batch(inputs: Any, singular: bool) -> list[Any]:
-    if singular:
-        return [inputs.item() if isinstance(inputs, np.ndarray) and inputs.ndim == 0 else inputs]
-    return inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs)
-
-
-def _is_dataset_column(value: Any) -> bool:
-    """A ``datasets`` column (``dataset["text"]``): a lazy sequence of rows, read without importing datasets."""
-    return type(value).__name__ == "Column" and type(value).__module__.startswith("datasets")
-
-
-def _windows(inputs: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    if size < 1:
-        raise ValueError(f"window_size must be a positive integer, got {size!r}.")
-    source = iter(inputs)
-    while window := list(itertools.islice(source, size)):
-        yield window

@@ -6,7 +6,11 @@ by the Transformer and the native backend.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # The module config file names the Transformer module has had, in the order they are tried.
 CONFIG_FILE_NAMES: tuple[str, ...] = (
@@ -56,3 +60,60 @@ def normalize_file_config(config: dict[str, Any]) -> dict[str, Any]:
         if key in config:
             config[key] = {k: v for k, v in (config[key] or {}).items() if k not in FORBIDDEN_FILE_KWARGS}
     return config
+
+
+def init_kwargs_from_file(
+    config: dict[str, Any],
+    accepted: set[str],
+    file: Path,
+    trust_remote_code: bool,
+    caller_kwargs: dict[str, dict[str, Any] | None],
+) -> dict[str, Any]:
+    """The Transformer's ``__init__`` keywords from a module config read from ``file``.
+
+    The caller's Hugging Face kwargs win over the saved ones, ``trust_remote_code`` comes from the caller only,
+    a saved ``model_max_length`` wins over ``max_seq_length``, and keys ``__init__`` does not take are dropped
+    with a warning.
+    """
+    config = dict(config)
+    for key in KWARGS_DICTS:
+        config[key] = {
+            **(config.get(key) or {}),
+            "trust_remote_code": trust_remote_code,
+            **(caller_kwargs.get(key) or {}),
+        }
+    if "model_max_length" in config["processor_kwargs"]:
+        config.pop("max_seq_length", None)
+    unknown = sorted(set(config) - accepted)
+    if unknown:
+        logger.warning("Ignoring unknown keys %s in %s", unknown, file)
+    return {key: value for key, value in config.items() if key in accepted}
+
+
+def merge_hf_kwargs(
+    model_kwargs: dict[str, Any] | None,
+    processor_kwargs: dict[str, Any] | None,
+    config_kwargs: dict[str, Any] | None,
+    legacy_kwargs: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The three Hugging Face kwargs dicts, with old constructor arguments folded in.
+
+    ``model_args``, ``tokenizer_args``, ``config_args``, ``tokenizer_kwargs`` and ``cache_dir`` go through the same
+    renames as config files.
+    """
+    cache_dir = legacy_kwargs.pop("cache_dir", None)
+    renamed = rename_legacy_keys(legacy_kwargs)
+    unknown = sorted(set(renamed) - set(KWARGS_DICTS))
+    if unknown:
+        raise TypeError(f"Transformer got unexpected keyword arguments {unknown}.")
+    if legacy_kwargs:
+        logger.warning("Transformer arguments %s are deprecated; use %s.", sorted(legacy_kwargs), sorted(renamed))
+    merged = {
+        "model_kwargs": {**(renamed.get("model_kwargs") or {}), **(model_kwargs or {})},
+        "processor_kwargs": {**(renamed.get("processor_kwargs") or {}), **(processor_kwargs or {})},
+        "config_kwargs": {**(renamed.get("config_kwargs") or {}), **(config_kwargs or {})},
+    }
+    if cache_dir is not None:
+        for kwargs in merged.values():
+            kwargs.setdefault("cache_dir", cache_dir)
+    return merged["model_kwargs"], merged["processor_kwargs"], merged["config_kwargs"]

@@ -7,18 +7,17 @@ import logging
 import os
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
-from embedstack.errors import ModelFormatError, UnsupportedModalityError
+from embedstack.errors import UnsupportedModalityError
 from embedstack.inputs import Modality
 from embedstack.modules.base import InputModule, check_feature_name, module_dir
 from embedstack.modules.transformer.backends import backend_module
 from embedstack.modules.transformer.config import (
     CONFIG_FILE_NAMES,
-    KWARGS_DICTS,
+    init_kwargs_from_file,
+    merge_hf_kwargs,
     normalize_file_config,
-    rename_legacy_keys,
 )
 from embedstack.modules.transformer.multimodal import (
     infer_modality_config,
@@ -31,23 +30,23 @@ from embedstack.modules.transformer.support import (
     check_tokenizer_vocabulary,
     join_modality,
     load_processor,
+    read_method_output,
     split_text_inputs,
     tokenizer_location,
     validate_modality_config,
 )
-from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
+from embedstack.modules.transformer.text import TextTokenizing
 from embedstack.registry import ST, register_module
 
 logger = logging.getLogger(__name__)
 
 TransformerTask = Literal["feature-extraction"]
-PROCESSING_KWARGS_KEYS = ("common", "text", "audio", "image", "video", "chat_template")
 _FORWARD_SAFETY_NET_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "return_dict"})
 _DEFAULTS_DROPPED_ON_SAVE = {"query_length": None, "document_length": None, "query_expansion": None}
 
 
 @register_module(f"{ST}.base.modules.transformer.Transformer", legacy=True)
-class Transformer(InputModule):
+class Transformer(TextTokenizing, InputModule):
     """A Hugging Face model (``AutoModel``) with its tokenizer, writing ``features["token_embeddings"]``.
 
     Args:
@@ -117,7 +116,7 @@ class Transformer(InputModule):
                 f"The Transformer module runs backend 'torch'; load a folder with Transformer.load(path, "
                 f"backend={backend!r}) (or SentenceTransformer(path, backend=...)) for other backends."
             )
-        model_kwargs, processor_kwargs, config_kwargs = _hf_kwargs(
+        model_kwargs, processor_kwargs, config_kwargs = merge_hf_kwargs(
             model_kwargs, processor_kwargs, config_kwargs, legacy_kwargs
         )
         self.transformer_task = transformer_task
@@ -271,98 +270,6 @@ class Transformer(InputModule):
             features["truncated"] = torch.tensor([bool(enc.overflowing) for enc in encodings])
         return features
 
-    def tokenize_unpadded(
-        self,
-        inputs: list[Any],
-        prompt: str | None = None,
-        *,
-        task: str | None = None,
-        processing_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> TokenizedTexts | None:
-        """Tokenize without padding, for the engine to batch by length; None when :meth:`preprocess` must be used.
-
-        Combined with :meth:`collate`, this gives the same features as :meth:`preprocess` on any batch.
-        """
-        tokenizer = self.tokenizer
-        if (
-            "message" in self.modality_config
-            or not getattr(tokenizer, "is_fast", False)
-            or tokenizer.pad_token_id is None
-        ):
-            return None
-        if not all(isinstance(item, str) for item in inputs):
-            return None  # pairs and non-text inputs take the general path
-        call_kwargs = self._tokenizer_kwargs(task, self._merged_processing_kwargs(processing_kwargs), kwargs)
-        if call_kwargs.pop("padding", True) is not True or call_kwargs.pop("return_tensors", "pt") != "pt":
-            return None
-        if set(call_kwargs) - {"truncation", "max_length", "add_special_tokens"}:
-            return None  # options such as pad_to_multiple_of need the tokenizer's own padding
-        texts = [prompt + text for text in inputs] if prompt else list(inputs)
-        encoded = tokenizer(texts, padding=False, return_attention_mask=False, **call_kwargs)
-        if set(encoded) - {"input_ids", "token_type_ids"}:
-            return None
-        input_ids = encoded["input_ids"]
-        truncated = np.fromiter((bool(enc.overflowing) for enc in encoded.encodings), dtype=bool, count=len(texts))
-        return TokenizedTexts(
-            input_ids=input_ids,
-            token_type_ids=encoded.get("token_type_ids"),
-            lengths=np.fromiter(map(len, input_ids), dtype=np.int64, count=len(input_ids)),
-            truncated=truncated if call_kwargs.get("truncation") else np.zeros(len(texts), dtype=bool),
-            prompt_length=self._prompt_length(prompt, {**call_kwargs, "padding": True}) if prompt else None,
-        )
-
-    def collate(self, tokenized: TokenizedTexts, indices: np.ndarray) -> dict[str, Any]:
-        """Pad the rows ``indices`` of ``tokenized`` into tensors, as the tokenizer pads a batch."""
-        tokenizer = self.tokenizer
-        left = getattr(tokenizer, "padding_side", "right") == "left"
-        return pad_batch(
-            tokenized, indices, pad_id=tokenizer.pad_token_id, pad_type_id=tokenizer.pad_token_type_id, left=left
-        )
-
-    def _tokenizer_kwargs(
-        self, task: str | None, merged: dict[str, dict[str, Any]], extra: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The tokenizer settings for one call.
-
-        Padding and truncation defaults, the task's max_length, then the "common" and "text" sections of the
-        ``merged`` processing kwargs (see :meth:`_merged_processing_kwargs`).
-        """
-        call_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first", "return_tensors": "pt"}
-        length = {"query": self.query_length, "document": self.document_length}.get(task or "")
-        if length is not None:
-            call_kwargs["max_length"] = length
-        if "max_length" in extra:
-            call_kwargs["max_length"] = extra["max_length"]
-        call_kwargs.update(merged.get("common", {}))
-        call_kwargs.update(merged.get("text", {}))
-        return call_kwargs
-
-    def _merged_processing_kwargs(self, per_call: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-        """The module's ``processing_kwargs`` with the per-call ones merged in, section by section."""
-        merged = {section: dict(values) for section, values in self.processing_kwargs.items()}
-        for section, values in (per_call or {}).items():
-            if section not in PROCESSING_KWARGS_KEYS:
-                logger.warning(
-                    "Ignoring processing_kwargs section %r: it is none of %s. Did you mean to nest it under 'text'?",
-                    section,
-                    list(PROCESSING_KWARGS_KEYS),
-                )
-                continue
-            merged[section] = {**merged.get(section, {}), **values}
-        return merged
-
-    def _prompt_length(self, prompt: str, call_kwargs: dict[str, Any]) -> int:
-        # The count depends on the truncation limit too, so that is part of the cache key.
-        key = (prompt, call_kwargs.get("max_length"), self.tokenizer.model_max_length)
-        if key not in self._prompt_lengths:
-            ids = self.tokenizer([prompt], **{**call_kwargs, "padding": False})["input_ids"][0]
-            length = len(ids)
-            if len(ids) and int(ids[-1]) in set(self.tokenizer.all_special_ids):
-                length -= 1  # the trailing [SEP]/EOS is not part of the prompt
-            self._prompt_lengths[key] = length
-        return self._prompt_lengths[key]
-
     # ----- forward ----------------------------------------------------------------------------------------
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Run the backbone method of the features' modality; write its output to ``module_output_name``."""
@@ -385,22 +292,8 @@ class Transformer(InputModule):
         if takes is None or takes("return_dict"):
             model_inputs["return_dict"] = True
         output = method(**model_inputs)
-        value = output
-        try:
-            for part in output_path:
-                value = value[part] if not isinstance(part, str) or not hasattr(value, part) else getattr(value, part)
-        except (KeyError, IndexError, TypeError):
-            value = None
-        if isinstance(value, torch.Tensor) and value.ndim == 4 and self.module_output_name == "token_embeddings":
-            value = value.flatten(2).transpose(1, 2)  # an image backbone's (batch, channels, h, w) -> (batch, h*w, ch)
-        expected_ndim = {"token_embeddings": 3, "sentence_embedding": 2}.get(self.module_output_name)
-        if not isinstance(value, torch.Tensor) or value.ndim != (expected_ndim or value.ndim):
-            raise ModelFormatError(
-                f"modality_config[{modality!r}] reads {settings['method_output_name']!r} from {settings['method']}(), "
-                f"which gives {_describe(value)}, not a {expected_ndim or 'any'}-D tensor of "
-                f"{self.module_output_name}. Fix method_output_name in sentence_bert_config.json."
-            )
-        features[self.module_output_name] = value  # (batch, seq, dim)
+        where = f"modality_config[{modality!r}] reads {settings['method_output_name']!r} from {settings['method']}()"
+        features[self.module_output_name] = read_method_output(output, output_path, self.module_output_name, where)
         hidden_states = getattr(output, "hidden_states", None)
         if hidden_states is not None:
             features["all_layer_embeddings"] = hidden_states
@@ -476,22 +369,14 @@ class Transformer(InputModule):
         alternative = backend_module(folder, backend, hf_kwargs_given=any(caller_kwargs.values()))
         if alternative is not None:
             return alternative
-        config = cls.load_config(folder)
-        for key, value in (init_defaults or {}).items():
-            config.setdefault(key, value)
-        # The caller's kwargs win over the saved ones; trust_remote_code never comes from a file.
-        for key in KWARGS_DICTS:
-            config[key] = {**config.get(key, {}), "trust_remote_code": trust_remote_code, **(caller_kwargs[key] or {})}
-        if "model_max_length" in config["processor_kwargs"]:
-            config.pop("max_seq_length", None)
+        config = {**(init_defaults or {}), **cls.load_config(folder)}
         accepted = set(inspect.signature(cls.__init__).parameters)
-        unknown = sorted(set(config) - accepted)
-        if unknown:
-            logger.warning("Ignoring unknown keys %s in %s/%s", unknown, folder, cls.config_file_name)
-        config = {key: value for key, value in config.items() if key in accepted}
-        if config.get("tokenizer_name_or_path") is not None:
-            config["tokenizer_name_or_path"] = tokenizer_location(folder, config["tokenizer_name_or_path"])
-        return cls(str(folder), **config)
+        init_kwargs = init_kwargs_from_file(
+            config, accepted, folder / cls.config_file_name, trust_remote_code, caller_kwargs
+        )
+        if init_kwargs.get("tokenizer_name_or_path") is not None:
+            init_kwargs["tokenizer_name_or_path"] = tokenizer_location(folder, init_kwargs["tokenizer_name_or_path"])
+        return cls(str(folder), **init_kwargs)
 
     def _configure_tokenizer(self, processor_kwargs: dict[str, Any], do_lower_case: bool) -> None:
         tokenizer = self.tokenizer
@@ -505,38 +390,3 @@ class Transformer(InputModule):
 
     def __repr__(self) -> str:
         return f"Transformer({dict(self.get_config_dict(), architecture=type(self.model).__name__)})"
-
-
-def _hf_kwargs(
-    model_kwargs: dict[str, Any] | None,
-    processor_kwargs: dict[str, Any] | None,
-    config_kwargs: dict[str, Any] | None,
-    legacy_kwargs: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The three Hugging Face kwargs dicts, with old constructor arguments folded in.
-
-    ``model_args``, ``tokenizer_args``, ``config_args``, ``tokenizer_kwargs`` and ``cache_dir`` go through the same
-    renames as config files.
-    """
-    cache_dir = legacy_kwargs.pop("cache_dir", None)
-    renamed = rename_legacy_keys(legacy_kwargs)
-    unknown = sorted(set(renamed) - set(KWARGS_DICTS))
-    if unknown:
-        raise TypeError(f"Transformer got unexpected keyword arguments {unknown}.")
-    if legacy_kwargs:
-        logger.warning("Transformer arguments %s are deprecated; use %s.", sorted(legacy_kwargs), sorted(renamed))
-    merged = {
-        "model_kwargs": {**(renamed.get("model_kwargs") or {}), **(model_kwargs or {})},
-        "processor_kwargs": {**(renamed.get("processor_kwargs") or {}), **(processor_kwargs or {})},
-        "config_kwargs": {**(renamed.get("config_kwargs") or {}), **(config_kwargs or {})},
-    }
-    if cache_dir is not None:
-        for kwargs in merged.values():
-            kwargs.setdefault("cache_dir", cache_dir)
-    return merged["model_kwargs"], merged["processor_kwargs"], merged["config_kwargs"]
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.ndim}-D tensor"
-    return "nothing" if value is None else f"a {type(value).__name__}"

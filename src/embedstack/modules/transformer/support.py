@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from embedstack.errors import MissingExtraError, ModelFormatError, UnsupportedModalityError
 
 
@@ -157,3 +159,32 @@ def split_text_inputs(inputs: list[Any], modalities: list) -> tuple[list[str], l
     if pairs and len(pairs) != len(texts):
         raise ValueError("A batch must be all single texts or all text pairs, not a mix of both.")
     return texts, (pairs or None)
+
+
+def read_method_output(output: Any, path: list[str | int], module_output_name: str, where: str) -> Any:
+    """The tensor at ``path`` in a backbone method's output, checked to have the shape ``module_output_name`` needs.
+
+    An image backbone's 4-D ``(batch, channels, height, width)`` map becomes ``(batch, height * width, channels)``
+    token embeddings. ``where`` starts the error message.
+    """
+    value = output
+    try:
+        for part in path:
+            value = value[part] if not isinstance(part, str) or not hasattr(value, part) else getattr(value, part)
+    except (KeyError, IndexError, TypeError):
+        value = None
+    if isinstance(value, torch.Tensor) and value.ndim == 4 and module_output_name == "token_embeddings":
+        value = value.flatten(2).transpose(1, 2)  # (batch, channels, h, w) -> (batch, h*w, channels)
+    expected_ndim = {"token_embeddings": 3, "sentence_embedding": 2}.get(module_output_name)
+    if not isinstance(value, torch.Tensor) or value.ndim != (expected_ndim or value.ndim):
+        raise ModelFormatError(
+            f"{where}, which gives {_describe(value)}, not a {expected_ndim or 'any'}-D tensor of "
+            f"{module_output_name}. Fix method_output_name in sentence_bert_config.json."
+        )
+    return value
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.ndim}-D tensor"
+    return "nothing" if value is None else f"a {type(value).__name__}"
