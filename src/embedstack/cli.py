@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--trust-remote-code", action="store_true")
     info.add_argument("--backend", choices=backend_names(), default="torch")
 
+    export = commands.add_parser("export", help="save a model with its backbone exported (ONNX)")
+    export.add_argument("format", choices=["onnx"], help="onnx: onnx/model.onnx beside the saved modules")
+    export.add_argument("model", help="model folder or Hub id")
+    export.add_argument("output", type=Path, help="the folder to write")
+    export.add_argument("--quantize", choices=["int8"], help="also write onnx/model_qint8_avx512_vnni.onnx")
+    export.add_argument("--trust-remote-code", action="store_true")
+
     evaluate = commands.add_parser("eval", help="evaluate a model on a benchmark")
     evaluate.add_argument("task", choices=["sts"], help="sts: cosine Spearman on the STS Benchmark")
     evaluate.add_argument("--split", default="test", choices=["train", "dev", "test"])
@@ -82,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     # The command shows its own progress bars; silence the Hub's and transformers' "Loading weights" bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        return {"encode": cmd_encode, "info": cmd_info, "eval": cmd_eval}[args.command](args)
+        commands = {"encode": cmd_encode, "info": cmd_info, "eval": cmd_eval, "export": cmd_export}
+        return commands[args.command](args)
     except (EmbedstackError, OSError, ValueError) as exc:
         print(f"embedstack {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -214,12 +222,24 @@ def cmd_info(args: argparse.Namespace) -> int:
     message = getattr(model[0], "modality_config", {}).get("message")
     if message:
         print(f"Message format: {message.get('format', 'auto')}")
+    print(f"Backend: {model.get_backend()}")
     print(f"Similarity function: {model.similarity_fn_name}")
     prompts = {name: text for name, text in model.prompts.items()}
     print(f"Prompts: {json.dumps(prompts, ensure_ascii=False)}")
     print(f"Default prompt: {model.default_prompt_name}")
     if model.truncate_dim:
         print(f"Truncate dim: {model.truncate_dim}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``embedstack export onnx MODEL OUT``: save the model with an ONNX export of its backbone."""
+    model = SentenceTransformer(
+        resolve_cli_model(args.model), device="cpu", trust_remote_code=args.trust_remote_code, backend="torch"
+    )
+    folder = model.export_onnx(args.output, quantize=args.quantize)
+    written = sorted(path.name for path in (folder / "onnx").iterdir())
+    print(f"Wrote {folder} with onnx/{', onnx/'.join(written)}", file=sys.stderr)
     return 0
 
 

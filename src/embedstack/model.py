@@ -18,6 +18,7 @@ from torch import nn
 
 import embedstack.backends  # noqa: F401  (registers the native backend with Transformer.load)
 from embedstack.backends.int8 import quantize_linear_int8
+from embedstack.backends.onnx_export import export_model
 from embedstack.encoding import EncodeMixin
 from embedstack.modules.module_io import LoadOptions
 from embedstack.modules.pooling import Pooling
@@ -356,6 +357,14 @@ class SentenceTransformer(EncodeMixin):
             card = replace_model_card or not repo_has_file(upload, "README.md")
             self.save(str(folder), model_name=repo_id, create_model_card=card, safe_serialization=safe_serialization)
             return push_folder(folder, upload, model_repr=repr(self))
+
+    def export_onnx(self, path: str | Path, *, quantize: Literal["int8"] | None = None) -> Path:
+        """Save the model with an ONNX export of its backbone, loadable with ``backend="onnx"``.
+
+        Writes ``onnx/model.onnx`` (and ``onnx/model_qint8_avx512_vnni.onnx`` with ``quantize="int8"``) beside the
+        saved modules. Needs ``embedstack[onnx]``.
+        """
+        return export_model(self, Path(path), quantize)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
         """Turn on gradient checkpointing in every Hugging Face backbone of the model (for training)."""

@@ -146,7 +146,8 @@ def spec_of(cls: type) -> ModuleSpec | None:
 def type_name_for(module: object, *, legacy: bool = False) -> str:
     """The ``type`` string written to ``modules.json`` for ``module``."""
     cls = type(module)
-    spec = spec_of(cls)
+    # A backend's stand-in (the onnx backend's module for a Transformer) saves as the module it stands for.
+    spec = spec_of(getattr(cls, "saves_as", cls))
     if spec is not None:
         return (legacy and spec.legacy_type_name) or spec.type_name
     ref = cls.__dict__.get(CODE_REF_ATTR)

@@ -1,10 +1,26 @@
 """Other ways to run a model's backbone, each thin over the core.
 
 Importing this package registers them with ``Transformer.load`` (see modules/transformer/backends.py): "native"
-runs plain BERT folders without transformers.
+runs plain BERT folders without transformers (and is what ``backend="auto"`` picks where it can), "onnx" runs
+the backbone with onnxruntime (the ``embedstack[onnx]`` extra).
 """
 
+from typing import Any
+
 from embedstack.backends.native import native_input_module
+from embedstack.backends.onnx import onnx_input_module
 from embedstack.modules.transformer.backends import register_backend
 
-register_backend("native", native_input_module, runs="plain BERT folders (with tokenizer.json and model.safetensors)")
+
+def _native(folder: Any, hf_kwargs: dict[str, Any]) -> Any:
+    # Hugging Face kwargs (dtype, attention implementation, ...) only mean something to transformers.
+    return None if any(hf_kwargs.values()) else native_input_module(folder)
+
+
+register_backend(
+    "native",
+    _native,
+    runs="plain BERT folders (with tokenizer.json and model.safetensors) with no model/processor/config kwargs",
+    auto=True,
+)
+register_backend("onnx", onnx_input_module, runs="Transformer folders whose backbone exports to ONNX")

@@ -31,7 +31,6 @@ from embedstack.modules.transformer.support import (
     join_modality,
     load_processor,
     read_method_output,
-    split_text_inputs,
     tokenizer_location,
     validate_modality_config,
 )
@@ -254,21 +253,7 @@ class Transformer(TextTokenizing, InputModule):
             if prompt and multimodal["modality"] == "text":
                 multimodal["prompt_length"] = self._prompt_length(prompt, text_kwargs)
             return multimodal
-        texts, pairs = split_text_inputs(inputs, self.modalities)
-        if prompt:
-            texts = [prompt + text for text in texts]
-        call_kwargs = self._tokenizer_kwargs(task, self._merged_processing_kwargs(processing_kwargs), kwargs)
-        encoded = (
-            self.tokenizer(texts, pairs, **call_kwargs) if pairs is not None else self.tokenizer(texts, **call_kwargs)
-        )
-        features: dict[str, Any] = dict(encoded)
-        features["modality"] = "text"
-        if prompt:
-            features["prompt_length"] = self._prompt_length(prompt, call_kwargs)
-        encodings = getattr(encoded, "encodings", None)
-        if encodings is not None and call_kwargs.get("truncation"):
-            features["truncated"] = torch.tensor([bool(enc.overflowing) for enc in encodings])
-        return features
+        return self.preprocess_text(inputs, prompt, task=task, processing_kwargs=processing_kwargs, **kwargs)
 
     # ----- forward ----------------------------------------------------------------------------------------
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -366,7 +351,7 @@ class Transformer(TextTokenizing, InputModule):
             "processor_kwargs": processor_kwargs,
             "config_kwargs": config_kwargs,
         }
-        alternative = backend_module(folder, backend, hf_kwargs_given=any(caller_kwargs.values()))
+        alternative = backend_module(folder, backend, caller_kwargs)
         if alternative is not None:
             return alternative
         config = {**(init_defaults or {}), **cls.load_config(folder)}

@@ -11,7 +11,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
+from embedstack.modules.transformer.support import split_text_inputs
 from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,32 @@ class TextTokenizing:
         @property
         def tokenizer(self) -> Any:
             """The module's tokenizer."""
+
+    def preprocess_text(
+        self,
+        inputs: list[Any],
+        prompt: str | None = None,
+        *,
+        task: str | None = None,
+        processing_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Tokenize texts or text pairs (``prompt`` prepended) into padded tensors, with truncation flags."""
+        texts, pairs = split_text_inputs(inputs, list(self.modality_config))
+        if prompt:
+            texts = [prompt + text for text in texts]
+        call_kwargs = self._tokenizer_kwargs(task, self._merged_processing_kwargs(processing_kwargs), kwargs)
+        encoded = (
+            self.tokenizer(texts, pairs, **call_kwargs) if pairs is not None else self.tokenizer(texts, **call_kwargs)
+        )
+        features: dict[str, Any] = dict(encoded)
+        features["modality"] = "text"
+        if prompt:
+            features["prompt_length"] = self._prompt_length(prompt, call_kwargs)
+        encodings = getattr(encoded, "encodings", None)
+        if encodings is not None and call_kwargs.get("truncation"):
+            features["truncated"] = torch.tensor([bool(enc.overflowing) for enc in encodings])
+        return features
 
     def tokenize_unpadded(
         self,

@@ -1,0 +1,190 @@
+"""The onnx backend: a Transformer folder's backbone run by onnxruntime, everything else by embedstack.
+
+``SentenceTransformer(path, backend="onnx", model_kwargs={"file_name": "onnx/model_qint8_avx512_vnni.onnx",
+"provider": "CPUExecutionProvider"})`` loads the folder's ONNX file (``onnx/model.onnx`` by default; the
+sentence-transformers / optimum layout) and tokenizes with the folder's tokenizer; Pooling, Dense, Normalize and
+custom modules stay torch modules. A folder without an ONNX file is exported on the fly (``"export": False`` in
+``model_kwargs`` refuses instead). Sessions follow the engine's thread policy: as many intra-op threads as the
+process may use, and no idle spinning (spinning threads slowed the next model run in the same process 2x).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedstack.backends.onnx_export import ONNX_FILE, ONNX_FOLDER, OUTPUT_NAME, export_backbone, require_onnx
+from embedstack.engine.threads import available_cpus
+from embedstack.errors import ModelFormatError
+from embedstack.modules.base import InputModule
+from embedstack.modules.transformer.config import TEXT_MODALITY_CONFIG
+from embedstack.modules.transformer.module import Transformer
+from embedstack.modules.transformer.support import add_lowercase
+from embedstack.modules.transformer.text import TextTokenizing
+
+logger = logging.getLogger(__name__)
+
+_BACKBONE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+_BACKBONE_PATTERNS = ("*.model", "merges.txt", "vocab.json", "added_tokens.json", "model.safetensors")
+
+
+def onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | None:
+    """An :class:`OnnxTransformer` for the Transformer folder ``folder`` (exporting its backbone when needed).
+
+    ``model_kwargs`` may hold ``file_name`` (the ONNX file, relative to the folder or its ``onnx/``),
+    ``provider`` (an onnxruntime execution provider) and ``export`` (False: never export on the fly).
+    """
+    require_onnx()
+    model_kwargs = dict(hf_kwargs.get("model_kwargs") or {})
+    file_name = model_kwargs.pop("file_name", None)
+    provider = model_kwargs.pop("provider", "CPUExecutionProvider")
+    export = model_kwargs.pop("export", None)
+    config = Transformer.load_config(str(folder))
+    if config.get("modality_config", TEXT_MODALITY_CONFIG) != TEXT_MODALITY_CONFIG:
+        return None  # image, audio and chat backbones stay on torch
+    path = find_onnx_file(folder, file_name)
+    if path is None:
+        if export is False or file_name not in (None, ONNX_FILE):
+            raise ModelFormatError(
+                f"{folder} has no ONNX file {file_name or ONNX_FILE} (looked in the folder and its onnx/). Export "
+                "it with `embedstack export onnx`, name an existing file with model_kwargs={'file_name': ...}, or "
+                "leave out export=False to export on the fly."
+            )
+        return OnnxTransformer(folder, _export_on_the_fly(folder), provider, config)
+    return OnnxTransformer(folder, path, provider, config)
+
+
+def find_onnx_file(folder: Path, file_name: str | None) -> Path | None:
+    """``folder/file_name`` or ``folder/onnx/file_name`` (default ``model.onnx``), when it exists."""
+    name = file_name or ONNX_FILE
+    for candidate in (folder / name, folder / ONNX_FOLDER / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _export_on_the_fly(folder: Path) -> bytes:
+    """The ONNX export of the folder's backbone, as bytes (nothing is left on disk; saving the model writes it)."""
+    logger.warning("%s has no ONNX file; exporting its backbone (save the model to keep the export).", folder)
+    with tempfile.TemporaryDirectory(prefix="embedstack-onnx-") as staging:
+        return export_backbone(Transformer.load(str(folder)), Path(staging) / ONNX_FILE).read_bytes()
+
+
+def inference_session(model: Path | bytes, provider: str) -> Any:
+    """An onnxruntime session with full graph optimizations, the engine's thread count and no spinning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = available_cpus()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=[provider])
+
+
+class OnnxTransformer(TextTokenizing, InputModule):
+    """Runs a text Transformer folder with its tokenizer and an ONNX export of its backbone."""
+
+    saves_as = Transformer  # saved in the Transformer's layout, so any reader loads it with either backend
+
+    def __init__(self, folder: Path, onnx_model: Path | bytes, provider: str, config: dict[str, Any]) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.folder, self.onnx_model, self.provider = folder, onnx_model, provider
+        self.config = AutoConfig.from_pretrained(str(folder))
+        self.processor = AutoTokenizer.from_pretrained(str(folder))
+        self.transformer_task = "feature-extraction"
+        self.modality_config = {"text": dict(TEXT_MODALITY_CONFIG["text"])}
+        self.module_output_name = "token_embeddings"
+        self.processing_kwargs = dict(config.get("processing_kwargs") or {})
+        self.query_length, self.document_length = config.get("query_length"), config.get("document_length")
+        self.do_lower_case = bool(config.get("do_lower_case", False))
+        self._prompt_lengths = {}
+        limit = getattr(self.config, "max_position_embeddings", None)
+        if config.get("max_seq_length") is not None:
+            self.tokenizer.model_max_length = int(config["max_seq_length"])
+        elif isinstance(limit, int) and limit > 0:
+            self.tokenizer.model_max_length = min(self.tokenizer.model_max_length, limit)
+        if self.do_lower_case:
+            add_lowercase(self.tokenizer)
+        self.session = inference_session(onnx_model, provider)
+        self.input_names = [node.name for node in self.session.get_inputs()]
+        self.backend = "onnx"
+
+    @property
+    def tokenizer(self) -> Any:
+        """The folder's tokenizer."""
+        return self.processor
+
+    @property
+    def max_seq_length(self) -> int:
+        """Inputs are truncated to this many tokens."""
+        return int(self.tokenizer.model_max_length)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.tokenizer.model_max_length = value
+
+    @property
+    def modalities(self) -> list[str | tuple[str, ...]]:
+        """Text only."""
+        return ["text"]
+
+    def get_embedding_dimension(self) -> int:
+        """The backbone's hidden size."""
+        return int(self.config.hidden_size)
+
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Tokenize texts (``prompt`` prepended), as the Transformer module does."""
+        kwargs.pop("modality", None)
+        return self.preprocess_text(inputs, prompt, **kwargs) if inputs else {}
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Run the ONNX backbone; write ``token_embeddings`` (batch, seq, dim)."""
+        feed = {name: _int64(features[name]) for name in self.input_names if name in features}
+        if "token_type_ids" in self.input_names and "token_type_ids" not in feed:
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+        (hidden,) = self.session.run([OUTPUT_NAME], feed)
+        features["token_embeddings"] = torch.from_numpy(hidden)
+        return features
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """The Transformer config this module was read from."""
+        return {
+            "transformer_task": self.transformer_task,
+            "modality_config": self.modality_config,
+            "module_output_name": self.module_output_name,
+        }
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Copy the backbone's files and its ONNX file (under ``onnx/``), and write the module config."""
+        target = Path(output_path)
+        for name in _BACKBONE_FILES:
+            if (self.folder / name).is_file():
+                shutil.copyfile(self.folder / name, target / name)
+        for pattern in _BACKBONE_PATTERNS:
+            for file in self.folder.glob(pattern):
+                shutil.copyfile(file, target / file.name)
+        (target / ONNX_FOLDER).mkdir(exist_ok=True)
+        if isinstance(self.onnx_model, bytes):  # exported on the fly
+            (target / ONNX_FOLDER / ONNX_FILE).write_bytes(self.onnx_model)
+        else:
+            shutil.copyfile(self.onnx_model, target / ONNX_FOLDER / self.onnx_model.name)
+        self.save_config(output_path, "sentence_bert_config.json")
+
+    def __repr__(self) -> str:
+        architecture = (getattr(self.config, "architectures", None) or ["?"])[0]
+        return f"Transformer({dict(self.get_config_dict(), architecture=architecture, backend='onnx')})"
+
+
+def _int64(value: Any) -> np.ndarray:
+    array = value.cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    return array.astype(np.int64, copy=False)

@@ -1,0 +1,125 @@
+"""Export a Transformer module's backbone to ONNX, and quantize the export to int8 with onnxruntime.
+
+The layout is the one sentence-transformers and optimum use: ``onnx/model.onnx`` with int64 inputs
+``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the backbone takes them), dynamic batch and
+sequence axes, and the output ``last_hidden_state``; quantized files beside it under sentence-transformers'
+names (``onnx/model_qint8_avx512_vnni.onnx``, ...). No optimum: ``torch.onnx.export`` and
+``onnxruntime.quantization`` do the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from embedstack.errors import MissingExtraError
+
+logger = logging.getLogger(__name__)
+
+ONNX_FOLDER = "onnx"
+ONNX_FILE = "model.onnx"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "last_hidden_state"
+# The int8 file sentence-transformers names after the instruction set its recipe targets.
+QUANTIZED_FILES = {"int8": "model_qint8_avx512_vnni.onnx"}
+ONNX_INSTALL = "pip install 'embedstack[onnx]'"
+_SAMPLE = ["embedstack exports this backbone", "and a second, longer sentence to pad the first one"]
+
+
+class _Backbone(torch.nn.Module):
+    """The backbone with positional inputs (what the exporter traces) and its token embeddings as output."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        output = self.model(**dict(zip(self.names, inputs)), return_dict=True)
+        return output.last_hidden_state
+
+
+def export_backbone(transformer: Any, target: Path) -> Path:
+    """Write ``transformer``'s Hugging Face backbone to the ONNX file ``target``; returns ``target``.
+
+    Raises:
+        MissingExtraError: onnx is not installed.
+        ValueError: the module has no text tokenizer (only text backbones are exported).
+    """
+    require_onnx()
+    tokenizer = getattr(transformer, "tokenizer", None)
+    if tokenizer is None or list(transformer.modality_config) != ["text"]:
+        raise ValueError(
+            "ONNX export covers text backbones (a Transformer with a tokenizer and a text-only modality_config); "
+            f"this one takes {list(transformer.modality_config)}."
+        )
+    backbone = transformer.model
+    sample = tokenizer(_SAMPLE, padding=True, return_tensors="pt")
+    accepted = transformer.model_forward_params or set(sample)
+    names = [name for name in INPUT_NAMES if name in sample and name in accepted]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    was_training = backbone.training
+    wrapper = _Backbone(backbone, names).eval()  # eval() also puts the backbone in eval mode (no dropout)
+    axes = {name: {0: "batch", 1: "sequence"} for name in [*names, OUTPUT_NAME]}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches
+            torch.onnx.export(
+                wrapper,
+                tuple(sample[name] for name in names),
+                str(target),
+                input_names=names,
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+    finally:
+        backbone.train(was_training)
+    logger.info("Exported the %s backbone to %s", type(backbone).__name__, target)
+    return target
+
+
+def export_model(model: Any, path: Path, quantize: str | None = None) -> Path:
+    """Save ``model`` into ``path`` with an ONNX export of its backbone in ``onnx/model.onnx``.
+
+    With ``quantize="int8"`` the int8 export goes beside it. Returns ``path``.
+    """
+    if quantize is not None and quantize not in QUANTIZED_FILES:
+        raise ValueError(f"quantize {quantize!r} is not supported; choose None or one of {list(QUANTIZED_FILES)}.")
+    require_onnx()
+    model.save(str(path))
+    target = path / ONNX_FOLDER / ONNX_FILE
+    if not target.is_file():  # a model on the onnx backend saved its export already
+        export_backbone(model[0], target)
+    if quantize is not None:
+        quantize_int8(target, target.with_name(QUANTIZED_FILES[quantize]))
+    return path
+
+
+def quantize_int8(source: Path, target: Path) -> Path:
+    """Dynamic int8 quantization of an exported backbone.
+
+    int8 weights with one scale per output channel; activations quantized per batch (onnxruntime's MatMulInteger
+    kernels, fast with AVX-512 VNNI).
+    """
+    require_onnx()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    return target
+
+
+def require_onnx() -> None:
+    """Raise MissingExtraError with the pip command unless onnx and onnxruntime are installed."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(
+            f"ONNX export and the onnx backend need onnx and onnxruntime. Run: {ONNX_INSTALL}"
+        ) from None

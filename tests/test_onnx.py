@@ -1,0 +1,134 @@
+"""The onnx backend and embedstack's own ONNX export: same vectors as torch for each backbone family, the layout
+sentence-transformers reads, on-the-fly export, saving, and int8 quality on all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from sentence_transformers.backend.utils import backend_should_export
+
+from embedstack import SentenceTransformer
+from embedstack.errors import ModelFormatError
+from embedstack.modules import Pooling, Transformer
+
+TOLERANCE = 1e-5
+TEXTS = ["A man is eating food.", "", "Someone is playing the guitar on a stage tonight.", "a " * 40, "日本語の文"]
+
+
+def _tiny(folder, config, tiny_bert_path):
+    """A random backbone of ``config``'s family with the tiny BERT's tokenizer, saved as a model folder."""
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (tiny_bert_path / name).is_file():
+            shutil.copyfile(tiny_bert_path / name, folder / name)
+    model = SentenceTransformer(modules=[Transformer(str(folder)), Pooling(32)], device="cpu")
+    model.save(str(folder / "st"))
+    return folder / "st"
+
+
+def _configs():
+    from transformers import DistilBertConfig, MPNetConfig, RobertaConfig, XLMRobertaConfig
+
+    common = {"vocab_size": 30522, "max_position_embeddings": 128}
+    layers = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    return {
+        "mpnet": MPNetConfig(**common, **layers),
+        "roberta": RobertaConfig(**common, **layers, pad_token_id=0),
+        "xlm-roberta": XLMRobertaConfig(**common, **layers, pad_token_id=0),
+        "distilbert": DistilBertConfig(**common, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+    }
+
+
+@pytest.mark.parametrize("family", ["bert", "mpnet", "roberta", "xlm-roberta", "distilbert"])
+def test_exported_backbones_give_torch_vectors(family, tiny_bert_path, tmp_path):
+    if family == "bert":
+        folder = tmp_path / "bert"
+        SentenceTransformer(str(tiny_bert_path), device="cpu").save(str(folder))
+    else:
+        folder = _tiny(tmp_path / family, _configs()[family], tiny_bert_path)
+    torch_model = SentenceTransformer(str(folder), device="cpu")
+    torch_model.export_onnx(tmp_path / "exported")
+    onnx_model = SentenceTransformer(str(tmp_path / "exported"), device="cpu", backend="onnx")
+    assert onnx_model.get_backend() == "onnx"
+    difference = np.abs(onnx_model.encode(TEXTS) - torch_model.encode(TEXTS)).max()
+    assert difference <= TOLERANCE
+    prompt = onnx_model.encode(TEXTS, prompt="query: ") - torch_model.encode(TEXTS, prompt="query: ")
+    assert np.abs(prompt).max() <= TOLERANCE
+
+
+def test_the_layout_is_the_one_sentence_transformers_reads(minilm, tmp_path):
+    folder = minilm.export_onnx(tmp_path / "m", quantize="int8")
+    for name in ("model.onnx", "model_qint8_avx512_vnni.onnx"):
+        graph = onnx.load(str(folder / "onnx" / name), load_external_data=False).graph
+        inputs = {node.name: node for node in graph.input}
+        assert list(inputs) == ["input_ids", "attention_mask", "token_type_ids"]
+        assert [node.name for node in graph.output] == ["last_hidden_state"]
+        for node in graph.input:
+            assert node.type.tensor_type.elem_type == onnx.TensorProto.INT64
+            assert [dim.dim_param for dim in node.type.tensor_type.shape.dim] == ["batch", "sequence"]
+        # sentence-transformers' own loader finds the file where its exporter would have put it, without exporting
+        export, kwargs = backend_should_export(folder, True, {"file_name": name}, "model.onnx", "*.onnx", "onnx")
+        assert export is False and kwargs["subfolder"] == "onnx" and kwargs["file_name"] == name
+    for name in ("modules.json", "1_Pooling/config.json", "model.safetensors", "tokenizer.json"):
+        assert (folder / name).is_file()
+
+
+def test_an_exported_folder_gives_the_same_vectors_with_either_backend(minilm, tmp_path):
+    folder = minilm.export_onnx(tmp_path / "m")
+    texts = TEXTS * 3
+    with_torch = SentenceTransformer(str(folder), device="cpu").encode(texts)
+    with_onnx = SentenceTransformer(str(folder), device="cpu", backend="onnx").encode(texts)
+    assert np.abs(with_torch - minilm.encode(texts)).max() == 0.0
+    assert np.abs(with_onnx - with_torch).max() <= TOLERANCE
+
+
+def test_a_folder_without_onnx_is_exported_on_the_fly_and_saved(tiny_bert_path, tmp_path):
+    folder = tmp_path / "plain"
+    SentenceTransformer(str(tiny_bert_path), device="cpu").save(str(folder))
+    model = SentenceTransformer(str(folder), device="cpu", backend="onnx")
+    assert not (folder / "onnx").exists()  # the export lives in memory until saved
+    model.save(str(tmp_path / "saved"))
+    assert (tmp_path / "saved" / "onnx" / "model.onnx").is_file()
+    reloaded = SentenceTransformer(
+        str(tmp_path / "saved"), device="cpu", backend="onnx", model_kwargs={"export": False}
+    )
+    np.testing.assert_allclose(reloaded.encode(TEXTS), model.encode(TEXTS), atol=TOLERANCE)
+    with pytest.raises(ModelFormatError, match="has no ONNX file model_qint8"):
+        SentenceTransformer(str(folder), backend="onnx", model_kwargs={"file_name": "model_qint8_avx512_vnni.onnx"})
+
+
+@pytest.mark.slow
+def test_int8_keeps_the_vectors(minilm, tmp_path):
+    """Dynamic per-channel int8 on all-MiniLM-L6-v2: cosine to the fp32 vectors and STS Benchmark test."""
+    from embedstack.evaluation.datasets import sts_benchmark, wikipedia_extracts
+    from embedstack.evaluation.sts import evaluate_sts
+
+    folder = minilm.export_onnx(tmp_path / "m", quantize="int8")
+    int8 = SentenceTransformer(
+        str(folder), device="cpu", backend="onnx", model_kwargs={"file_name": "model_qint8_avx512_vnni.onnx"}
+    )
+    pairs = sts_benchmark("test")
+    for texts in (wikipedia_extracts(limit=200), pairs.sentences1[:400]):
+        ours, reference = int8.encode(texts), minilm.encode(texts)
+        cosines = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
+        assert cosines.min() >= 0.98
+    assert evaluate_sts(int8, pairs).cosine_spearman >= 81.8
+
+
+def test_the_cli_exports_and_info_names_the_backend(tiny_bert_path, tmp_path, capsys):
+    from embedstack.cli import main
+
+    assert main(["export", "onnx", str(tiny_bert_path), str(tmp_path / "out"), "--quantize", "int8"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "onnx").iterdir()) == [
+        "model.onnx",
+        "model_qint8_avx512_vnni.onnx",
+    ]
+    assert main(["info", str(tmp_path / "out"), "--backend", "onnx"]) == 0
+    assert "Backend: onnx" in capsys.readouterr().out
