@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedstack.backends.onnx_export import ONNX_FILE, ONNX_FOLDER, OUTPUT_NAME, export_backbone, require_onnx
+from embedstack.backends.onnx_export import (
+    ONNX_FILE,
+    ONNX_FOLDER,
+    OUTPUT_NAME,
+    QUANTIZED_FILES,
+    export_backbone,
+    quantize_int8,
+    require_onnx,
+)
 from embedstack.engine.threads import available_cpus
 from embedstack.errors import ModelFormatError
 from embedstack.modules.base import InputModule
@@ -56,8 +64,8 @@ def onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | 
                 "it with `embedstack export onnx`, name an existing file with model_kwargs={'file_name': ...}, or "
                 "leave out export=False to export on the fly."
             )
-        return OnnxTransformer(folder, _export_on_the_fly(folder), provider, config)
-    return OnnxTransformer(folder, path, provider, config)
+        return OnnxTransformer.from_folder(folder, _export_on_the_fly(folder), provider, config)
+    return OnnxTransformer.from_folder(folder, path, provider, config)
 
 
 def find_onnx_file(folder: Path, file_name: str | None) -> Path | None:
@@ -94,23 +102,35 @@ class OnnxTransformer(TextTokenizing, InputModule):
 
     saves_as = Transformer  # saved in the Transformer's layout, so any reader loads it with either backend
 
-    def __init__(self, folder: Path, onnx_model: Path | bytes, provider: str, config: dict[str, Any]) -> None:
-        super().__init__()
-        from transformers import AutoConfig, AutoTokenizer
+    def __init__(
+        self,
+        tokenizer: Any,
+        config: Any,
+        onnx_model: Path | bytes,
+        settings: dict[str, Any],
+        *,
+        provider: str = "CPUExecutionProvider",
+        folder: Path | None = None,
+    ) -> None:
+        """Run ``onnx_model`` (a file, or the bytes of one) with ``tokenizer``.
 
+        ``config`` is the backbone's Hugging Face config, ``settings`` the Transformer module config
+        (max_seq_length, processing_kwargs, ...), ``folder`` the model folder it came from (what saving copies).
+        """
+        super().__init__()
         self.folder, self.onnx_model, self.provider = folder, onnx_model, provider
-        self.config = AutoConfig.from_pretrained(str(folder))
-        self.processor = AutoTokenizer.from_pretrained(str(folder))
+        self.config = config
+        self.processor = tokenizer
         self.transformer_task = "feature-extraction"
         self.modality_config = {"text": dict(TEXT_MODALITY_CONFIG["text"])}
         self.module_output_name = "token_embeddings"
-        self.processing_kwargs = dict(config.get("processing_kwargs") or {})
-        self.query_length, self.document_length = config.get("query_length"), config.get("document_length")
-        self.do_lower_case = bool(config.get("do_lower_case", False))
+        self.processing_kwargs = dict(settings.get("processing_kwargs") or {})
+        self.query_length, self.document_length = settings.get("query_length"), settings.get("document_length")
+        self.do_lower_case = bool(settings.get("do_lower_case", False))
         self._prompt_lengths = {}
         limit = getattr(self.config, "max_position_embeddings", None)
-        if config.get("max_seq_length") is not None:
-            self.tokenizer.model_max_length = int(config["max_seq_length"])
+        if settings.get("max_seq_length") is not None:
+            self.tokenizer.model_max_length = int(settings["max_seq_length"])
         elif isinstance(limit, int) and limit > 0:
             self.tokenizer.model_max_length = min(self.tokenizer.model_max_length, limit)
         if self.do_lower_case:
@@ -118,6 +138,16 @@ class OnnxTransformer(TextTokenizing, InputModule):
         self.session = inference_session(onnx_model, provider)
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.backend = "onnx"
+
+    @classmethod
+    def from_folder(
+        cls, folder: Path, onnx_model: Path | bytes, provider: str, settings: dict[str, Any]
+    ) -> OnnxTransformer:
+        """The module for a Transformer folder: its tokenizer and config, and ``onnx_model``."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        tokenizer, config = AutoTokenizer.from_pretrained(str(folder)), AutoConfig.from_pretrained(str(folder))
+        return cls(tokenizer, config, onnx_model, settings, provider=provider, folder=folder)
 
     @property
     def tokenizer(self) -> Any:
@@ -166,6 +196,11 @@ class OnnxTransformer(TextTokenizing, InputModule):
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """Copy the backbone's files and its ONNX file (under ``onnx/``), and write the module config."""
+        if self.folder is None:
+            raise ValueError(
+                "This model runs an int8 ONNX backbone made in memory (model.quantize), which has no folder to save "
+                "from. Save the float model, or write an int8 export with model.export_onnx(path, quantize='int8')."
+            )
         target = Path(output_path)
         for name in _BACKBONE_FILES:
             if (self.folder / name).is_file():
@@ -183,6 +218,24 @@ class OnnxTransformer(TextTokenizing, InputModule):
     def __repr__(self) -> str:
         architecture = (getattr(self.config, "architectures", None) or ["?"])[0]
         return f"Transformer({dict(self.get_config_dict(), architecture=architecture, backend='onnx')})"
+
+
+def int8_input_module(transformer: Any) -> OnnxTransformer:
+    """The int8 ONNX stand-in for a loaded Transformer module (``model.quantize("int8")``).
+
+    Its backbone is exported and quantized with the measured recipe (onnx_export.quantize_int8); its tokenizer
+    and settings are kept.
+    """
+    with tempfile.TemporaryDirectory(prefix="embedstack-int8-") as staging:
+        exported = export_backbone(transformer, Path(staging) / ONNX_FILE)
+        int8 = quantize_int8(exported, Path(staging) / QUANTIZED_FILES["int8"]).read_bytes()
+    settings = {
+        "max_seq_length": transformer.max_seq_length,
+        "processing_kwargs": transformer.processing_kwargs,
+        "query_length": transformer.query_length,
+        "document_length": transformer.document_length,
+    }
+    return OnnxTransformer(transformer.tokenizer, transformer.config, int8, settings)
 
 
 def _int64(value: Any) -> np.ndarray:
