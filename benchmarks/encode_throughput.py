@@ -1,7 +1,7 @@
 """embedstack vs sentence-transformers 6.2: encode throughput on the same inputs, in one run.
 
     .venv/bin/python benchmarks/encode_throughput.py --runs 3            # fp32, all corpora
-    .venv/bin/python benchmarks/encode_throughput.py --runs 3 --int8     # also embedstack's int8 mode
+    .venv/bin/python benchmarks/encode_throughput.py --runs 3 --int8     # also the onnx backend and int8 mode
 
 Runs are interleaved (reference, embedstack, [int8], reference, ...) and medians are reported. The fp32
 matmul peak is measured in the same run; "useful" FLOPs count real tokens only (no padding).
@@ -39,6 +39,16 @@ def matmul_peak_gflops(size: int = 2048, reps: int = 10) -> float:
             a @ b
         best = max(best, 2 * size**3 * reps / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def cpu_flags() -> str:
+    """The instruction sets int8 and fp32 speed depend on, as /proc/cpuinfo lists them."""
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
+    return ", ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512/vnni/amx"
 
 
 def useful_flops(config, lengths: np.ndarray) -> float:
@@ -118,13 +128,15 @@ def main() -> None:
         "embedstack": SentenceTransformer(path, device="cpu"),
         "embedstack native": SentenceTransformer(path, device="cpu", backend="native"),
     }
-    if args.int8:
+    if args.int8:  # the onnx backend (fp32) and model.quantize("int8") (the int8 ONNX recipe)
+        systems["embedstack onnx"] = SentenceTransformer(path, device="cpu", backend="onnx")
         systems["int8"] = SentenceTransformer(path, device="cpu").quantize("int8")
     peak = matmul_peak_gflops()
     import sentence_transformers
     import transformers
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads")
+    print(f"CPU flags: {cpu_flags()}")
     print(
         f"versions: embedstack {embedstack.__version__}, sentence-transformers {sentence_transformers.__version__}, "
         f"transformers {transformers.__version__}, torch {torch.__version__}"
