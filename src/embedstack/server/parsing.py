@@ -68,7 +68,9 @@ def validate(schema: type[RequestModel], body: Any) -> RequestModel:
     try:
         return schema.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
+        errors = exc.errors(include_url=False)
+        # An unknown field first: it is often the misspelling of the missing or wrong one.
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         field = str(error["loc"][0]) if error["loc"] else "body"
         if error["type"] == "extra_forbidden":
             hint = close_matches(field, schema.model_fields)
