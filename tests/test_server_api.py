@@ -9,10 +9,10 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from server_support import assert_close, long_texts, metric, short_texts, too_long_texts
 
 from embedstack import SentenceTransformer
 from embedstack.server import ServerSettings, start_server
+from server_support import assert_close, long_texts, metric, short_texts, too_long_texts
 
 pytest.importorskip("fastapi")
 

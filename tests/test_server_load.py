@@ -14,10 +14,10 @@ import time
 import httpx
 import numpy as np
 import pytest
-from server_support import assert_close, long_texts, metric, short_texts, wait_for
 
 from embedstack import SentenceTransformer
 from embedstack.server import ServerSettings, start_server
+from server_support import assert_close, long_texts, metric, short_texts, wait_for
 
 pytest.importorskip("fastapi")
 pytestmark = pytest.mark.slow

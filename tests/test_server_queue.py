@@ -20,9 +20,11 @@ def loop():
     loop.close()
 
 
-def job(loop, lengths, key=BatchKey()):
+def job(loop, lengths, key=None):
     n = len(lengths)
-    tokens = RequestTokens([f"t{i}" for i in range(n)], np.arange(n), None, np.asarray(lengths), np.zeros(n, bool), key)
+    tokens = RequestTokens(
+        [f"t{i}" for i in range(n)], np.arange(n), None, np.asarray(lengths), np.zeros(n, bool), key or BatchKey()
+    )
     return Job(tokens, loop, loop.create_future())
 
 

@@ -15,12 +15,13 @@ from starlette.responses import Response
 
 from embedstack._version import __version__
 from embedstack.model import SentenceTransformer
-from embedstack.server import routes_embed, routes_ops
 from embedstack.server.auth import BearerAuth
 from embedstack.server.errors import ApiError, error_response
 from embedstack.server.metrics import Metrics
 from embedstack.server.middleware import RequestMetrics
 from embedstack.server.responses import JSONResponse
+from embedstack.server.routes_embed import router as embed_router
+from embedstack.server.routes_ops import router as ops_router
 from embedstack.server.service import EmbeddingService
 from embedstack.server.settings import ServerSettings
 from embedstack.server.state import ServerState
@@ -67,13 +68,13 @@ def create_app(
         default_response_class=JSONResponse,
     )
     app.state.embedstack = state
-    app.include_router(routes_embed.router)
-    app.include_router(routes_ops.router)
+    app.include_router(embed_router)
+    app.include_router(ops_router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(BearerAuth, api_key=settings.api_key)
-    routers = (routes_embed.router, routes_ops.router)
+    routers = (embed_router, ops_router)
     paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))
     app.add_middleware(RequestMetrics, metrics=metrics, routes=paths)
     return app

@@ -35,7 +35,7 @@ async def read_json(request: Request, limit: int) -> Any:
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body:
-        raise ApiError(400, "The request body is empty; send a JSON object such as {\"input\": \"text\"}.", "empty_body")
+        raise ApiError(400, 'The request body is empty; send a JSON object such as {"input": "text"}.', "empty_body")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
