@@ -37,7 +37,7 @@ class ServerSettings:
     api_key: str | None = None
     model_name: str | None = None
     max_batch_tokens: int = 16384
-    batch_size: int = 128
+    batch_size: int = 32
     window_tokens: int = 8192
     max_queue_tokens: int = 1 << 20
     max_payload_bytes: int = 16 << 20
