@@ -43,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 MODEL_NAME = "all-MiniLM-L6-v2"
 INFINITY = "infinity-emb[server,torch]==0.0.78"
 DEFAULT_VENV = Path.home() / ".cache" / "embedstack-bench" / "infinity-venv"
+# In-process encode: the library's defaults, and the server's batch settings on CPU.
+ENCODE_OPTIONS = {"defaults": {}, "batch_size 32, max_batch_tokens 2048": {"batch_size": 32, "max_batch_tokens": 2048}}
 
 
 def corpora() -> dict[str, list[str]]:
@@ -67,20 +69,18 @@ async def load(url: str, texts: list[str], concurrency: int, size: int, warmup: 
     """Closed-loop load; returns (texts/s, p50 ms, p99 ms, requests, errors) over the measuring window.
 
     The window opens once every client has had an answer (and ``warmup`` seconds passed), so a cell whose
-    requests take longer than the warm-up is still measured in its steady state.
+    requests take longer than the warm-up is still measured in its steady state, and lasts at least as long
+    as that took (about one request latency), so slow cells count more than a handful of requests.
     """
     cursor = 0
     start = time.perf_counter()
     answered: set[int] = set()
-    opened: list[float] = []  # the window's start, once known
+    opened: list[float] = []  # the window's start and length, once known
     records: list[tuple[float, float, bool]] = []  # (finished, latency, ok)
-
-    def open_at() -> float | None:
-        return opened[0] if opened else None
 
     async def client(index: int, http: httpx.AsyncClient) -> None:
         nonlocal cursor
-        while open_at() is None or time.perf_counter() < open_at() + seconds:
+        while not opened or time.perf_counter() < opened[0] + opened[1]:
             batch = [texts[(cursor + k) % len(texts)] for k in range(size)]
             cursor += size
             sent = time.perf_counter()
@@ -94,19 +94,20 @@ async def load(url: str, texts: list[str], concurrency: int, size: int, warmup: 
             records.append((finished, finished - sent, ok))
             answered.add(index)
             if not opened and len(answered) == concurrency:
-                opened.append(max(finished, start + warmup))
+                opened.extend([max(finished, start + warmup), max(seconds, finished - start)])
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(600.0)) as http:
         await asyncio.gather(*(client(index, http) for index in range(concurrency)))
-    begin, end = opened[0], opened[0] + seconds
+    begin, length = opened
+    end = begin + length
     window = [(latency, ok) for finished, latency, ok in records if begin <= finished <= end]
     latencies = [latency for latency, ok in window if ok]
     errors = sum(1 for _, _, ok in records if not ok)  # over the whole cell, warm-up included
     if not latencies:
         return 0.0, float("nan"), float("nan"), 0, errors
     ms = np.array(latencies) * 1000
-    return len(latencies) * size / seconds, float(np.median(ms)), float(np.percentile(ms, 99)), len(latencies), errors
+    return len(latencies) * size / length, float(np.median(ms)), float(np.percentile(ms, 99)), len(latencies), errors
 
 
 def start(command: list[str], health: str, log: Path, env: dict | None = None) -> subprocess.Popen:
@@ -169,13 +170,13 @@ def _model() -> SentenceTransformer:
     return model
 
 
-def in_process(texts: list[str], seconds: float) -> float:
-    """Texts/s of ``model.encode`` (defaults, batch_size 32) over the corpus, in this process."""
+def in_process(texts: list[str], seconds: float, **options: int) -> float:
+    """Texts/s of ``model.encode(chunk_of_256, **options)`` over the corpus, in this process."""
     model = _model()
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         chunk = texts[done % len(texts) : done % len(texts) + 256]
-        model.encode(chunk)
+        model.encode(chunk, **options)
         done += len(chunk)
     return done / (time.perf_counter() - started)
 
@@ -196,8 +197,8 @@ def markdown(cells: list[Cell], encode: dict[str, list[float]], systems: list[st
             p50, p99 = (np.median([getattr(c, k) for c in got]) if got else float("nan") for k in ("p50_ms", "p99_ms"))
             parts.append(f"{rate:.1f} | {p50:.0f} / {p99:.0f}")
         lines.append(f"| {corpus} | {size} | {clients} | {' | '.join(parts)} | {errors} |")
-    lines += ["", "| corpus | in-process encode texts/s (median) |", "|---|---|"]
-    lines += [f"| {corpus} | {np.median(rates):.1f} |" for corpus, rates in encode.items()]
+    lines += ["", "| in-process encode | texts/s (median) |", "|---|---|"]
+    lines += [f"| {name} | {np.median(rates):.1f} |" for name, rates in encode.items()]
     return "\n".join(lines)
 
 
@@ -222,15 +223,17 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     systems = args.systems.split(",")
     cells: list[Cell] = []
-    encode: dict[str, list[float]] = {corpus: [] for corpus in args.corpora.split(",")}
+    encode: dict[str, list[float]] = {}
     processes, urls = [], {}
     try:
         for offset, system in enumerate(systems):
             command, health, urls[system] = server_command(system, args.port + offset, folder, args.infinity_venv)
             processes.append(start(command, health, args.out.parent / f"{system}.log", env))
         for _ in range(args.sweeps):
-            for corpus in encode:
-                encode[corpus].append(in_process(texts[corpus], args.seconds))
+            for corpus in args.corpora.split(","):
+                for name, options in ENCODE_OPTIONS.items():
+                    rate = in_process(texts[corpus], args.seconds, **options)
+                    encode.setdefault(f"{corpus}, {name}", []).append(rate)
                 for size in map(int, args.sizes.split(",")):
                     for concurrency in map(int, args.concurrency.split(",")):
                         for system in systems:

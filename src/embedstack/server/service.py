@@ -53,7 +53,7 @@ class EmbeddingService:
         self.metrics = metrics
         self.tokenizer = RequestTokenizer(model)
         self.queue = TokenQueue(settings.max_queue_tokens)
-        self.worker = ModelWorker(model, self.queue, settings, metrics)
+        self.worker = ModelWorker(model, self.queue, settings, metrics, tokenizer_lock=self.tokenizer.lock)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedstack-tokenizer")
         probe = model.encode(["hello"], convert_to_numpy=True)  # also a warm-up: the model runs before serving
         self.dimension = int(probe.shape[1])
@@ -147,9 +147,12 @@ class EmbeddingService:
             raise ApiError(422, "This model cannot take token ids as input; send texts.", "token_ids_unsupported")
         if key != BatchKey():
             raise ApiError(
-                422, "Prompts and input_type apply to texts; with token ids, put the prompt's ids in front yourself.",
+                422,
+                f"This request would use the prompt {key.prompt or ''!r} and task {key.task!r} (from prompt_name, "
+                "input_type or the model's default prompt), which apply to texts; with token ids, put the prompt's "
+                "ids in front yourself and leave prompt_name and input_type out.",
                 "prompt_with_token_ids",
-            )  # fmt: skip
+            )
         vocabulary = self.tokenizer.vocab_size
         for index, row in enumerate(inputs):
             bad = next((token for token in row if not 0 <= token < (vocabulary or math.inf)), None)
@@ -198,8 +201,8 @@ class EmbeddingService:
 
     def _queue_full(self, tokens: int) -> ApiError:
         self.metrics.rejected.labels("queue_full").inc()
-        rate = max(self.worker.tokens_per_second, 1.0)
-        wait = min(60, max(1, math.ceil((self.queue.tokens + tokens) / rate)))
+        rate = self.worker.tokens_per_second  # 0 until the first round finished
+        wait = min(60, max(1, math.ceil((self.queue.tokens + tokens) / rate))) if rate else 1
         return ApiError(
             429,
             f"The server is busy: {self.queue.tokens:,} tokens are waiting and this request does not fit in the "

@@ -20,15 +20,19 @@ import numpy as np
 import torch
 
 from embedstack.engine.batching import dedupe
-from embedstack.engine.runner import EncodePlan, Prepared, run_prepared
+from embedstack.engine.runner import DEFAULT_MAX_BATCH_TOKENS, EncodePlan, Prepared, run_prepared
 from embedstack.model import SentenceTransformer
 from embedstack.modules.transformer.tokenized import TokenizedTexts
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import Metrics
 from embedstack.server.queue import Slice, TokenQueue
 from embedstack.server.settings import ServerSettings
+from embedstack.server.tokens import BatchKey
 
 logger = logging.getLogger(__name__)
+# On CPU, small forward passes of similar lengths beat large padded ones: measured here on Wikipedia extracts,
+# rounds of 32 ran at 55 texts/s with 2,048 tokens per pass and 26-33 with 16,384 (benchmarks/RESULTS.md).
+CPU_BATCH_TOKENS = 2048
 RESTART_HINT = "Restart the server (a supervisor restarts it when GET /health answers 503)."
 
 
@@ -44,10 +48,21 @@ class ModelWorker:
         queue: Where the rounds come from.
         settings: Batch sizes, the stuck threshold and the failure limit.
         metrics: Where batch sizes, computed inputs and failures are counted.
+        tokenizer_lock: Held while the model tokenizes on this thread (models without a token batcher), since
+            the tokenizer thread may use the same tokenizer.
     """
 
-    def __init__(self, model: SentenceTransformer, queue: TokenQueue, settings: ServerSettings, metrics: Metrics):
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        queue: TokenQueue,
+        settings: ServerSettings,
+        metrics: Metrics,
+        *,
+        tokenizer_lock: threading.Lock,
+    ) -> None:
         self.model = model
+        self.tokenizer_lock = tokenizer_lock
         self.queue = queue
         self.settings = settings
         self.metrics = metrics
@@ -55,6 +70,8 @@ class ModelWorker:
         self.death: str | None = None
         self.busy_since: float | None = None
         self.tokens_per_second = 0.0  # recent throughput, for Retry-After
+        cpu = model.device.type == "cpu"
+        self.max_batch_tokens = settings.max_batch_tokens or (CPU_BATCH_TOKENS if cpu else DEFAULT_MAX_BATCH_TOKENS)
         self._thread = threading.Thread(target=self._main, name="embedstack-model-worker", daemon=True)
 
     def start(self) -> None:
@@ -133,26 +150,31 @@ class ModelWorker:
         key = slices[0].job.tokens.key
         inputs = [item for piece in slices for item in piece.job.tokens.unique[piece.start : piece.stop]]
         if slices[0].job.tokens.tokenized is None:  # the general path: the model tokenizes in encode
-            return self.model.encode(
-                inputs,
-                prompt=key.prompt or "",
-                batch_size=self.settings.batch_size,
-                max_batch_tokens=self.settings.max_batch_tokens,
-                convert_to_numpy=True,
-                **key.preprocess_kwargs,
-            ).astype(np.float32, copy=False)
+            with self.tokenizer_lock:
+                return self._encode(inputs, key)
         unique, inverse = dedupe(inputs)
         tokenized = _merge(slices, inverse, len(unique))
         plan = EncodePlan(
             prompt=key.prompt,
             batch_size=self.settings.batch_size,
-            max_batch_tokens=self.settings.max_batch_tokens,
+            max_batch_tokens=self.max_batch_tokens,
             device=self.model.device,
             preprocess_kwargs=key.preprocess_kwargs,
             module_kwargs=self.model.split_forward_kwargs(key.preprocess_kwargs, strict=False),
         )
         result = run_prepared(self.model, Prepared(unique, inverse, tokenized), plan)
         return result.outputs.float().numpy()
+
+    def _encode(self, inputs: list[str], key: BatchKey) -> np.ndarray:
+        """The general path, for models whose input module cannot tokenize ahead: ``model.encode``."""
+        vectors = self.model.encode(
+            inputs,
+            prompt=key.prompt or "",  # the key holds the resolved prompt; "" keeps encode from adding a default
+            batch_size=self.settings.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            **key.preprocess_kwargs,
+        )
+        return vectors.astype(np.float32, copy=False)
 
 
 def _merge(slices: list[Slice], inverse: np.ndarray, unique: int) -> TokenizedTexts:
