@@ -44,7 +44,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 INFINITY = "infinity-emb[server,torch]==0.0.78"
 DEFAULT_VENV = Path.home() / ".cache" / "embedstack-bench" / "infinity-venv"
 # In-process encode: the library's defaults, and the server's batch settings on CPU.
-ENCODE_OPTIONS = {"defaults": {}, "batch_size 32, max_batch_tokens 2048": {"batch_size": 32, "max_batch_tokens": 2048}}
+ENCODE_OPTIONS = {"defaults": {}, "batch_size 32, max_batch_tokens 1024": {"batch_size": 32, "max_batch_tokens": 1024}}
 
 
 def corpora() -> dict[str, list[str]]:

@@ -23,6 +23,7 @@ CASES = [
     ("non-UTF-8 body", OPENAI, b'{"input": "\xff\xfe"}', 400, "not valid UTF-8 (byte 0xff at offset 11)"),
     ("empty body", OPENAI, b"", 400, "body is empty"),
     ("NaN literal", OPENAI, b'{"input": NaN}', 400, "not valid JSON"),
+    ("lone surrogate escape", OPENAI, b'{"input": "\\ud800"}', 400, "not valid JSON"),
     ("integer beyond 64 bits", OPENAI, b'{"input": [[1180591620717411303424]]}', 422, "input must be"),
     ("array body", OPENAI, ["hello"], 422, "must be a JSON object, got a JSON array"),
     ("string body", OPENAI, "hello", 422, "must be a JSON object, got a JSON string"),

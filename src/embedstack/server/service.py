@@ -142,7 +142,11 @@ class EmbeddingService:
     async def _tokenize(self, inputs: list[str] | list[list[int]], key: BatchKey, field: str) -> RequestTokens:
         loop = asyncio.get_running_loop()
         if isinstance(inputs[0], str):
-            return await loop.run_in_executor(self._executor, self.tokenizer.texts, inputs, key)
+            try:
+                return await loop.run_in_executor(self._executor, self.tokenizer.texts, inputs, key)
+            except (ValueError, TypeError, UnicodeError) as exc:  # e.g. text the tokenizer cannot encode
+                message = f"The tokenizer refused an input of {field}: {exc}"
+                raise ApiError(422, message, "untokenizable", field) from exc
         if not self.tokenizer.takes_token_ids:
             raise ApiError(422, "This model cannot take token ids as input; send texts.", "token_ids_unsupported")
         if key != BatchKey():
@@ -153,14 +157,13 @@ class EmbeddingService:
                 "ids in front yourself and leave prompt_name and input_type out.",
                 "prompt_with_token_ids",
             )
-        vocabulary = self.tokenizer.vocab_size
-        for index, row in enumerate(inputs):
-            bad = next((token for token in row if not 0 <= token < (vocabulary or math.inf)), None)
-            if bad is not None:
-                raise ApiError(
-                    422, f"{field}[{index}] holds token id {bad}, outside this model's vocabulary (0 to "
-                    f"{(vocabulary or 0) - 1}).", "invalid_token_id", field,
-                )  # fmt: skip
+        bad = await loop.run_in_executor(self._executor, self.tokenizer.invalid_id, inputs)
+        if bad is not None:
+            index, token = bad
+            raise ApiError(
+                422, f"{field}[{index}] holds token id {token}, outside this model's vocabulary (0 to "
+                f"{(self.tokenizer.vocab_size or 0) - 1}).", "invalid_token_id", field,
+            )  # fmt: skip
         return await loop.run_in_executor(self._executor, self.tokenizer.token_ids, inputs)
 
     async def _check_truncation(

@@ -18,7 +18,7 @@ class ServerSettings:
         api_key: When set, every route but ``/health``, ``/metrics`` and the docs needs
             ``Authorization: Bearer <api_key>``. Defaults to the ``EMBEDSTACK_API_KEY`` environment variable.
         model_name: The name clients send as ``model`` (default: the model folder's name).
-        max_batch_tokens: Padded tokens (rows x longest input) per forward pass; default 2,048 on CPU (small
+        max_batch_tokens: Padded tokens (rows x longest input) per forward pass; default 1,024 on CPU (small
             passes of similar lengths run faster there than large padded ones) and 16,384 elsewhere.
         batch_size: Rows per forward pass.
         window_tokens: Real tokens the worker takes from the queue per round; the inputs of one round are
@@ -39,7 +39,7 @@ class ServerSettings:
     model_name: str | None = None
     max_batch_tokens: int | None = None
     batch_size: int = 32
-    window_tokens: int = 8192
+    window_tokens: int = 16384
     max_queue_tokens: int = 1 << 20
     max_payload_bytes: int = 16 << 20
     max_inputs_per_request: int = 2048

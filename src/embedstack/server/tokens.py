@@ -120,6 +120,14 @@ class RequestTokenizer:
         # Token-id inputs are lists (unhashable), so each is its own distinct input.
         return RequestTokens(list(inputs), np.arange(len(inputs)), tokenized, lengths, truncated)
 
+    def invalid_id(self, inputs: list[list[int]]) -> tuple[int, int] | None:
+        """(input index, token id) of the first id outside the vocabulary, or None when all are valid."""
+        vocabulary = self.vocab_size
+        for index, row in enumerate(inputs):
+            if min(row) < 0 or (vocabulary is not None and max(row) >= vocabulary):
+                return index, next(t for t in row if t < 0 or (vocabulary is not None and t >= vocabulary))
+        return None
+
     def full_length(self, text: str, key: BatchKey) -> int | None:
         """Tokens of ``text`` (with its prompt and special tokens) before truncation, or None when unknown."""
         if self._counter is None:

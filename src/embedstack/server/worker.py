@@ -30,9 +30,10 @@ from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import BatchKey
 
 logger = logging.getLogger(__name__)
-# On CPU, small forward passes of similar lengths beat large padded ones: measured here on Wikipedia extracts,
-# rounds of 32 ran at 55 texts/s with 2,048 tokens per pass and 26-33 with 16,384 (benchmarks/RESULTS.md).
-CPU_BATCH_TOKENS = 2048
+# On CPU, small forward passes of similar lengths beat large padded ones. Measured here on rounds of 64
+# Wikipedia extracts: 68-70 texts/s with 1,024 padded tokens per pass, 54-64 with 2,048, 39-43 with 16,384
+# (the engine's default); short sentences run as fast with 1,024 as with more (benchmarks/RESULTS.md).
+CPU_BATCH_TOKENS = 1024
 RESTART_HINT = "Restart the server (a supervisor restarts it when GET /health answers 503)."
 
 
