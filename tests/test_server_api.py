@@ -127,3 +127,22 @@ def test_models_health_metrics_and_openapi(server):
     schema = spec["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"input", "model", "encoding_format", "dimensions", "user"} <= set(schema["properties"])
     assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_a_model_without_a_token_batcher_takes_the_general_path(minilm_path):
+    from tokenizers import Tokenizer
+
+    from embedstack.modules import StaticEmbedding
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    static = StaticEmbedding(Tokenizer.from_file(str(minilm_path / "tokenizer.json")), embedding_dim=16)
+    model = SentenceTransformer(modules=[static], device="cpu")
+    assert model.token_batcher is None
+    texts = short_texts(4) + short_texts(2)  # duplicates too
+    with start_server(model) as server:
+        body = httpx.post(f"{server.url}/v1/embeddings", json={"input": texts}).json()
+        assert_close([item["embedding"] for item in body["data"]], model.encode(texts))
+        assert body["usage"]["prompt_tokens"] > 0
+        refused = httpx.post(f"{server.url}/v1/embeddings", json={"input": [[101, 102]]})
+        assert refused.status_code == 422 and "cannot take token ids" in refused.json()["error"]["message"]

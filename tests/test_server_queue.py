@@ -57,6 +57,16 @@ def test_a_large_request_takes_at_most_half_a_round_while_others_wait(loop):
     assert [(s.job, s.stop - s.start) for s in round_] == [(large, 5), (small, 2)]
 
 
+def test_a_small_request_that_does_not_fit_waits_whole_for_the_next_round(loop):
+    queue = TokenQueue(max_tokens=10_000)
+    first, second, third = job(loop, [30, 30]), job(loop, [25, 25]), job(loop, [5])
+    for item in (first, second, third):
+        queue.put(item)
+    # 40 tokens left: the second (50) waits whole, and the third keeps its place behind it.
+    assert [(s.job, s.stop - s.start) for s in queue.take(budget=100)] == [(first, 2)]
+    assert [(s.job, s.stop - s.start) for s in queue.take(budget=100)] == [(second, 2), (third, 1)]
+
+
 def test_requests_with_other_prompts_wait_for_their_own_round(loop):
     queue = TokenQueue(max_tokens=10_000)
     plain, query = job(loop, [5]), job(loop, [5], BatchKey(prompt="query: "))

@@ -1,9 +1,11 @@
 """The one queue that every request's inputs wait in, bounded in tokens.
 
 Requests are jobs; the model worker takes *rounds* from the front: inputs of jobs that share a prompt, up to
-a token budget, so many small requests run in one forward pass and a large request is cut into rounds. While
-other jobs wait, one job takes at most half a round, so a 1,000-input request does not hold back a one-text
-request behind it. A cancelled job (its client went away) leaves the queue with its inputs uncomputed.
+a token budget, so many small requests run in one forward pass and a large request is cut into rounds. A
+request that fits in what is left of a round runs whole (it is answered at the end of that round); one that
+does not waits in its place for the next round, unless it is larger than half a round: then it is split, and
+while other jobs wait it takes at most half of each round, so a 1,000-input request does not hold back a
+one-text request behind it. A cancelled job (its client went away) leaves the queue with its inputs uncomputed.
 """
 
 from __future__ import annotations
@@ -164,9 +166,14 @@ class TokenQueue:
             slices: list[Slice] = []
             left = budget
             for job in same:
-                count = job.take(min(share, left), at_least_one=not slices)
+                if job.waiting_tokens <= left:
+                    count = job.size - job.cursor  # a request that fits runs whole, so it is answered this round
+                elif job.waiting_tokens > share or not slices:
+                    count = job.take(min(share, left), at_least_one=not slices)  # a large one is split
+                else:
+                    break  # a small one waits, whole and in its place, for the next round
                 if count == 0:
-                    continue
+                    break
                 start = job.cursor
                 taken = int(job.cumulative[start + count] - job.cumulative[start])
                 job.cursor += count

@@ -11,6 +11,7 @@ Every function here runs on the server's single tokenizer thread, never on the e
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +74,8 @@ class RequestTokenizer:
     def __init__(self, model: SentenceTransformer) -> None:
         self.model = model
         self.batcher = model.token_batcher
-        self.max_length = int(model.max_seq_length or _NO_LIMIT)
+        limit = model.max_seq_length
+        self.max_length = int(limit) if limit and math.isfinite(limit) else _NO_LIMIT
         self.lock = threading.Lock()  # tokenizers are not safe to call from two threads at once
         self._framing = self._probe_framing() if self.batcher is not None else None
         self._counter = _untruncated_copy(model.tokenizer)
