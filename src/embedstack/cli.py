@@ -1,8 +1,10 @@
-"""The ``embedstack`` command: encode texts, describe a model, evaluate on STS Benchmark."""
+"""The ``embedstack`` command: encode texts, describe a model, evaluate on STS Benchmark, serve over HTTP."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -14,8 +16,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from embedstack._version import __version__
-from embedstack.defaults import resolve_cli_model
-from embedstack.errors import EmbedstackError
+from embedstack.defaults import DEFAULT_MODEL_NAME, resolve_cli_model
+from embedstack.errors import EmbedstackError, MissingExtraError
 from embedstack.evaluation.datasets import sts_benchmark
 from embedstack.evaluation.sts import evaluate_sts
 from embedstack.model import SentenceTransformer
@@ -27,6 +29,7 @@ SAMPLE_SENTENCES = [
     "He drove to the stadium.",
 ]
 PROGRESS_THRESHOLD = 256  # inputs; show a progress bar above this
+SERVER_EXTRA = ("fastapi", "uvicorn", "orjson", "prometheus_client")  # what embedstack.server imports
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +83,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--int8", action="store_true", help="evaluate with int8 weights (CPU)")
     _add_model_args(evaluate)
+    _add_serve_parser(commands)
     return parser
+
+
+def _add_serve_parser(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="serve the model over HTTP (OpenAI /v1/embeddings, TEI /embed)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--api-key", help="require 'Authorization: Bearer KEY' (default: $EMBEDSTACK_API_KEY; the variable keeps the "
+        "key out of the process list)",
+    )  # fmt: skip
+    serve.add_argument("--model-name", help="the name clients send as 'model' (default: the model folder's name)")
+    serve.add_argument("--max-queue-tokens", type=int, help="tokens that may wait; beyond them requests get 429")
+    serve.add_argument("--max-batch-tokens", type=int, help="padded tokens per forward pass")
+    serve.add_argument("--batch-size", type=int, help="rows per forward pass")
+    serve.add_argument("--max-payload-bytes", type=int, help="largest request body")
+    serve.add_argument("--max-inputs", type=int, dest="max_inputs_per_request", help="most inputs per request")
+    serve.add_argument("--max-chars", type=int, dest="max_chars_per_input", help="longest input in characters")
+    _add_model_args(serve)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     # The command shows its own progress bars; silence the Hub's and transformers' "Loading weights" bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        commands = {"encode": cmd_encode, "info": cmd_info, "eval": cmd_eval, "export": cmd_export}
+        commands = {"encode": cmd_encode, "info": cmd_info, "eval": cmd_eval, "export": cmd_export, "serve": cmd_serve}
         return commands[args.command](args)
     except (EmbedstackError, OSError, ValueError) as exc:
         print(f"embedstack {args.command}: error: {exc}", file=sys.stderr)
@@ -249,6 +271,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = _load_model(args)
     result = evaluate_sts(model, pairs, batch_size=args.batch_size, show_progress_bar=True)
     print(f"STS Benchmark {args.split} ({result.pairs} pairs): cosine Spearman {result.cosine_spearman:.2f}")
+    return 0
+
+
+def server_package() -> Any:
+    """``embedstack.server``, imported only here: the core never imports the server's dependencies."""
+    missing = [name for name in SERVER_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtraError(
+            f"embedstack serve needs the server extra ({', '.join(missing)} not installed). "
+            "Run: pip install 'embedstack[server]'"
+        )
+    return importlib.import_module("embedstack.server")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``embedstack serve``: run the embedding server until SIGTERM or Ctrl-C."""
+    server = server_package()
+    default = args.model is None or resolve_cli_model(args.model) != args.model
+    name = args.model_name or (DEFAULT_MODEL_NAME if default else Path(args.model.rstrip("/")).name)
+    limits = ("max_queue_tokens", "max_batch_tokens", "batch_size", "max_payload_bytes", "max_inputs_per_request")
+    settings = server.ServerSettings.from_env(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        model_name=name,
+        max_chars_per_input=args.max_chars_per_input,
+        **{key: getattr(args, key) for key in limits},
+    )
+    model = _load_model(args)
+    aliases = {args.model} if args.model else {f"sentence-transformers/{DEFAULT_MODEL_NAME}"}
+
+    def ready(url: str) -> None:
+        auth = "API key required" if settings.api_key else "no API key"
+        print(f"embedstack serve: {name} at {url} ({auth}; docs at {url}/docs)", file=sys.stderr, flush=True)
+
+    server.serve(model, settings, aliases=aliases, ready=ready)
     return 0
 
 

@@ -1,0 +1,14 @@
+"""embedstack's embedding server: OpenAI's and TEI's APIs over one token-budget batching queue.
+
+Needs the ``server`` extra (``pip install 'embedstack[server]'``). Start it with ``embedstack serve`` or:
+
+    >>> from embedstack.server import ServerSettings, start_server
+    >>> with start_server(model, ServerSettings(port=0)) as server:
+    ...     httpx.post(f"{server.url}/v1/embeddings", json={"input": "hello"})
+"""
+
+from embedstack.server.app import create_app
+from embedstack.server.runner import RunningServer, serve, start_server
+from embedstack.server.settings import API_KEY_ENV, ServerSettings
+
+__all__ = ["API_KEY_ENV", "RunningServer", "ServerSettings", "create_app", "serve", "start_server"]

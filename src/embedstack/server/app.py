@@ -1,0 +1,102 @@
+"""The FastAPI application: routes, error handlers, auth and metrics middleware, the worker's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from embedstack._version import __version__
+from embedstack.model import SentenceTransformer
+from embedstack.server.auth import BearerAuth
+from embedstack.server.errors import ApiError, error_response
+from embedstack.server.metrics import Metrics
+from embedstack.server.middleware import RequestMetrics
+from embedstack.server.responses import JSONResponse
+from embedstack.server.routes_embed import router as embed_router
+from embedstack.server.routes_ops import router as ops_router
+from embedstack.server.service import EmbeddingService
+from embedstack.server.settings import ServerSettings
+from embedstack.server.state import ServerState
+
+logger = logging.getLogger(__name__)
+DEFAULT_MODEL_NAME = "embedstack-model"
+
+
+def create_app(
+    model: SentenceTransformer, settings: ServerSettings | None = None, *, aliases: Iterable[str] = ()
+) -> FastAPI:
+    """An ASGI application serving ``model``; run it with uvicorn (or :func:`~embedstack.server.start_server`).
+
+    The model worker starts and stops with the application's lifespan.
+
+    Args:
+        model: The model to serve.
+        settings: Limits, batch sizes, auth (default: ``ServerSettings()``).
+        aliases: Other names a request's ``model`` field may use (e.g. the path the model was loaded from).
+
+    Example:
+        >>> app = create_app(SentenceTransformer("all-MiniLM-L6-v2"), ServerSettings(model_name="minilm"))
+        >>> uvicorn.run(app, host="127.0.0.1", port=8000)
+    """
+    settings = settings or ServerSettings()
+    metrics = Metrics()
+    service = EmbeddingService(model, settings, metrics)
+    name = settings.model_name or DEFAULT_MODEL_NAME
+    state = ServerState(settings, service, metrics, name, frozenset(aliases), int(time.time()))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(service.stop)
+
+    app = FastAPI(
+        title="embedstack server",
+        version=__version__,
+        description="Sentence embeddings over HTTP: OpenAI's /v1/embeddings and TEI's /embed, one batching queue.",
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    app.state.embedstack = state
+    app.include_router(embed_router)
+    app.include_router(ops_router)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(BearerAuth, api_key=settings.api_key)
+    routers = (embed_router, ops_router)
+    paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=paths)
+    return app
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    return error_response(exc, request.url.path)  # type: ignore[arg-type]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 400)
+    if status == 404:
+        message = f"There is no route {request.url.path!r}; see /docs for the API."
+    elif status == 405:
+        message = f"{request.method} is not allowed on {request.url.path!r}; see /docs for the API."
+    else:
+        message = str(getattr(exc, "detail", exc))
+    error = ApiError(status, message, {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error"))
+    return error_response(error, request.url.path)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.error("Unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    error = ApiError(500, f"Unexpected server error ({type(exc).__name__}); the server log has details.", "internal")
+    return error_response(error, request.url.path)

@@ -1,0 +1,63 @@
+"""Prometheus metrics of one server (its own registry, so several servers can run in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+INPUT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+TOKEN_BUCKETS = (16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768)
+
+
+class Metrics:
+    """The server's counters, gauges and histograms; ``render()`` gives the text ``/metrics`` serves."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.requests = Counter(
+            "embedstack_requests", "HTTP requests by route and status", ["route", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "embedstack_request_duration_seconds", "Request latency", ["route"], buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )  # fmt: skip
+        self.in_flight = Gauge("embedstack_requests_in_flight", "Requests being handled", registry=registry)
+        self.queue_inputs = Gauge("embedstack_queue_inputs", "Inputs waiting in the queue", registry=registry)
+        self.queue_tokens = Gauge("embedstack_queue_tokens", "Tokens waiting in the queue", registry=registry)
+        self.batch_inputs = Histogram(
+            "embedstack_batch_inputs", "Inputs per worker round", buckets=INPUT_BUCKETS, registry=registry
+        )
+        self.batch_tokens = Histogram(
+            "embedstack_batch_tokens", "Tokens per worker round", buckets=TOKEN_BUCKETS, registry=registry
+        )
+        self.batch_seconds = Histogram(
+            "embedstack_batch_duration_seconds", "Time per worker round", buckets=LATENCY_BUCKETS, registry=registry
+        )
+        self.computed_inputs = Counter("embedstack_computed_inputs", "Inputs run through the model", registry=registry)
+        self.truncated_inputs = Counter(
+            "embedstack_truncated_inputs", "Inputs cut to the model's max_seq_length", registry=registry
+        )
+        self.cancelled_requests = Counter(
+            "embedstack_cancelled_requests", "Requests whose client disconnected before the answer", registry=registry
+        )
+        self.cancelled_inputs = Counter(
+            "embedstack_cancelled_inputs", "Inputs dropped uncomputed because their client disconnected",
+            registry=registry,
+        )  # fmt: skip
+        self.rejected = Counter(
+            "embedstack_rejected_requests", "Requests refused before queueing, by reason", ["reason"],
+            registry=registry,
+        )  # fmt: skip
+        self.failed_rounds = Counter("embedstack_failed_batches", "Worker rounds that raised", registry=registry)
+        self.worker_up = Gauge("embedstack_worker_up", "1 while the model worker can serve", registry=registry)
+
+    def observe_round(self, inputs: int, tokens: int, seconds: float) -> None:
+        """Count one worker round."""
+        self.batch_inputs.observe(inputs)
+        self.batch_tokens.observe(tokens)
+        self.batch_seconds.observe(seconds)
+        self.computed_inputs.inc(inputs)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

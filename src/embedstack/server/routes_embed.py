@@ -1,0 +1,85 @@
+"""``POST /v1/embeddings`` (OpenAI) and ``POST /embed`` (text-embeddings-inference)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from embedstack.server.errors import ApiError
+from embedstack.server.parsing import input_list, read_json, validate, watch_disconnect
+from embedstack.server.responses import JSONResponse, encode_base64, finish
+from embedstack.server.schemas import EmbeddingRequest, EmbeddingResponse, EmbedRequest
+from embedstack.server.service import Embedded
+from embedstack.server.state import ServerState, server_state
+
+router = APIRouter()
+TRUNCATED_HEADER = "X-Truncated-Inputs"
+
+
+def _body_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    content = {"application/json": {"schema": schema.model_json_schema()}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+@router.post(
+    "/v1/embeddings",
+    response_class=JSONResponse,
+    openapi_extra=_body_schema(EmbeddingRequest),
+    responses={200: {"model": EmbeddingResponse}},
+    summary="Embed inputs (OpenAI's embeddings API)",
+)
+async def create_embeddings(request: Request) -> Response:
+    """POST /v1/embeddings: OpenAI-style request and response."""
+    state = server_state(request)
+    body = validate(EmbeddingRequest, await read_json(request, state.settings.max_payload_bytes))
+    state.check_model(body.model)
+    result = await _run(request, state, body, body.input, "input")
+    renormalize = body.dimensions is not None and state.service.normalized
+    vectors = finish(result.vectors, dimensions=body.dimensions, normalize=renormalize)
+    items = [encode_base64(row) for row in vectors] if body.encoding_format == "base64" else list(vectors)
+    content = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": index, "embedding": item} for index, item in enumerate(items)],
+        "model": body.model or state.model_name,
+        "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens, "truncated_inputs": result.truncated},
+    }
+    return JSONResponse(content, headers={TRUNCATED_HEADER: str(result.truncated)})
+
+
+@router.post(
+    "/embed",
+    response_class=JSONResponse,
+    openapi_extra=_body_schema(EmbedRequest),
+    responses={200: {"model": list[list[float]]}},
+    summary="Embed inputs (text-embeddings-inference's API)",
+)
+async def embed(request: Request) -> Response:
+    """POST /embed: text-embeddings-inference-style request and response."""
+    state = server_state(request)
+    body = validate(EmbedRequest, await read_json(request, state.settings.max_payload_bytes))
+    result = await _run(request, state, body, body.inputs, "inputs")
+    vectors = finish(result.vectors, dimensions=body.dimensions, normalize=body.normalize)
+    return JSONResponse(vectors, headers={TRUNCATED_HEADER: str(result.truncated)})
+
+
+async def _run(
+    request: Request, state: ServerState, body: EmbeddingRequest | EmbedRequest, value: Any, field: str
+) -> Embedded:
+    inputs = input_list(value, field, state.settings)
+    service = state.service
+    if body.dimensions is not None and not 1 <= body.dimensions <= service.dimension:
+        raise ApiError(
+            422, f"dimensions must be between 1 and the model's {service.dimension}, got {body.dimensions}.",
+            "invalid_dimensions", "dimensions",
+        )  # fmt: skip
+    key = service.batch_key(body.prompt_name, body.input_type)
+    disconnected = asyncio.ensure_future(watch_disconnect(request))
+    try:
+        return await service.embed(inputs, key, truncate=body.truncate, disconnected=disconnected, field=field)
+    finally:
+        disconnected.cancel()

@@ -1,0 +1,219 @@
+"""The embedding service: admission, tokenization off the event loop, the queue, the worker, cancellation.
+
+Routes call :meth:`EmbeddingService.embed`; it answers with vectors equal to ``model.encode`` of the same
+inputs, or raises an :class:`ApiError` (429 when the queue is full, 503 when the worker cannot serve, 422 for
+inputs too long with ``truncate: false``, 499 when the client went away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedstack.engine import limit_cpu_threads
+from embedstack.model import SentenceTransformer
+from embedstack.server.errors import ApiError
+from embedstack.server.metrics import Metrics
+from embedstack.server.queue import Job, TokenQueue
+from embedstack.server.settings import ServerSettings
+from embedstack.server.tokens import BatchKey, RequestTokenizer, RequestTokens
+from embedstack.server.worker import ModelWorker
+
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # as SentenceTransformer.encode_document
+
+
+@dataclass
+class Embedded:
+    """A request's answer: (inputs, dim) vectors in request order, its tokens and its truncated inputs."""
+
+    vectors: np.ndarray
+    tokens: int
+    truncated: int
+
+
+class EmbeddingService:
+    """Everything between a parsed request and its vectors.
+
+    Args:
+        model: The served model.
+        settings: Limits and batch sizes.
+        metrics: Where queue depth, truncation and cancellations are counted.
+    """
+
+    def __init__(self, model: SentenceTransformer, settings: ServerSettings, metrics: Metrics) -> None:
+        model.eval()
+        if model.device.type == "cpu":
+            limit_cpu_threads()
+        self.model = model
+        self.settings = settings
+        self.metrics = metrics
+        self.tokenizer = RequestTokenizer(model)
+        self.queue = TokenQueue(settings.max_queue_tokens)
+        self.worker = ModelWorker(model, self.queue, settings, metrics, tokenizer_lock=self.tokenizer.lock)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedstack-tokenizer")
+        probe = model.encode(["hello"], convert_to_numpy=True)  # also a warm-up: the model runs before serving
+        self.dimension = int(probe.shape[1])
+        self.normalized = bool(abs(float(np.linalg.norm(probe[0])) - 1.0) < 1e-4)
+        metrics.queue_inputs.set_function(lambda: self.queue.inputs)
+        metrics.queue_tokens.set_function(lambda: self.queue.tokens)
+
+    def start(self) -> None:
+        """Start the model worker."""
+        self.worker.start()
+        self.metrics.worker_up.set(1)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking work, let the worker finish what it holds, and stop the tokenizer thread."""
+        self.queue.close()
+        self.worker.join(timeout)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def problem(self) -> str | None:
+        """Why the service cannot answer now, or None when it can."""
+        return self.worker.problem()
+
+    def batch_key(self, prompt_name: str | None, input_type: str | None) -> BatchKey:
+        """The prompt and task for a request, resolved as ``encode``, ``encode_query`` and ``encode_document``."""
+        prompts = self.model.prompts
+        if prompt_name is not None and input_type is not None:
+            raise ApiError(422, "Give prompt_name or input_type, not both.", "conflicting_options", "input_type")
+        if prompt_name is not None and prompt_name not in prompts:
+            names = ", ".join(repr(name) for name in prompts) or "none"
+            raise ApiError(
+                422, f"prompt_name {prompt_name!r} is not one of the model's prompts ({names}).", "unknown_prompt",
+                "prompt_name",
+            )  # fmt: skip
+        if input_type == "query":
+            prompt_name = "query" if "query" in prompts else None
+        elif input_type == "document":
+            prompt_name = next((name for name in DOCUMENT_PROMPT_NAMES if name in prompts), None)
+        elif prompt_name is None:
+            prompt_name = self.model.default_prompt_name
+        prompt = prompts.get(prompt_name) if prompt_name is not None else None
+        return BatchKey(prompt=prompt or None, task=input_type)
+
+    async def embed(
+        self,
+        inputs: list[str] | list[list[int]],
+        key: BatchKey,
+        *,
+        truncate: bool,
+        disconnected: asyncio.Future,
+        field: str = "input",
+    ) -> Embedded:
+        """Vectors of ``inputs`` (texts or token ids) with the prompt/task of ``key``.
+
+        Args:
+            inputs: Texts, or token-id lists of this model's tokenizer.
+            key: The prompt and task.
+            truncate: Cut inputs longer than the model's window; False makes them a 422.
+            disconnected: Done when the client went away; what still waits is then dropped.
+            field: The request field holding the inputs, for error messages.
+        """
+        problem = self.problem()
+        if problem is not None:
+            raise ApiError(503, problem, "worker_unavailable")
+        if self.queue.full:
+            raise self._queue_full(0)
+        tokens = await self._tokenize(inputs, key, field)
+        await self._check_truncation(inputs, tokens, key, truncate, field)
+        job = Job(tokens, asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
+        if job.waiting_tokens > self.queue.max_tokens:
+            raise ApiError(
+                413,
+                f"This request has {job.waiting_tokens:,} tokens, more than the whole queue holds "
+                f"({self.queue.max_tokens:,}, max_queue_tokens). Send fewer inputs per request.",
+                "request_too_large",
+            )
+        if disconnected.done():
+            self._cancelled(job.size)
+            raise _client_gone()
+        if not self.queue.put(job):
+            raise self._queue_full(job.waiting_tokens)
+        await self._wait(job, disconnected)
+        truncated = int(tokens.truncated[tokens.inverse].sum())
+        self.metrics.truncated_inputs.inc(truncated)
+        return Embedded(job.future.result()[tokens.inverse], tokens.request_tokens, truncated)
+
+    async def _tokenize(self, inputs: list[str] | list[list[int]], key: BatchKey, field: str) -> RequestTokens:
+        loop = asyncio.get_running_loop()
+        if isinstance(inputs[0], str):
+            try:
+                return await loop.run_in_executor(self._executor, self.tokenizer.texts, inputs, key)
+            except (ValueError, TypeError, UnicodeError) as exc:  # e.g. text the tokenizer cannot encode
+                message = f"The tokenizer refused an input of {field}: {exc}"
+                raise ApiError(422, message, "untokenizable", field) from exc
+        if not self.tokenizer.takes_token_ids:
+            raise ApiError(422, "This model cannot take token ids as input; send texts.", "token_ids_unsupported")
+        if key != BatchKey():
+            raise ApiError(
+                422,
+                f"This request would use the prompt {key.prompt or ''!r} and task {key.task!r} (from prompt_name, "
+                "input_type or the model's default prompt), which apply to texts; with token ids, put the prompt's "
+                "ids in front yourself and leave prompt_name and input_type out.",
+                "prompt_with_token_ids",
+            )
+        bad = await loop.run_in_executor(self._executor, self.tokenizer.invalid_id, inputs)
+        if bad is not None:
+            index, token = bad
+            raise ApiError(
+                422, f"{field}[{index}] holds token id {token}, outside this model's vocabulary (0 to "
+                f"{(self.tokenizer.vocab_size or 0) - 1}).", "invalid_token_id", field,
+            )  # fmt: skip
+        return await loop.run_in_executor(self._executor, self.tokenizer.token_ids, inputs)
+
+    async def _check_truncation(
+        self, inputs: list[str] | list[list[int]], tokens: RequestTokens, key: BatchKey, truncate: bool, field: str
+    ) -> None:
+        if truncate or not tokens.truncated.any():
+            return
+        index = int(np.flatnonzero(tokens.truncated[tokens.inverse])[0])
+        item = inputs[index]
+        if isinstance(item, str):
+            loop = asyncio.get_running_loop()
+            count = await loop.run_in_executor(self._executor, self.tokenizer.full_length, item, key)
+        else:
+            count = self.tokenizer.framed_length(item)
+        counted = f"{count:,} tokens" if count is not None else "more tokens"
+        raise ApiError(
+            422,
+            f"{field}[{index}] has {counted}, more than the model's max_seq_length of {self.model.max_seq_length} "
+            f"(and truncate is false). Shorten or split it, or send truncate: true to embed its first "
+            f"{self.model.max_seq_length} tokens.",
+            "input_too_long",
+            field,
+        )
+
+    async def _wait(self, job: Job, disconnected: asyncio.Future) -> None:
+        try:
+            await asyncio.wait({job.future, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self.queue.cancel(job)
+            raise
+        if not job.future.done():  # the client went away first: what still waits is not computed
+            self._cancelled(self.queue.cancel(job))
+            raise _client_gone()
+
+    def _cancelled(self, dropped: int) -> None:
+        self.metrics.cancelled_requests.inc()
+        self.metrics.cancelled_inputs.inc(dropped)
+
+    def _queue_full(self, tokens: int) -> ApiError:
+        self.metrics.rejected.labels("queue_full").inc()
+        rate = self.worker.tokens_per_second  # 0 until the first round finished
+        wait = min(60, max(1, math.ceil((self.queue.tokens + tokens) / rate))) if rate else 1
+        return ApiError(
+            429,
+            f"The server is busy: {self.queue.tokens:,} tokens are waiting and this request does not fit in the "
+            f"queue's {self.queue.max_tokens:,} (max_queue_tokens). Retry after {wait} s.",
+            "queue_full",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def _client_gone() -> ApiError:
+    return ApiError(499, "The client closed the connection before the answer.", "client_closed")

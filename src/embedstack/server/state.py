@@ -1,0 +1,48 @@
+"""What the routes share: settings, the service, metrics and the served model's names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from embedstack.errors import close_matches
+from embedstack.server.errors import ApiError
+from embedstack.server.metrics import Metrics
+from embedstack.server.service import EmbeddingService
+from embedstack.server.settings import ServerSettings
+
+
+@dataclass
+class ServerState:
+    """One server's shared objects (``app.state.embedstack``).
+
+    Attributes:
+        model_name: The name ``GET /v1/models`` lists.
+        aliases: Other names a request's ``model`` may use for it (the path or Hub id it was loaded from).
+        created: Unix time the server started (OpenAI's ``created``).
+    """
+
+    settings: ServerSettings
+    service: EmbeddingService
+    metrics: Metrics
+    model_name: str
+    aliases: frozenset[str]
+    created: int
+
+    def check_model(self, name: str | None) -> None:
+        """404 unless ``name`` (when given) names the served model."""
+        if name is None or name == self.model_name or name in self.aliases:
+            return
+        raise ApiError(
+            404,
+            f"The model {name!r} is not served here; this server serves {self.model_name!r}."
+            f"{close_matches(name, [self.model_name])} See GET /v1/models.",
+            "model_not_found",
+            "model",
+        )
+
+
+def server_state(request: Request) -> ServerState:
+    """The state of the server handling ``request``."""
+    return request.app.state.embedstack

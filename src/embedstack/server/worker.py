@@ -1,0 +1,203 @@
+"""The model worker: one thread that takes rounds from the queue and runs them through the engine.
+
+A round's inputs (from many requests) are deduplicated, sorted by token length and cut into token-budget
+forward passes by the engine (``embedstack.engine.runner``), exactly as ``model.encode`` does for one call;
+rows are independent, so each request gets the vectors ``encode`` gives for its own inputs.
+
+Health: the worker is *dead* when its thread ended or ``max_consecutive_failures`` rounds failed in a row
+(a model that fails every batch is broken, e.g. a lost CUDA device), and *stuck* while one round runs longer
+than ``stuck_after_s``. Either way ``/health`` answers 503 and requests fail at once; a dead worker stays
+dead until the server process is restarted (what a supervisor does when ``/health`` fails).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import torch
+
+from embedstack.engine.batching import dedupe
+from embedstack.engine.runner import DEFAULT_MAX_BATCH_TOKENS, EncodePlan, Prepared, run_prepared
+from embedstack.model import SentenceTransformer
+from embedstack.modules.transformer.tokenized import TokenizedTexts
+from embedstack.server.errors import ApiError
+from embedstack.server.metrics import Metrics
+from embedstack.server.queue import Slice, TokenQueue
+from embedstack.server.settings import ServerSettings
+from embedstack.server.tokens import BatchKey
+
+logger = logging.getLogger(__name__)
+# On CPU, small forward passes of similar lengths beat large padded ones. Measured here on rounds of 64
+# Wikipedia extracts: 68-70 texts/s with 1,024 padded tokens per pass, 54-64 with 2,048, 39-43 with 16,384
+# (the engine's default); short sentences run as fast with 1,024 as with more (benchmarks/RESULTS.md).
+CPU_BATCH_TOKENS = 1024
+RESTART_HINT = "Restart the server (a supervisor restarts it when GET /health answers 503)."
+
+
+class WorkerBroken(RuntimeError):
+    """Raised inside the worker when too many rounds failed in a row; ends the worker thread."""
+
+
+class ModelWorker:
+    """Runs the model on rounds of queued inputs, on its own thread.
+
+    Args:
+        model: The served model (in eval mode, on its device).
+        queue: Where the rounds come from.
+        settings: Batch sizes, the stuck threshold and the failure limit.
+        metrics: Where batch sizes, computed inputs and failures are counted.
+        tokenizer_lock: Held while the model tokenizes on this thread (models without a token batcher), since
+            the tokenizer thread may use the same tokenizer.
+    """
+
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        queue: TokenQueue,
+        settings: ServerSettings,
+        metrics: Metrics,
+        *,
+        tokenizer_lock: threading.Lock,
+    ) -> None:
+        self.model = model
+        self.tokenizer_lock = tokenizer_lock
+        self.queue = queue
+        self.settings = settings
+        self.metrics = metrics
+        self.failures = 0
+        self.death: str | None = None
+        self.busy_since: float | None = None
+        self.tokens_per_second = 0.0  # recent throughput, for Retry-After
+        cpu = model.device.type == "cpu"
+        self.max_batch_tokens = settings.max_batch_tokens or (CPU_BATCH_TOKENS if cpu else DEFAULT_MAX_BATCH_TOKENS)
+        self._thread = threading.Thread(target=self._main, name="embedstack-model-worker", daemon=True)
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the worker thread to end."""
+        self._thread.join(timeout)
+
+    def problem(self) -> str | None:
+        """Why the worker cannot serve now (dead or stuck), or None when it can."""
+        if self.death is not None:
+            return f"The model worker stopped: {self.death}. {RESTART_HINT}"
+        if not self._thread.is_alive():
+            return f"The model worker is not running. {RESTART_HINT}"
+        started = self.busy_since
+        if started is not None and time.monotonic() - started > self.settings.stuck_after_s:
+            return (
+                f"The model worker has been running one batch for {time.monotonic() - started:.0f} s "
+                f"(stuck_after_s={self.settings.stuck_after_s:g}). It recovers by itself if the batch finishes; "
+                f"otherwise: {RESTART_HINT}"
+            )
+        return None
+
+    def _main(self) -> None:
+        try:
+            while True:
+                slices = self.queue.take(self.settings.window_tokens)
+                if slices is None:
+                    return
+                self._round([piece for piece in slices if not piece.job.cancelled])
+        except BaseException as exc:  # noqa: BLE001 - the thread must record why it ended, whatever it was
+            self.death = f"{type(exc).__name__}: {exc}"
+            logger.exception("The model worker stopped")
+        finally:
+            self.metrics.worker_up.set(0)
+            error = ApiError(503, f"The model worker is not running. {RESTART_HINT}", "worker_unavailable")
+            for job in self.queue.drain():
+                job.settle(error)
+
+    def _round(self, slices: list[Slice]) -> None:
+        if not slices:
+            return
+        count = sum(piece.stop - piece.start for piece in slices)
+        tokens = sum(int(piece.job.cumulative[piece.stop] - piece.job.cumulative[piece.start]) for piece in slices)
+        self.busy_since = started = time.monotonic()
+        try:
+            vectors = self._compute(slices)
+        except Exception as exc:
+            self._failed(slices, exc)
+            return
+        finally:
+            self.busy_since = None
+        elapsed = time.monotonic() - started
+        self.failures = 0
+        self.tokens_per_second = 0.8 * self.tokens_per_second + 0.2 * tokens / max(elapsed, 1e-6)
+        self.metrics.observe_round(count, tokens, elapsed)
+        row = 0
+        for piece in slices:
+            rows = piece.stop - piece.start
+            piece.job.deliver(piece.start, vectors[row : row + rows])
+            row += rows
+
+    def _failed(self, slices: list[Slice], exc: Exception) -> None:
+        self.failures += 1
+        self.metrics.failed_rounds.inc()
+        logger.error("A batch of %d requests failed: %s", len({id(p.job) for p in slices}), exc, exc_info=exc)
+        error = ApiError(500, f"The model failed on this request's batch ({type(exc).__name__}: {exc}).", "model_error")
+        for piece in slices:
+            piece.job.settle(error)
+        if self.failures >= self.settings.max_consecutive_failures:
+            raise WorkerBroken(f"{self.failures} batches in a row failed; the last with {type(exc).__name__}: {exc}")
+
+    @torch.inference_mode()
+    def _compute(self, slices: list[Slice]) -> np.ndarray:
+        """(inputs, dim) float32 vectors of the round's inputs, in slice order."""
+        key = slices[0].job.tokens.key
+        inputs = [item for piece in slices for item in piece.job.tokens.unique[piece.start : piece.stop]]
+        if slices[0].job.tokens.tokenized is None:  # the general path: the model tokenizes in encode
+            with self.tokenizer_lock:
+                return self._encode(inputs, key)
+        unique, inverse = dedupe(inputs)
+        tokenized = _merge(slices, inverse, len(unique))
+        plan = EncodePlan(
+            prompt=key.prompt,
+            batch_size=self.settings.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            device=self.model.device,
+            preprocess_kwargs=key.preprocess_kwargs,
+            module_kwargs=self.model.split_forward_kwargs(key.preprocess_kwargs, strict=False),
+        )
+        result = run_prepared(self.model, Prepared(unique, inverse, tokenized), plan)
+        return result.embeddings.float().numpy()
+
+    def _encode(self, inputs: list[str], key: BatchKey) -> np.ndarray:
+        """The general path, for models whose input module cannot tokenize ahead: ``model.encode``."""
+        vectors = self.model.encode(
+            inputs,
+            prompt=key.prompt or "",  # the key holds the resolved prompt; "" keeps encode from adding a default
+            batch_size=self.settings.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            **key.preprocess_kwargs,
+        )
+        return vectors.astype(np.float32, copy=False)
+
+
+def _merge(slices: list[Slice], inverse: np.ndarray, unique: int) -> TokenizedTexts:
+    """The token ids of the round's distinct inputs, in first-occurrence order."""
+    ids: list[list[int]] = []
+    types: list[list[int]] | None = []
+    for piece in slices:
+        tokenized = piece.job.tokens.tokenized
+        assert tokenized is not None  # jobs reach this path only when tokenized ahead
+        ids.extend(tokenized.input_ids[piece.start : piece.stop])
+        if tokenized.token_type_ids is None:
+            types = None
+        elif types is not None:
+            types.extend(tokenized.token_type_ids[piece.start : piece.stop])
+    _, first = np.unique(inverse, return_index=True)  # the first position of each distinct input
+    lengths = np.fromiter((len(ids[i]) for i in first), dtype=np.int64, count=unique)
+    return TokenizedTexts(
+        input_ids=[ids[i] for i in first],
+        token_type_ids=None if types is None else [types[i] for i in first],
+        lengths=lengths,
+        truncated=np.zeros(unique, dtype=bool),
+        prompt_length=getattr(slices[0].job.tokens.tokenized, "prompt_length", None),
+    )

@@ -1,0 +1,96 @@
+"""The token-bounded queue on its own: bounds, rounds under a token budget, fairness, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+
+from embedstack.server.queue import Job, TokenQueue  # noqa: E402
+from embedstack.server.tokens import BatchKey, RequestTokens  # noqa: E402
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def job(loop, lengths, key=None):
+    n = len(lengths)
+    tokens = RequestTokens(
+        [f"t{i}" for i in range(n)], np.arange(n), None, np.asarray(lengths), np.zeros(n, bool), key or BatchKey()
+    )
+    return Job(tokens, loop, loop.create_future())
+
+
+def test_the_queue_refuses_what_does_not_fit_and_stays_within_its_bound(loop):
+    queue = TokenQueue(max_tokens=100)
+    assert queue.put(job(loop, [30, 30]))
+    assert not queue.put(job(loop, [50]))  # 60 + 50 > 100
+    assert queue.put(job(loop, [40]))
+    assert queue.full and queue.tokens == 100 and queue.inputs == 3 and queue.peak_tokens == 100
+
+
+def test_a_round_stays_within_the_budget_and_a_long_input_runs_alone(loop):
+    queue = TokenQueue(max_tokens=10_000)
+    big = job(loop, [10] * 20)
+    queue.put(big)
+    first = queue.take(budget=55)
+    assert [(s.start, s.stop) for s in first] == [(0, 5)]
+    assert queue.tokens == 150 and queue.inputs == 15
+    huge = TokenQueue(max_tokens=10_000)
+    huge.put(job(loop, [500, 10]))
+    assert [(s.start, s.stop) for s in huge.take(budget=100)] == [(0, 1)]
+
+
+def test_a_large_request_takes_at_most_half_a_round_while_others_wait(loop):
+    queue = TokenQueue(max_tokens=10_000)
+    large, small = job(loop, [10] * 100), job(loop, [10, 10])
+    queue.put(large)
+    queue.put(small)
+    round_ = queue.take(budget=100)
+    assert [(s.job, s.stop - s.start) for s in round_] == [(large, 5), (small, 2)]
+
+
+def test_a_small_request_that_does_not_fit_waits_whole_for_the_next_round(loop):
+    queue = TokenQueue(max_tokens=10_000)
+    first, second, third = job(loop, [30, 30]), job(loop, [25, 25]), job(loop, [5])
+    for item in (first, second, third):
+        queue.put(item)
+    # 40 tokens left: the second (50) waits whole, and the third keeps its place behind it.
+    assert [(s.job, s.stop - s.start) for s in queue.take(budget=100)] == [(first, 2)]
+    assert [(s.job, s.stop - s.start) for s in queue.take(budget=100)] == [(second, 2), (third, 1)]
+
+
+def test_requests_with_other_prompts_wait_for_their_own_round(loop):
+    queue = TokenQueue(max_tokens=10_000)
+    plain, query = job(loop, [5]), job(loop, [5], BatchKey(prompt="query: "))
+    queue.put(plain)
+    queue.put(query)
+    assert [s.job for s in queue.take(budget=100)] == [plain]
+    assert [s.job for s in queue.take(budget=100)] == [query]
+
+
+def test_cancel_drops_what_still_waits(loop):
+    queue = TokenQueue(max_tokens=10_000)
+    work = job(loop, [10] * 10)
+    queue.put(work)
+    queue.take(budget=30)
+    assert queue.cancel(work) == 7 and work.cancelled
+    assert queue.tokens == 0 and queue.inputs == 0 and queue.take(budget=30, timeout=0) == []
+    assert queue.cancel(work) == 0
+
+
+def test_a_closed_queue_ends_the_worker_once_empty(loop):
+    queue = TokenQueue(max_tokens=100)
+    queue.put(job(loop, [5]))
+    queue.close()
+    assert len(queue.take(budget=100)) == 1
+    assert queue.take(budget=100) is None
+    with pytest.raises(Exception, match="shutting down"):
+        queue.put(job(loop, [5]))
