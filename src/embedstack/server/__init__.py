@@ -2,9 +2,11 @@
 
 Needs the ``server`` extra (``pip install 'embedstack[server]'``). Start it with ``embedstack serve`` or:
 
+    >>> import httpx
     >>> from embedstack.server import ServerSettings, start_server
     >>> with start_server(model, ServerSettings(port=0)) as server:
-    ...     httpx.post(f"{server.url}/v1/embeddings", json={"input": "hello"})
+    ...     httpx.post(f"{server.url}/v1/embeddings", json={"input": "hello"}).status_code
+    200
 """
 
 from embedstack.server.app import create_app

@@ -43,8 +43,9 @@ def create_app(
         aliases: Other names a request's ``model`` field may use (e.g. the path the model was loaded from).
 
     Example:
-        >>> app = create_app(SentenceTransformer("all-MiniLM-L6-v2"), ServerSettings(model_name="minilm"))
-        >>> uvicorn.run(app, host="127.0.0.1", port=8000)
+        >>> app = create_app(model, ServerSettings(model_name="minilm"))
+        >>> import uvicorn
+        >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
     """
     settings = settings or ServerSettings()
     metrics = Metrics()

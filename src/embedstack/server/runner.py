@@ -148,8 +148,10 @@ def start_server(
         timeout: Seconds to wait for the server to start.
 
     Example:
+        >>> import httpx
         >>> with start_server(model) as server:
-        ...     httpx.post(f"{server.url}/embed", json={"inputs": "hello"}).json()
+        ...     len(httpx.post(f"{server.url}/embed", json={"inputs": "hello"}).json()[0])
+        384
     """
     settings = settings or ServerSettings(port=0)
     app = create_app(model, settings, aliases=aliases)
