@@ -128,7 +128,11 @@ def test_a_disconnected_clients_waiting_inputs_are_not_computed(served, pool, mi
         sock.close()
         wait_for(lambda: metric(url, "embedstack_cancelled_requests_total") == 1, 20, "the cancellation")
         service = server.state.service
-        wait_for(lambda: service.queue.inputs == 0 and service.worker.busy_since is None, 20, "the worker to idle")
+
+        def idle() -> bool:
+            return service.queue.inputs == 0 and all(worker.busy_since is None for worker in service.workers)
+
+        wait_for(idle, 20, "the workers to idle")
         computed = metric(url, "embedstack_computed_inputs_total") - computed_before - 3
         dropped = metric(url, "embedstack_cancelled_inputs_total")
         assert computed + dropped == len(big) and dropped >= 100

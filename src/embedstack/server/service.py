@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from embedstack.engine import limit_cpu_threads
+from embedstack.engine import available_cpus, limit_cpu_threads
 from embedstack.model import SentenceTransformer
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import Metrics
 from embedstack.server.queue import Job, TokenQueue
 from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import BatchKey, RequestTokenizer, RequestTokens
-from embedstack.server.worker import ModelWorker
+from embedstack.server.worker import FailureCount, ModelWorker
 
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # as SentenceTransformer.encode_document
+# Two CPU workers, each with half the cores: two forward passes side by side beat one pass over every core
+# (measured here 10% faster on a quiet machine, and far steadier on a shared one, where one busy core stalls
+# a pass that spans both), and one round is assembled while the other runs.
+CPU_WORKERS = 2
 
 
 @dataclass
@@ -53,7 +59,18 @@ class EmbeddingService:
         self.metrics = metrics
         self.tokenizer = RequestTokenizer(model)
         self.queue = TokenQueue(settings.max_queue_tokens)
-        self.worker = ModelWorker(model, self.queue, settings, metrics, tokenizer_lock=self.tokenizer.lock)
+        cpu = model.device.type == "cpu"
+        count = settings.workers or (CPU_WORKERS if cpu else 1)
+        # Each CPU worker gets its share of the cores as torch threads (set at start, restored at stop).
+        self._torch_threads = (max(1, available_cpus() // count), torch.get_num_threads()) if cpu else None
+        failures = FailureCount(settings.max_consecutive_failures)
+        self.workers = [
+            ModelWorker(
+                model, self.queue, settings, metrics, tokenizer_lock=self.tokenizer.lock, failures=failures,
+                name=f"embedstack-model-worker-{index}",
+            )
+            for index in range(count)
+        ]  # fmt: skip
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedstack-tokenizer")
         probe = model.encode(["hello"], convert_to_numpy=True)  # also a warm-up: the model runs before serving
         self.dimension = int(probe.shape[1])
@@ -62,19 +79,26 @@ class EmbeddingService:
         metrics.queue_tokens.set_function(lambda: self.queue.tokens)
 
     def start(self) -> None:
-        """Start the model worker."""
-        self.worker.start()
+        """Start the model workers."""
+        if self._torch_threads is not None:
+            torch.set_num_threads(self._torch_threads[0])
+        for worker in self.workers:
+            worker.start()
         self.metrics.worker_up.set(1)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop taking work, let the worker finish what it holds, and stop the tokenizer thread."""
+        """Stop taking work, let the workers finish what they hold, and stop the tokenizer thread."""
         self.queue.close()
-        self.worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._torch_threads is not None:
+            torch.set_num_threads(self._torch_threads[1])
 
     def problem(self) -> str | None:
-        """Why the service cannot answer now, or None when it can."""
-        return self.worker.problem()
+        """Why the service cannot answer now (a worker dead or stuck), or None when it can."""
+        return next((problem for worker in self.workers if (problem := worker.problem()) is not None), None)
 
     def batch_key(self, prompt_name: str | None, input_type: str | None) -> BatchKey:
         """The prompt and task for a request, resolved as ``encode``, ``encode_query`` and ``encode_document``."""
@@ -204,7 +228,7 @@ class EmbeddingService:
 
     def _queue_full(self, tokens: int) -> ApiError:
         self.metrics.rejected.labels("queue_full").inc()
-        rate = self.worker.tokens_per_second  # 0 until the first round finished
+        rate = sum(worker.tokens_per_second for worker in self.workers)  # 0 until the first round finished
         wait = min(60, max(1, math.ceil((self.queue.tokens + tokens) / rate))) if rate else 1
         return ApiError(
             429,

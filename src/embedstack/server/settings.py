@@ -21,7 +21,9 @@ class ServerSettings:
         max_batch_tokens: Padded tokens (rows x longest input) per forward pass; default 1,024 on CPU (small
             passes of similar lengths run faster there than large padded ones) and 16,384 elsewhere.
         batch_size: Rows per forward pass.
-        window_tokens: Real tokens the worker takes from the queue per round; the inputs of one round are
+        workers: Model worker threads, each running its own rounds; default 2 on CPU (each with half the
+            cores as torch threads, set for the process while the server runs) and 1 on GPU.
+        window_tokens: Real tokens a worker takes from the queue per round; the inputs of one round are
             sorted by length and cut into forward passes together, and their requests are answered together.
         max_queue_tokens: Tokens waiting in the queue, over all requests; a request that does not fit gets 429.
         max_payload_bytes: Largest request body.
@@ -39,6 +41,7 @@ class ServerSettings:
     model_name: str | None = None
     max_batch_tokens: int | None = None
     batch_size: int = 32
+    workers: int | None = None
     window_tokens: int = 16384
     max_queue_tokens: int = 1 << 20
     max_payload_bytes: int = 16 << 20
@@ -56,7 +59,7 @@ class ServerSettings:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"ServerSettings.port must be between 0 and 65535, got {self.port}.")
         positive = (
-            "max_batch_tokens", "batch_size", "window_tokens", "max_queue_tokens", "max_payload_bytes",
+            "max_batch_tokens", "batch_size", "workers", "window_tokens", "max_queue_tokens", "max_payload_bytes",
             "max_inputs_per_request", "max_chars_per_input", "stuck_after_s", "max_consecutive_failures",
         )  # fmt: skip
         for name in positive:

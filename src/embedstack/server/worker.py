@@ -1,13 +1,13 @@
-"""The model worker: one thread that takes rounds from the queue and runs them through the engine.
+"""The model workers: threads that take rounds from the queue and run them through the engine.
 
 A round's inputs (from many requests) are deduplicated, sorted by token length and cut into token-budget
 forward passes by the engine (``embedstack.engine.runner``), exactly as ``model.encode`` does for one call;
 rows are independent, so each request gets the vectors ``encode`` gives for its own inputs.
 
-Health: the worker is *dead* when its thread ended or ``max_consecutive_failures`` rounds failed in a row
-(a model that fails every batch is broken, e.g. a lost CUDA device), and *stuck* while one round runs longer
-than ``stuck_after_s``. Either way ``/health`` answers 503 and requests fail at once; a dead worker stays
-dead until the server process is restarted (what a supervisor does when ``/health`` fails).
+Health: a worker is *dead* when its thread ended or ``max_consecutive_failures`` rounds failed in a row
+over all workers (a model that fails every batch is broken, e.g. a lost CUDA device), and *stuck* while one
+round runs longer than ``stuck_after_s``. Either way ``/health`` answers 503 and requests fail at once; a dead
+worker stays dead until the server process is restarted (what a supervisor does when ``/health`` fails).
 """
 
 from __future__ import annotations
@@ -41,6 +41,29 @@ class WorkerBroken(RuntimeError):
     """Raised inside the worker when too many rounds failed in a row; ends the worker thread."""
 
 
+class FailureCount:
+    """Failed rounds in a row, over all workers (a round that succeeds anywhere resets it).
+
+    Args:
+        limit: The count at which the model is considered broken.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._count = 0
+
+    def failed(self) -> int:
+        """Count one failure; returns the count so far."""
+        with self._lock:
+            self._count += 1
+            return self._count
+
+
 class ModelWorker:
     """Runs the model on rounds of queued inputs, on its own thread.
 
@@ -51,6 +74,8 @@ class ModelWorker:
         metrics: Where batch sizes, computed inputs and failures are counted.
         tokenizer_lock: Held while the model tokenizes on this thread (models without a token batcher), since
             the tokenizer thread may use the same tokenizer.
+        failures: Failed rounds in a row, shared by the workers of one server.
+        name: The thread's name.
     """
 
     def __init__(
@@ -61,19 +86,21 @@ class ModelWorker:
         metrics: Metrics,
         *,
         tokenizer_lock: threading.Lock,
+        failures: FailureCount,
+        name: str = "embedstack-model-worker",
     ) -> None:
         self.model = model
         self.tokenizer_lock = tokenizer_lock
         self.queue = queue
         self.settings = settings
         self.metrics = metrics
-        self.failures = 0
+        self.failures = failures
         self.death: str | None = None
         self.busy_since: float | None = None
         self.tokens_per_second = 0.0  # recent throughput, for Retry-After
         cpu = model.device.type == "cpu"
         self.max_batch_tokens = settings.max_batch_tokens or (CPU_BATCH_TOKENS if cpu else DEFAULT_MAX_BATCH_TOKENS)
-        self._thread = threading.Thread(target=self._main, name="embedstack-model-worker", daemon=True)
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
         """Start the worker thread."""
@@ -128,7 +155,7 @@ class ModelWorker:
         finally:
             self.busy_since = None
         elapsed = time.monotonic() - started
-        self.failures = 0
+        self.failures.succeeded()
         self.tokens_per_second = 0.8 * self.tokens_per_second + 0.2 * tokens / max(elapsed, 1e-6)
         self.metrics.observe_round(count, tokens, elapsed)
         row = 0
@@ -138,14 +165,14 @@ class ModelWorker:
             row += rows
 
     def _failed(self, slices: list[Slice], exc: Exception) -> None:
-        self.failures += 1
+        count = self.failures.failed()
         self.metrics.failed_rounds.inc()
         logger.error("A batch of %d requests failed: %s", len({id(p.job) for p in slices}), exc, exc_info=exc)
         error = ApiError(500, f"The model failed on this request's batch ({type(exc).__name__}: {exc}).", "model_error")
         for piece in slices:
             piece.job.settle(error)
-        if self.failures >= self.settings.max_consecutive_failures:
-            raise WorkerBroken(f"{self.failures} batches in a row failed; the last with {type(exc).__name__}: {exc}")
+        if count >= self.failures.limit:
+            raise WorkerBroken(f"{count} batches in a row failed; the last with {type(exc).__name__}: {exc}")
 
     @torch.inference_mode()
     def _compute(self, slices: list[Slice]) -> np.ndarray:
