@@ -54,6 +54,7 @@ class FailureCount:
         self._lock = threading.Lock()
 
     def succeeded(self) -> None:
+        """A round went through: the count of failures in a row starts over."""
         with self._lock:
             self._count = 0
 
