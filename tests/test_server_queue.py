@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -65,6 +67,21 @@ def test_a_small_request_that_does_not_fit_waits_whole_for_the_next_round(loop):
     # 40 tokens left: the second (50) waits whole, and the third keeps its place behind it.
     assert [(s.job, s.stop - s.start) for s in queue.take(budget=100)] == [(first, 2)]
     assert [(s.job, s.stop - s.start) for s in queue.take(budget=100)] == [(second, 2), (third, 1)]
+
+
+def test_idle_workers_share_one_request(loop):
+    queue = TokenQueue(max_tokens=10_000)
+    rounds: list[list] = []
+    workers = [threading.Thread(target=lambda: rounds.append(queue.take(budget=1000, timeout=10))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 10
+    while queue._idle < 2 and time.monotonic() < deadline:  # both workers wait for work
+        time.sleep(0.01)
+    queue.put(job(loop, [10] * 16))
+    for worker in workers:
+        worker.join(10)
+    assert sorted(sum(s.stop - s.start for s in round_) for round_ in rounds) == [8, 8]
 
 
 def test_requests_with_other_prompts_wait_for_their_own_round(loop):

@@ -110,6 +110,7 @@ class TokenQueue:
         self._inputs = 0
         self._closed = False
         self._condition = threading.Condition()
+        self._idle = 0  # workers waiting in take()
         self.peak_tokens = 0
 
     @property
@@ -157,40 +158,52 @@ class TokenQueue:
     def take(self, budget: int, timeout: float | None = None) -> list[Slice] | None:
         """The next round: up to ``budget`` tokens from the front jobs sharing the first job's prompt.
 
-        Blocks until there is work; returns [] after ``timeout`` seconds without work and None once the queue
-        is closed and empty.
+        When other workers wait too, the round takes only this worker's share of what is queued, so a single
+        16-text request runs on every worker rather than on one. Blocks until there is work; returns [] after
+        ``timeout`` seconds without work and None once the queue is closed and empty.
         """
         with self._condition:
-            if not self._jobs and not self._closed:
-                self._condition.wait(timeout)
-            if not self._jobs:
-                return None if self._closed else []
-            key = self._jobs[0].tokens.key
-            same = [job for job in self._jobs if job.tokens.key == key]
-            share = budget if len(self._jobs) == 1 else max(1, budget // 2)
-            slices: list[Slice] = []
-            left = budget
-            for job in same:
-                if job.waiting_tokens <= left:
-                    count = job.size - job.cursor  # a request that fits runs whole, so it is answered this round
-                elif job.waiting_tokens > share or not slices:
-                    count = job.take(min(share, left), at_least_one=not slices)  # a large one is split
-                else:
-                    break  # a small one waits, whole and in its place, for the next round
-                if count == 0:
-                    break
-                start = job.cursor
-                taken = int(job.cumulative[start + count] - job.cumulative[start])
-                job.cursor += count
-                self._tokens -= taken
-                self._inputs -= count
-                left -= taken
-                slices.append(Slice(job, start, start + count))
-                if job.cursor == job.size:
-                    self._jobs.remove(job)
-                if left <= 0:
-                    break
+            self._idle += 1
+            try:
+                if not self._jobs and not self._closed:
+                    self._condition.wait(timeout)
+                if not self._jobs:
+                    return None if self._closed else []
+                slices = self._round(min(budget, max(1, -(-self._tokens // self._idle))))
+            finally:
+                self._idle -= 1
+            if self._jobs:
+                self._condition.notify()  # another idle worker can take the rest
             return slices
+
+    def _round(self, budget: int) -> list[Slice]:
+        """Take a round of at most ``budget`` tokens (at least one input); the caller holds the lock."""
+        key = self._jobs[0].tokens.key
+        same = [job for job in self._jobs if job.tokens.key == key]
+        share = budget if len(self._jobs) == 1 else max(1, budget // 2)
+        slices: list[Slice] = []
+        left = budget
+        for job in same:
+            if job.waiting_tokens <= left:
+                count = job.size - job.cursor  # a request that fits runs whole, so it is answered this round
+            elif job.waiting_tokens > share or not slices:
+                count = job.take(min(share, left), at_least_one=not slices)  # a large one is split
+            else:
+                break  # a small one waits, whole and in its place, for the next round
+            if count == 0:
+                break
+            start = job.cursor
+            taken = int(job.cumulative[start + count] - job.cumulative[start])
+            job.cursor += count
+            self._tokens -= taken
+            self._inputs -= count
+            left -= taken
+            slices.append(Slice(job, start, start + count))
+            if job.cursor == job.size:
+                self._jobs.remove(job)
+            if left <= 0:
+                break
+        return slices
 
     def close(self) -> None:
         """Take no more jobs; the worker stops once the queue is empty."""
