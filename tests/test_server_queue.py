@@ -13,6 +13,7 @@ pytest.importorskip("fastapi")
 
 from embedstack.server.queue import Job, TokenQueue  # noqa: E402
 from embedstack.server.tokens import BatchKey, RequestTokens  # noqa: E402
+from embedstack.server.worker import Occupancy  # noqa: E402
 
 
 @pytest.fixture
@@ -111,3 +112,14 @@ def test_a_closed_queue_ends_the_worker_once_empty(loop):
     assert queue.take(budget=100) is None
     with pytest.raises(Exception, match="shutting down"):
         queue.put(job(loop, [5]))
+
+
+def test_a_lone_small_round_gets_every_core_and_busy_workers_keep_their_share():
+    occupancy = Occupancy(cores=2, share=1)
+    assert occupancy.enter(small=True) == 2  # alone and small: both cores
+    assert occupancy.enter(small=True) == 1  # another worker is busy: its share
+    occupancy.leave()
+    occupancy.leave()
+    assert occupancy.enter(small=False) == 1  # a large round keeps the share even alone
+    occupancy.leave()
+    assert occupancy.enter(small=True) == 2

@@ -23,7 +23,7 @@ from embedstack.server.metrics import Metrics
 from embedstack.server.queue import Job, TokenQueue
 from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import BatchKey, RequestTokenizer, RequestTokens
-from embedstack.server.worker import FailureCount, ModelWorker
+from embedstack.server.worker import FailureCount, ModelWorker, Occupancy
 
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # as SentenceTransformer.encode_document
 # Two CPU workers, each with half the cores: two forward passes side by side beat one pass over every core
@@ -64,10 +64,14 @@ class EmbeddingService:
         # Each CPU worker gets its share of the cores as torch threads (set at start, restored at stop).
         self._torch_threads = (max(1, available_cpus() // count), torch.get_num_threads()) if cpu else None
         failures = FailureCount(settings.max_consecutive_failures)
+        occupancy = None
+        if self._torch_threads is not None:  # a lone small round may use every core the process allows
+            share, cores = self._torch_threads
+            occupancy = Occupancy(cores, min(share, cores))
         self.workers = [
             ModelWorker(
                 model, self.queue, settings, metrics, tokenizer_lock=self.tokenizer.lock, failures=failures,
-                name=f"embedstack-model-worker-{index}",
+                occupancy=occupancy, name=f"embedstack-model-worker-{index}",
             )
             for index in range(count)
         ]  # fmt: skip

@@ -65,6 +65,36 @@ class FailureCount:
             return self._count
 
 
+class Occupancy:
+    """How many workers run a round now, and the torch threads a round gets (CPU).
+
+    A small round (one forward pass) that runs while every other worker is idle gets every core, so a lone
+    request at low traffic is not held to one core; otherwise each worker keeps its share of the cores. A
+    small round ends quickly, so a worker that starts meanwhile oversubscribes the cores only briefly.
+
+    Args:
+        cores: The cores of the process.
+        share: Each worker's torch threads when several run.
+    """
+
+    def __init__(self, cores: int, share: int) -> None:
+        self.cores = cores
+        self.share = share
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def enter(self, *, small: bool) -> int:
+        """Count a worker as busy; returns the torch threads its round gets."""
+        with self._lock:
+            self._busy += 1
+            return self.cores if small and self._busy == 1 else self.share
+
+    def leave(self) -> None:
+        """Count a worker as no longer busy."""
+        with self._lock:
+            self._busy -= 1
+
+
 class ModelWorker:
     """Runs the model on rounds of queued inputs, on its own thread.
 
@@ -76,6 +106,8 @@ class ModelWorker:
         tokenizer_lock: Held while the model tokenizes on this thread (models without a token batcher), since
             the tokenizer thread may use the same tokenizer.
         failures: Failed rounds in a row, shared by the workers of one server.
+        occupancy: Busy workers and torch threads per round, shared by the CPU workers of one server (None on
+            GPU, where torch threads do not matter).
         name: The thread's name.
     """
 
@@ -88,6 +120,7 @@ class ModelWorker:
         *,
         tokenizer_lock: threading.Lock,
         failures: FailureCount,
+        occupancy: Occupancy | None = None,
         name: str = "embedstack-model-worker",
     ) -> None:
         self.model = model
@@ -96,6 +129,7 @@ class ModelWorker:
         self.settings = settings
         self.metrics = metrics
         self.failures = failures
+        self.occupancy = occupancy
         self.death: str | None = None
         self.busy_since: float | None = None
         self.tokens_per_second = 0.0  # recent throughput, for Retry-After
@@ -148,6 +182,10 @@ class ModelWorker:
         count = sum(piece.stop - piece.start for piece in slices)
         tokens = sum(int(piece.job.cumulative[piece.stop] - piece.job.cumulative[piece.start]) for piece in slices)
         self.busy_since = started = time.monotonic()
+        if self.occupancy is not None:
+            threads = self.occupancy.enter(small=tokens <= self.max_batch_tokens)
+            if torch.get_num_threads() != threads:  # per thread once set: the other workers keep theirs
+                torch.set_num_threads(threads)
         try:
             vectors = self._compute(slices)
         except Exception as exc:
@@ -155,6 +193,8 @@ class ModelWorker:
             return
         finally:
             self.busy_since = None
+            if self.occupancy is not None:
+                self.occupancy.leave()
         elapsed = time.monotonic() - started
         self.failures.succeeded()
         self.tokens_per_second = 0.8 * self.tokens_per_second + 0.2 * tokens / max(elapsed, 1e-6)
