@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from embedstack import SentenceTransformer
-from embedstack.engine import EncodePlan, run
+from embedstack.engine import EncodePlan, default_max_batch_tokens, run, stream
 from embedstack.engine.batching import dedupe, longest_first, token_budget_batches
+from embedstack.evaluation.corpora import CORPORA
 from embedstack.engine.threads import available_cpus, limit_cpu_threads
 from embedstack.modules import InputModule, Pooling, Transformer
 
@@ -44,6 +47,65 @@ def test_token_budget_batches_respect_both_limits():
     assert batches[0].tolist() == [1]  # longest first; 100 tokens leave room for one row
     oversized = list(token_budget_batches(np.array([0]), np.array([500]), max_batch_tokens=128, batch_size=3))
     assert [b.tolist() for b in oversized] == [[0]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=300),
+    budget=st.integers(1, 4096),
+    rows=st.one_of(st.none(), st.integers(1, 64)),
+    overhead=st.integers(0, 500),
+)
+def test_token_budget_batches_cover_every_input_once_within_the_limits(lengths, budget, rows, overhead):
+    lengths = np.array(lengths)
+    order = longest_first(lengths)
+    batches = list(
+        token_budget_batches(order, lengths, max_batch_tokens=budget, batch_size=rows, pass_overhead_tokens=overhead)
+    )
+    assert np.concatenate(batches).tolist() == order.tolist()  # in order, each input once
+    for batch in batches:
+        assert len(batch) >= 1 and (rows is None or len(batch) <= rows)
+        assert len(batch) == 1 or len(batch) * lengths[batch].max() <= budget
+
+
+def test_without_a_row_cap_the_token_budget_decides_the_rows():
+    lengths = np.array([9] * 500 + [8] * 500)
+    order = longest_first(lengths)
+    uncapped = [len(b) for b in token_budget_batches(order, lengths, max_batch_tokens=2048, batch_size=None)]
+    assert uncapped == [227, 227, 46, 256, 244]  # the 9-token rows, then the 8-token ones: never mixed
+    capped = [len(b) for b in token_budget_batches(order, lengths, max_batch_tokens=2048, batch_size=32)]
+    assert max(capped) == 32 and sum(capped) == 1000
+
+
+@pytest.mark.parametrize("corpus", sorted(CORPORA))
+def test_engine_padding_is_under_three_percent_on_every_benchmark_corpus(minilm, corpus):
+    texts = list(dict.fromkeys(CORPORA[corpus]()))
+    lengths = minilm.token_batcher.tokenize_unpadded(texts).lengths
+    budget = default_max_batch_tokens(torch.device("cpu"), minilm.token_batcher.get_embedding_dimension())
+    batches = list(token_budget_batches(longest_first(lengths), lengths, max_batch_tokens=budget))
+    padded = sum(len(batch) * int(lengths[batch].max()) for batch in batches)
+    assert padded / lengths.sum() - 1 < 0.03
+    assert len(batches) < len(texts) / 8  # and the cuts leave large passes
+
+
+def test_encode_takes_batch_size_none_as_its_default_and_checks_other_values(model):
+    items = texts(300)
+    expected = reference_vectors(model, items)
+    np.testing.assert_allclose(model.encode(items), expected, atol=1e-5)
+    np.testing.assert_allclose(model.encode(items, batch_size=None), expected, atol=1e-5)
+    stats = run(model, items, EncodePlan(device=model.device)).stats
+    assert stats.batches < len(items) / 32  # rows beyond the sentence-transformers default of 32 per pass
+    for bad in (0, -1, 2.5, "32", True):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer or None"):
+            model.encode(items[:2], batch_size=bad)
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_stream_gives_the_same_vectors_with_and_without_the_prefetch_thread(model, prefetch):
+    items = texts(120)
+    plan = EncodePlan(device=model.device)
+    got = np.concatenate([r.embeddings.numpy() for r in stream(model, items, plan, window_size=50, prefetch=prefetch)])
+    np.testing.assert_allclose(got, model.encode(items), atol=1e-5)
 
 
 def test_dedupe_maps_every_input_to_its_unique_copy():

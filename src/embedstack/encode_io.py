@@ -65,8 +65,8 @@ def convert_output(embeddings: Any, to_tensor: bool, to_numpy: bool, device: tor
 
 def checked_options(batch_size: Any, output_value: Any, precision: Any) -> Precision:
     """Validate encode's options; returns the precision (None means float32, as in sentence-transformers)."""
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0):
+        raise ValueError(f"batch_size must be a positive integer or None (token budget), got {batch_size!r}.")
     if output_value not in ("sentence_embedding", "token_embeddings", None):
         raise ValueError(
             f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}."

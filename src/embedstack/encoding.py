@@ -72,7 +72,7 @@ class EncodeMixin(ModuleStack):
         inputs: Any = ...,
         prompt_name: str | None = ...,
         prompt: str | None = ...,
-        batch_size: int = ...,
+        batch_size: int | None = ...,
         show_progress_bar: bool | None = ...,
         output_value: Literal["sentence_embedding"] = ...,
         precision: Precision | None = ...,
@@ -93,7 +93,7 @@ class EncodeMixin(ModuleStack):
         inputs: Any = ...,
         prompt_name: str | None = ...,
         prompt: str | None = ...,
-        batch_size: int = ...,
+        batch_size: int | None = ...,
         show_progress_bar: bool | None = ...,
         output_value: Literal["sentence_embedding"] = ...,
         precision: Precision | None = ...,
@@ -115,7 +115,7 @@ class EncodeMixin(ModuleStack):
         inputs: Any = ...,
         prompt_name: str | None = ...,
         prompt: str | None = ...,
-        batch_size: int = ...,
+        batch_size: int | None = ...,
         show_progress_bar: bool | None = ...,
         output_value: Literal["sentence_embedding", "token_embeddings"] | None = ...,
         precision: Precision | None = ...,
@@ -136,7 +136,7 @@ class EncodeMixin(ModuleStack):
         inputs: Any = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
         precision: Precision | None = "float32",
@@ -156,7 +156,12 @@ class EncodeMixin(ModuleStack):
             inputs: A string (gives a 1-D result) or a list of strings or text pairs.
             prompt_name: The name of a prompt in ``model.prompts`` to prepend.
             prompt: A prompt string to prepend (wins over ``prompt_name``; "" disables the default prompt).
-            batch_size: Inputs per forward pass.
+            batch_size: The most inputs per forward pass. None (the default) lets the token budget decide: inputs
+                are tokenized once, sorted by token count and cut into passes of at most ``max_batch_tokens``
+                padded tokens, so short sentences run hundreds per pass and paragraphs a few. Giving a number
+                caps the rows as in sentence-transformers (whose default is 32); vectors are the same either
+                way, up to float rounding. Inputs the model cannot tokenize ahead (images, audio) run 32 per
+                pass unless a number is given.
             show_progress_bar: Show a progress bar (default: when logging is at INFO or DEBUG).
             output_value: "sentence_embedding", "token_embeddings" (a list of (tokens, dim) tensors), or None
                 (a list of per-input feature dicts).
@@ -170,7 +175,9 @@ class EncodeMixin(ModuleStack):
             pool: Encode on the worker processes of ``start_multi_process_pool()``.
             chunk_size: Inputs per chunk handed to a worker (default: about a tenth of each worker's share).
             max_batch_tokens: Cap on padded tokens per batch (rows x longest input); ``batch_size`` still caps
-                the rows. Inputs are tokenized once and batched by token length.
+                the rows. Default: 2,048 on CPU for a model of width 384 (less for wider models, where a pass's
+                activations would spill out of the CPU caches; see ``embedstack.engine.pass_size``), 16,384 on
+                a GPU.
             **kwargs: Keyword arguments routed to module ``forward`` methods (see ``get_model_kwargs``).
 
         Returns:
@@ -234,7 +241,7 @@ class EncodeMixin(ModuleStack):
         inputs: Iterable[Any],
         prompt_name: str | None = None,
         prompt: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         *,
         max_batch_tokens: int | None = None,
         normalize_embeddings: bool = False,
@@ -256,8 +263,7 @@ class EncodeMixin(ModuleStack):
             >>> len(vectors), vectors[0].shape, vectors[0].dtype
             (300, (384,), dtype('float32'))
         """
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        checked_options(batch_size, "sentence_embedding", None)
         plan = self._plan(
             prompt=self._resolve_prompt(prompt, prompt_name),
             batch_size=batch_size,

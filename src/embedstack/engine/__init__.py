@@ -4,7 +4,8 @@ Shared by ``SentenceTransformer.encode``, ``encode_iter`` and the CLI. The engin
 formats; it sees a model with ``preprocess`` and ``forward``.
 """
 
-from embedstack.engine.runner import DEFAULT_MAX_BATCH_TOKENS, EncodePlan, EncodeResult, EncodeStats, run
+from embedstack.engine.pass_size import DEFAULT_MAX_BATCH_TOKENS, default_max_batch_tokens
+from embedstack.engine.runner import EncodePlan, EncodeResult, EncodeStats, run
 from embedstack.engine.streaming import stream
 from embedstack.engine.threads import available_cpus, limit_cpu_threads
 
@@ -14,6 +15,7 @@ __all__ = [
     "EncodeResult",
     "EncodeStats",
     "available_cpus",
+    "default_max_batch_tokens",
     "limit_cpu_threads",
     "run",
     "stream",

@@ -18,6 +18,10 @@ class TokenBatcher(Protocol):
         """The padded features of rows ``indices`` of ``tokenized``."""
         ...
 
+    def get_embedding_dimension(self) -> int | None:
+        """The backbone's hidden size (the engine sizes CPU passes by it), or None when unknown."""
+        ...
+
 
 class Encoder(Protocol):
     """A model the engine can run: ``SentenceTransformer`` is one."""

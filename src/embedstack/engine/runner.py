@@ -22,12 +22,13 @@ from embedstack.engine.batching import (
     longest_first,
     token_budget_batches,
 )
+from embedstack.engine.pass_size import default_max_batch_tokens
 from embedstack.engine.protocol import Encoder
 
 logger = logging.getLogger(__name__)
 
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
-DEFAULT_MAX_BATCH_TOKENS = 16384
+UNTOKENIZED_BATCH_SIZE = 32  # rows per batch for inputs the model cannot tokenize ahead (images, audio, ...)
 
 
 @dataclass
@@ -35,8 +36,8 @@ class EncodePlan:
     """What to compute for each input; filled by ``SentenceTransformer.encode``."""
 
     prompt: str | None = None
-    batch_size: int = 32
-    max_batch_tokens: int | None = None
+    batch_size: int | None = None  # a row cap; None: the token budget alone decides the rows
+    max_batch_tokens: int | None = None  # None: default_max_batch_tokens for the device and the model's width
     output_value: OutputValue = "sentence_embedding"
     normalize_embeddings: bool = False
     truncate_dim: int | None = None
@@ -116,11 +117,11 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
     if tokenized is not None:
         truncated[:] = tokenized.truncated
         order = longest_first(tokenized.lengths)
-        budget = plan.max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS
+        budget = plan.max_batch_tokens or default_max_batch_tokens(plan.device, _width(model))
         batches = token_budget_batches(order, tokenized.lengths, max_batch_tokens=budget, batch_size=plan.batch_size)
     else:
         order = longest_first(np.fromiter((input_length(x) for x in unique), dtype=np.int64, count=len(unique)))
-        batches = fixed_size_batches(order, plan.batch_size)
+        batches = fixed_size_batches(order, plan.batch_size or UNTOKENIZED_BATCH_SIZE)
     chunks: list[Any] = []
     copies = np.bincount(prepared.inverse, minlength=len(unique))  # inputs each unique input stands for
     batcher = model.token_batcher if tokenized is not None else None
@@ -150,6 +151,12 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
         items = [item for chunk in chunks for item in chunk]
         outputs = [_copy(items[i]) for i in take]
     return EncodeResult(outputs, truncated[prepared.inverse], stats)
+
+
+def _width(model: Encoder) -> int | None:
+    """The hidden size of the model's token batcher (its input module), which sets the CPU pass size."""
+    batcher = model.token_batcher
+    return batcher.get_embedding_dimension() if batcher is not None else None
 
 
 def _count(stats: EncodeStats, features: dict[str, Any], rows: int) -> None:

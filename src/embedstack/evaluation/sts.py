@@ -46,7 +46,9 @@ class STSResult:
     pairs: int
 
 
-def evaluate_sts(model: Any, pairs: STSPairs, *, batch_size: int = 64, show_progress_bar: bool = False) -> STSResult:
+def evaluate_sts(
+    model: Any, pairs: STSPairs, *, batch_size: int | None = None, show_progress_bar: bool = False
+) -> STSResult:
     """Cosine Spearman (x100) of ``model`` on ``pairs``, the figure MTEB reports for STS tasks."""
     unique = list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))
     embeddings = model.encode(unique, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=show_progress_bar)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from embedstack.engine.batching import dedupe
-from embedstack.engine.runner import DEFAULT_MAX_BATCH_TOKENS, EncodePlan, Prepared, run_prepared
+from embedstack.engine.pass_size import DEFAULT_MAX_BATCH_TOKENS
+from embedstack.engine.runner import EncodePlan, Prepared, run_prepared
 from embedstack.model import SentenceTransformer
 from embedstack.modules.transformer.tokenized import TokenizedTexts
 from embedstack.server.errors import ApiError
