@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import io
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from embedstack.errors import MissingExtraError, UnsupportedModalityError
@@ -58,13 +59,18 @@ class VideoUnwrapper:
     """Turns the video inputs of one batch into what the processor takes, collecting their metadata.
 
     One metadata entry per video (None where the input carries none), in the order the processor sees the
-    videos; :meth:`reconcile` then drops the list when no video has metadata, or fills the gaps, as
-    sentence-transformers 6.2 does.
+    videos; :meth:`metadata` then drops the list when no video has metadata, or fills the gaps, as
+    sentence-transformers 6.2 does. Decoding a file or URL gives its metadata, so its frames are sampled as
+    transformers would sample them from the file.
     """
 
-    def __init__(self, decode: Callable[[str], dict[str, Any]] | None = None) -> None:
-        self._decode = decode if decode is not None else file_decoder()
+    def __init__(self) -> None:
         self.entries: list[tuple[Any, Any]] = []  # (metadata or None, the video as passed on)
+
+    @cached_property
+    def _decode(self) -> Callable[[str], dict[str, Any]] | None:
+        """Looked up at the first video file or URL only."""
+        return file_decoder()
 
     def unwrap(self, value: Any) -> Any:
         """The processor's form of a video value (several videos give a list); metadata recorded."""
@@ -98,7 +104,7 @@ class VideoUnwrapper:
         return batch.data
 
     def message(self, conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``conversation`` with its video files decoded (a copy where anything changed); metadata recorded."""
+        """``conversation`` with its video files and URLs decoded, in new message dicts; metadata recorded."""
         result = []
         for message in conversation:
             content = message.get("content")
@@ -155,8 +161,10 @@ class VideoUnwrapper:
 
 def file_decoder() -> Callable[[str], dict[str, Any]] | None:
     """How video files and URLs get decoded here: None when transformers decodes them itself (torchcodec)."""
-    from transformers.utils.import_utils import is_torchcodec_usable
-
+    try:
+        from transformers.utils.import_utils import is_torchcodec_usable
+    except ImportError:  # transformers releases before the check: torchcodec is taken as it is found
+        return decode_video if importlib.util.find_spec("torchcodec") is None else None
     return None if is_torchcodec_usable(decode="video") else decode_video
 
 
