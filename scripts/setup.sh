@@ -15,6 +15,11 @@ case "$mode" in
   *) echo "scripts/setup.sh: unknown mode '$mode'; use run, dev or video." >&2; exit 2 ;;
 esac
 if [ ! -x "$venv/bin/python" ]; then
+  if ! command -v "$python" > /dev/null; then
+    echo "scripts/setup.sh $mode: Python '$python' not found. Set PYTHON (run, dev) or PYTHON_VIDEO (video: Python" \
+      "3.11, which the torch 2.14.1 and torchvision 0.29.1 wheels are built for) to its path." >&2
+    exit 1
+  fi
   "$python" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip install --disable-pip-version-check --quiet)
