@@ -102,6 +102,7 @@ def video_cases(name: str, clip) -> list[tuple[str, list, list | None, dict]]:
         ("two videos", [frames, other], [frames, other], {}),
         ("video in a message", [chat(frames)], [chat(frames)], {}),
         ("video file in a message", [chat(path)], [chat(decoded["array"])], {"processing_kwargs": file_metadata}),
+        ("text + video dicts", [{"text": "a caption", "video": frames}, {"text": "another", "video": other}], None, {}),
         ("mixed batch", ["a text", frames, {"text": "a caption", "video": other}, image], None, {}),
         ("prompt", [frames], [frames], {"prompt": "Describe the video."}),
         ("per-call frame sampling", [frames], [frames], {"processing_kwargs": sampled}),
