@@ -327,3 +327,18 @@ def test_processing_kwargs_per_module_and_per_call(caplog, clip_path, tmp_path):
         ignored = ours.encode(texts, processing_kwargs={"txt": {"max_length": 2}})
     assert "Ignoring processing_kwargs section 'txt'" in caplog.text
     assert_close(ignored, theirs.encode(texts, processing_kwargs={"txt": {"max_length": 2}}))
+
+
+def test_video_model_without_torchvision_names_the_environment(tmp_path):
+    """A video-language model in an environment without torchvision (this one, on CPU torch 2.13): loading it
+    says which environment runs it. tests/test_video.py loads the same folder where torchvision is installed."""
+    import importlib.util
+
+    from embedstack.errors import MissingExtraError
+    from video_backbones import qwen2_vl_files
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed here; tests/test_video.py runs this folder")
+    folder = qwen2_vl_files(tmp_path / "qwen2-vl")
+    with pytest.raises(MissingExtraError, match=r"needs torchvision.*scripts/setup\.sh video.*embedstack\[video\]"):
+        SentenceTransformer(str(folder), device="cpu")

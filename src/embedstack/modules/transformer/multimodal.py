@@ -1,8 +1,9 @@
 """What a Hugging Face backbone can take, and turning non-text inputs into its processor's features.
 
 Used by the Transformer module for images, audio, video, ``{"text": ..., "image": ...}`` dicts and chat messages
-(plain text keeps its fast path in transformer.py). The rules follow sentence-transformers 6.2, so that both
-libraries infer the same ``modality_config`` and build the same features:
+(plain text keeps its fast path in text.py; parsing.py groups a batch by modality, video.py handles videos).
+The rules follow sentence-transformers 6.2, so that both libraries infer the same ``modality_config`` and build
+the same features:
 
 - modalities come from the processor's parts (tokenizer -> text, image_processor -> image, feature_extractor ->
   audio, video_processor -> video), plus "message" when it has a chat template;
@@ -18,15 +19,16 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from embedstack.errors import MissingExtraError, UnsupportedModalityError
-from embedstack.inputs import MODALITY_KEYS, Modality, infer_modality
+from embedstack.inputs import Modality
 from embedstack.modules.transformer.chat_suffix import restore_suffix, truncation_limit
+from embedstack.modules.transformer.parsing import MessageFormat, batch_to_messages, parse_inputs, with_system_prompt
+from embedstack.modules.transformer.video import check_video_support
 
 logger = logging.getLogger(__name__)
 
-MessageFormat = Literal["structured", "flat"]
 PROCESSOR_ARGUMENTS = {"text": "text", "image": "images", "audio": "audio", "video": "videos"}
 _PROCESSOR_PARTS = {
     "tokenizer": "text",
@@ -121,101 +123,6 @@ def infer_modality_config(model: Any, processor: Any) -> tuple[dict[Modality, di
     return config, "sentence_embedding"
 
 
-# ----- inputs -> processor inputs -------------------------------------------------------------------------
-def parse_inputs(
-    inputs: list[Any],
-    supported: list[Modality],
-    message_style: MessageFormat,
-    *,
-    batch_modality: Modality | None = None,
-) -> tuple[Modality, dict[str, list], dict[str, dict[str, Any]]]:
-    """``(modality, {modality: values}, extra processor kwargs per modality)`` for one batch.
-
-    A batch of one modality keeps it (a dict batch keeps its keys); a mixed batch becomes conversations. A
-    ``batch_modality`` other than "message" says every input is of that modality: none is looked at again.
-    """
-    extra: dict[str, dict[str, Any]] = {}
-    typed: list[tuple[Modality, Any]] = []
-    known = batch_modality if batch_modality is not None and batch_modality != "message" else None
-    for item in inputs:
-        modality = known if known is not None else infer_modality(item, supported)
-        if (
-            isinstance(item, dict)
-            and isinstance(modality, str)
-            and modality in MODALITY_KEYS
-            and set(item) == {modality}
-        ):
-            item = item[modality]
-        if modality == "audio":
-            item = _unwrap_audio(item, extra)
-        elif isinstance(modality, tuple):
-            item = dict(item)
-            if "audio" in item:
-                item["audio"] = _unwrap_audio(item["audio"], extra)
-        elif modality == "message" and isinstance(item, dict):
-            item = [item]
-        typed.append((modality, item))
-    kinds = {modality for modality, _ in typed}
-    if len(kinds) > 1:  # conversations stay as they are; every other input becomes one
-        messages = [
-            v if m == "message" else to_message(v if isinstance(m, tuple) else {m: v}, message_style) for m, v in typed
-        ]
-        return "message", {"message": messages}, extra
-    modality = kinds.pop()
-    values = [value for _, value in typed]
-    if isinstance(modality, str):
-        return modality, {modality: values}, extra
-    keys = tuple(values[0])
-    if "message" in supported and any(tuple(value) != keys for value in values[1:]):
-        return "message", {"message": [to_message(value, message_style) for value in values]}, extra
-    return modality, {key: [value[key] for value in values] for key in keys}, extra
-
-
-def _unwrap_audio(item: Any, extra: dict[str, dict[str, Any]]) -> Any:
-    """The waveform of an audio input; a ``{"array", "sampling_rate"}`` dict records its rate in ``extra``.
-
-    Torch tensors become numpy arrays, which feature extractors take (sentence-transformers passes them on and
-    the feature extractor fails).
-    """
-    if hasattr(item, "detach") and hasattr(item, "numpy"):
-        return item.detach().cpu().numpy()
-    if isinstance(item, dict) and "array" in item:
-        item = {**item, "array": _unwrap_audio(item["array"], {})}
-        rate = item.get("sampling_rate")
-        if rate is not None:
-            previous = extra.setdefault("audio", {}).setdefault("sampling_rate", rate)
-            if previous != rate:
-                raise UnsupportedModalityError(
-                    f"One batch holds audio at {previous} Hz and at {rate} Hz; resample to one rate first."
-                )
-        return item["array"]
-    return item
-
-
-def to_message(typed: dict[str, Any], style: MessageFormat, role: str = "user") -> list[dict[str, Any]]:
-    """One user message holding ``typed`` ({modality: value}); flat content when there is a single value."""
-    if style == "flat" and len(typed) == 1:
-        return [{"role": role, "content": next(iter(typed.values()))}]
-    content: list[dict[str, Any]] = []
-    for modality, value in typed.items():
-        items = list(value) if modality in MODALITY_KEYS and isinstance(value, (list, tuple)) else [value]
-        content.extend({"type": modality, modality: item} for item in items)
-    return [{"role": role, "content": content}]
-
-
-def batch_to_messages(modality: Modality, values: dict[str, list], style: MessageFormat) -> list[list[dict]]:
-    """Every input of a one-modality batch as a conversation."""
-    keys = [key for key in values if key in ((modality,) if isinstance(modality, str) else modality)]
-    count = len(next(iter(values.values()))) if values else 0
-    return [to_message({key: values[key][index] for key in keys}, style) for index in range(count)]
-
-
-def with_system_prompt(conversations: list[list[dict]], prompt: str, style: MessageFormat) -> list[list[dict]]:
-    """Each conversation with ``prompt`` as a system message in front."""
-    content: Any = prompt if style == "flat" else [{"type": "text", "text": prompt}]
-    return [[{"role": "system", "content": content}, *conversation] for conversation in conversations]
-
-
 # ----- calling the processor ------------------------------------------------------------------------------
 def call_processor(
     processor: Any,
@@ -253,7 +160,12 @@ def apply_chat_template(
     """Render and tokenize conversations with the chat template (a processor's, or a bare tokenizer's)."""
     from transformers import ProcessorMixin
 
+    if any(_has_video(conversation) for conversation in conversations):
+        check_video_support()
     if isinstance(processor, ProcessorMixin):
+        # As sentence-transformers: load_audio_from_video is an apply_chat_template argument, off by default.
+        video_kwargs = dict(modality_kwargs["video"])
+        chat_kwargs = {"load_audio_from_video": video_kwargs.pop("load_audio_from_video", False), **chat_kwargs}
         # transformers annotates this "-> str", but with tokenize=True and return_dict=True it returns a BatchFeature.
         return processor.apply_chat_template(  # type: ignore[return-value]
             conversations,
@@ -264,7 +176,7 @@ def apply_chat_template(
                 "text_kwargs": modality_kwargs["text"],
                 "images_kwargs": modality_kwargs["image"],
                 "audio_kwargs": modality_kwargs["audio"],
-                "videos_kwargs": modality_kwargs["video"],
+                "videos_kwargs": video_kwargs,
                 "common_kwargs": common_kwargs,
             },
             **chat_kwargs,
@@ -288,6 +200,18 @@ def apply_chat_template(
 def _check_image_support(values: dict[str, list]) -> None:
     if ("image" in values or "video" in values) and importlib.util.find_spec("PIL") is None:
         raise MissingExtraError("Image and video inputs need Pillow. Run: pip install 'embedstack[image]'")
+    if "video" in values:
+        check_video_support()
+
+
+def _has_video(conversation: list[dict]) -> bool:
+    """Whether a conversation holds a ``{"type": "video", ...}`` content part."""
+    return any(
+        isinstance(part, dict) and part.get("type") == "video"
+        for message in conversation
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+    )
 
 
 # ----- the Transformer's general preprocessing path -------------------------------------------------------

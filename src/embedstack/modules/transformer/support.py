@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from embedstack.errors import MissingExtraError, ModelFormatError, UnsupportedModalityError
+from embedstack.modules.transformer.video import VIDEO_ENVIRONMENT
 
 
 def join_modality(modality: str | tuple[str, ...]) -> str:
@@ -36,6 +37,11 @@ def load_processor(path: str, processor_kwargs: dict[str, Any]) -> Any:
             return AutoProcessor.from_pretrained(path, **processor_kwargs)
         return AutoTokenizer.from_pretrained(path, **processor_kwargs)
     except ImportError as exc:
+        if "torchvision" in str(exc).lower():
+            raise MissingExtraError(
+                f"The processor in {path} includes a video processor (or a torchvision image processor), which "
+                f"needs torchvision, and torchvision is not installed here. {VIDEO_ENVIRONMENT}"
+            ) from None
         if "PIL" in str(exc) or "Pillow" in str(exc) or "vision" in str(exc).lower():
             raise MissingExtraError(
                 f"The processor in {path} handles images and needs Pillow. Run: pip install 'embedstack[image]'"
