@@ -29,7 +29,7 @@ from embedstack.backends.onnx_export import (
     require_onnx,
 )
 from embedstack.engine.threads import available_cpus
-from embedstack.errors import ModelFormatError
+from embedstack.errors import MissingExtraError, ModelFormatError
 from embedstack.modules.base import InputModule
 from embedstack.modules.transformer.config import TEXT_MODALITY_CONFIG
 from embedstack.modules.transformer.module import Transformer
@@ -66,6 +66,22 @@ def onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | 
             )
         return OnnxTransformer.from_folder(folder, _export_on_the_fly(folder), provider, config)
     return OnnxTransformer.from_folder(folder, path, provider, config)
+
+
+def auto_onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | None:
+    """What ``backend="auto"`` takes from the onnx backend: a folder that already holds its ONNX file, when
+    onnxruntime is installed (never an export on the fly, which would cost a minute at load time)."""
+    model_kwargs = hf_kwargs.get("model_kwargs") or {}
+    other_kwargs = any(value for key, value in hf_kwargs.items() if key != "model_kwargs")
+    if other_kwargs or set(model_kwargs) - {"file_name", "provider"}:
+        return None  # Hugging Face settings (dtype, attention, ...) only mean something to transformers
+    if find_onnx_file(folder, model_kwargs.get("file_name")) is None:
+        return None
+    try:
+        require_onnx()
+    except MissingExtraError:
+        return None
+    return onnx_input_module(folder, hf_kwargs)
 
 
 def find_onnx_file(folder: Path, file_name: str | None) -> Path | None:

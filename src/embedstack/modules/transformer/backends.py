@@ -19,21 +19,25 @@ BackendFactory = Callable[[Path, dict[str, Any]], InputModule | None]
 
 _BACKENDS: dict[str, BackendFactory] = {}
 _RUNS: dict[str, str] = {}
-_AUTO: list[str] = []
+_AUTO: dict[str, BackendFactory] = {}
 
 
-def register_backend(name: str, factory: BackendFactory, *, runs: str, auto: bool = False) -> None:
+def register_backend(
+    name: str, factory: BackendFactory, *, runs: str, auto: bool | BackendFactory = False
+) -> None:
     """Make ``backend=name`` load Transformer folders through ``factory``.
 
-    ``runs`` says which folders it takes (shown when it is asked for a folder it cannot run); with ``auto`` the
-    backend is tried by ``backend="auto"`` (for backends measured to be faster than torch on such folders).
+    ``runs`` says which folders it takes (shown when it is asked for a folder it cannot run). With ``auto`` the
+    backend is tried by ``backend="auto"``, in the order of registration (for backends measured to be faster
+    than torch on such folders); ``auto`` may be a factory of its own, for a backend that ``auto`` should take
+    on fewer folders than an explicit request would (e.g. only where no export is needed).
     """
     if name in ("torch", "auto"):
         raise ValueError(f"Backend name {name!r} is reserved.")
     _BACKENDS[name] = factory
     _RUNS[name] = runs
-    if auto and name not in _AUTO:
-        _AUTO.append(name)
+    if auto:
+        _AUTO[name] = factory if auto is True else auto
 
 
 def backend_names() -> list[str]:
@@ -51,8 +55,9 @@ def backend_module(folder: Path, backend: str, hf_kwargs: dict[str, Any]) -> Inp
         return None
     if backend != "auto" and backend not in _BACKENDS:
         raise ValueError(f"backend {backend!r} is not available; choose one of {backend_names()}.")
-    for name in [backend] if backend != "auto" else _AUTO:
-        module = _BACKENDS[name](folder, hf_kwargs)
+    factories = [_BACKENDS[backend]] if backend != "auto" else list(_AUTO.values())
+    for factory in factories:
+        module = factory(folder, hf_kwargs)
         if module is not None:
             return module
     if backend != "auto":
