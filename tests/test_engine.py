@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from embedstack import SentenceTransformer
 from embedstack.engine import EncodePlan, default_max_batch_tokens, run, stream
 from embedstack.engine.batching import dedupe, longest_first, token_budget_batches
-from embedstack.evaluation.corpora import CORPORA
 from embedstack.engine.threads import available_cpus, limit_cpu_threads
+from embedstack.evaluation.corpora import CORPORA
 from embedstack.modules import InputModule, Pooling, Transformer
 
 

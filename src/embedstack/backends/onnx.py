@@ -69,8 +69,11 @@ def onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | 
 
 
 def auto_onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | None:
-    """What ``backend="auto"`` takes from the onnx backend: a folder that already holds its ONNX file, when
-    onnxruntime is installed (never an export on the fly, which would cost a minute at load time)."""
+    """What ``backend="auto"`` takes from the onnx backend, else None.
+
+    A folder that already holds its ONNX file, when onnxruntime is installed: never an export on the fly, which
+    would cost a minute at load time.
+    """
     model_kwargs = hf_kwargs.get("model_kwargs") or {}
     other_kwargs = any(value for key, value in hf_kwargs.items() if key != "model_kwargs")
     if other_kwargs or set(model_kwargs) - {"file_name", "provider"}:
@@ -111,6 +114,19 @@ def inference_session(model: Path | bytes, provider: str) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=[provider])
+
+
+# Dynamic int8 quantizes each pass's activations with one scale per tensor, so the more rows a pass holds, the
+# coarser the scale: all-MiniLM-L6-v2's int8 export scored 81.92 on STS-B test at 32 rows per pass and 81.72 at
+# the ~150 rows the token budget alone gives short sentences. An int8 model keeps 32 rows unless asked otherwise.
+DYNAMIC_INT8_BATCH_ROWS = 32
+
+
+def is_dynamic_int8(onnx_model: Path | bytes) -> bool:
+    """Whether ``onnx_model`` quantizes activations on the fly (its bytes hold the op; a file is named for it)."""
+    if isinstance(onnx_model, bytes):
+        return b"DynamicQuantizeLinear" in onnx_model
+    return "int8" in onnx_model.name
 
 
 class OnnxTransformer(TextTokenizing, InputModule):
@@ -154,6 +170,8 @@ class OnnxTransformer(TextTokenizing, InputModule):
         self.session = inference_session(onnx_model, provider)
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.backend = "onnx"
+        # The engine's row cap when encode's batch_size is None (see DYNAMIC_INT8_BATCH_ROWS).
+        self.default_batch_size = DYNAMIC_INT8_BATCH_ROWS if is_dynamic_int8(onnx_model) else None
 
     @classmethod
     def from_folder(

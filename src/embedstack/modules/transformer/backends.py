@@ -22,9 +22,7 @@ _RUNS: dict[str, str] = {}
 _AUTO: dict[str, BackendFactory] = {}
 
 
-def register_backend(
-    name: str, factory: BackendFactory, *, runs: str, auto: bool | BackendFactory = False
-) -> None:
+def register_backend(name: str, factory: BackendFactory, *, runs: str, auto: bool | BackendFactory = False) -> None:
     """Make ``backend=name`` load Transformer folders through ``factory``.
 
     ``runs`` says which folders it takes (shown when it is asked for a folder it cannot run). With ``auto`` the
