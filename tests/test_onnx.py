@@ -142,3 +142,37 @@ def test_the_cli_exports_and_info_names_the_backend(tiny_bert_path, tmp_path, ca
     ]
     assert main(["info", str(tmp_path / "out"), "--backend", "onnx"]) == 0
     assert "Backend: onnx" in capsys.readouterr().out
+
+
+def test_the_other_int8_recipes_and_the_optimization_levels_write_sentence_transformers_file_names(
+    tiny_bert_path, tmp_path
+):
+    torch_model = SentenceTransformer(str(tiny_bert_path), device="cpu")
+    expected = torch_model.encode(TEXTS)
+    for quantize, optimize, tolerance in [("qint8_avx2", "O1", 1e-5), ("quint8_avx2", "O2", 1e-5), (None, "O3", 1e-2)]:
+        folder = torch_model.export_onnx(tmp_path / f"{optimize}", quantize=quantize, optimize=optimize)
+        optimized = SentenceTransformer(
+            str(folder), device="cpu", backend="onnx", model_kwargs={"file_name": f"onnx/model_{optimize}.onnx"}
+        )
+        assert np.abs(optimized.encode(TEXTS) - expected).max() <= tolerance  # O3 approximates GELU
+        if quantize is not None:
+            int8 = SentenceTransformer(
+                str(folder), device="cpu", backend="onnx", model_kwargs={"file_name": f"onnx/model_{quantize}.onnx"}
+            )
+            vectors = int8.encode(TEXTS)
+            cosines = (vectors * expected).sum(1) / np.linalg.norm(vectors, axis=1) / np.linalg.norm(expected, axis=1)
+            assert cosines.min() > 0.9
+    with pytest.raises(ValueError, match="optimize 'O5' is not supported"):
+        torch_model.export_onnx(tmp_path / "bad", optimize="O5")
+
+
+def test_auto_takes_onnx_only_for_a_folder_that_holds_its_export(tiny_bert_path, tmp_path, capsys):
+    from embedstack.cli import main
+
+    plain = _tiny(tmp_path / "mpnet", _configs()["mpnet"], tiny_bert_path)  # no native backend for MPNet
+    assert SentenceTransformer(str(plain), device="cpu", backend="auto").get_backend() == "torch"  # no export
+    exported = SentenceTransformer(str(plain), device="cpu").export_onnx(tmp_path / "exported")
+    auto = SentenceTransformer(str(exported), device="cpu", backend="auto")
+    assert auto.get_backend() == "onnx"
+    assert main(["info", str(exported), "--backend", "auto"]) == 0
+    assert "Backend: onnx" in capsys.readouterr().out

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from embedstack._version import __version__
+from embedstack.backends.onnx_export import OPTIMIZED_FILES, QUANTIZED_FILES
 from embedstack.defaults import DEFAULT_MODEL_NAME, resolve_cli_model
 from embedstack.errors import EmbedstackError, MissingExtraError
 from embedstack.evaluation.datasets import sts_benchmark
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("format", choices=["onnx"], help="onnx: onnx/model.onnx beside the saved modules")
     export.add_argument("model", help="model folder or Hub id")
     export.add_argument("output", type=Path, help="the folder to write")
-    export.add_argument("--quantize", choices=["int8"], help="also write onnx/model_qint8_avx512_vnni.onnx")
+    export.add_argument("--quantize", choices=list(QUANTIZED_FILES), help="also write an int8 file (int8: ours)")
+    export.add_argument("--optimize", choices=list(OPTIMIZED_FILES), help="also write onnx/model_O<n>.onnx")
     export.add_argument("--trust-remote-code", action="store_true")
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a benchmark")
@@ -259,7 +261,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = SentenceTransformer(
         resolve_cli_model(args.model), device="cpu", trust_remote_code=args.trust_remote_code, backend="torch"
     )
-    folder = model.export_onnx(args.output, quantize=args.quantize)
+    folder = model.export_onnx(args.output, quantize=args.quantize, optimize=args.optimize)
     written = sorted(path.name for path in (folder / "onnx").iterdir())
     print(f"Wrote {folder} with onnx/{', onnx/'.join(written)}", file=sys.stderr)
     return 0

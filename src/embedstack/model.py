@@ -360,13 +360,16 @@ class SentenceTransformer(EncodeMixin):
             self.save(str(folder), model_name=repo_id, create_model_card=card, safe_serialization=safe_serialization)
             return push_folder(folder, upload, model_repr=repr(self))
 
-    def export_onnx(self, path: str | Path, *, quantize: Literal["int8"] | None = None) -> Path:
+    def export_onnx(self, path: str | Path, *, quantize: str | None = None, optimize: str | None = None) -> Path:
         """Save the model with an ONNX export of its backbone, loadable with ``backend="onnx"``.
 
-        Writes ``onnx/model.onnx`` (and ``onnx/model_qint8_avx512_vnni.onnx`` with ``quantize="int8"``) beside the
-        saved modules. Needs ``embedstack[onnx]``.
+        Writes ``onnx/model.onnx`` beside the saved modules, and with ``quantize`` an int8 export under
+        sentence-transformers' name for the recipe: "int8" (our measured recipe, written as
+        ``model_qint8_avx512_vnni.onnx``), "qint8_avx512_vnni", "qint8_avx2" or "quint8_avx2"; with ``optimize``
+        ("O1" to "O4", optimum's levels) ``model_O1.onnx`` ... ``model_O4.onnx``. Load one with
+        ``model_kwargs={"file_name": "onnx/<file>"}``. Needs ``embedstack[onnx]``.
         """
-        return export_model(self, Path(path), quantize)
+        return export_model(self, Path(path), quantize, optimize)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
         """Turn on gradient checkpointing in every Hugging Face backbone of the model (for training)."""

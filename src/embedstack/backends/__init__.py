@@ -1,14 +1,16 @@
 """Other ways to run a model's backbone, each thin over the core.
 
 Importing this package registers them with ``Transformer.load`` (see modules/transformer/backends.py): "native"
-runs plain BERT folders without transformers (and is what ``backend="auto"`` picks where it can), "onnx" runs
-the backbone with onnxruntime (the ``embedstack[onnx]`` extra).
+runs plain BERT folders without transformers, "onnx" runs the backbone with onnxruntime (the
+``embedstack[onnx]`` extra). ``backend="auto"`` tries them in the order measured fastest on CPU
+(benchmarks/encode_throughput.py --int8; RESULTS.md): onnx where the folder already holds its export and
+onnxruntime is installed, then native, else torch.
 """
 
 from typing import Any
 
 from embedstack.backends.native import native_input_module
-from embedstack.backends.onnx import onnx_input_module
+from embedstack.backends.onnx import auto_onnx_input_module, onnx_input_module
 from embedstack.modules.transformer.backends import register_backend
 
 
@@ -18,9 +20,14 @@ def _native(folder: Any, hf_kwargs: dict[str, Any]) -> Any:
 
 
 register_backend(
+    "onnx",
+    onnx_input_module,
+    runs="Transformer folders whose backbone exports to ONNX",
+    auto=auto_onnx_input_module,
+)
+register_backend(
     "native",
     _native,
     runs="plain BERT folders (with tokenizer.json and model.safetensors) with no model/processor/config kwargs",
     auto=True,
 )
-register_backend("onnx", onnx_input_module, runs="Transformer folders whose backbone exports to ONNX")

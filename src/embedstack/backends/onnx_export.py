@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from embedstack.backends.onnx_optimize import OPTIMIZED_FILES, optimize_onnx
 from embedstack.errors import MissingExtraError
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,13 @@ ONNX_FOLDER = "onnx"
 ONNX_FILE = "model.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "last_hidden_state"
-# The int8 file sentence-transformers names after the instruction set its recipe targets.
-QUANTIZED_FILES = {"int8": "model_qint8_avx512_vnni.onnx"}
+# The int8 files sentence-transformers names after the instruction set each recipe targets; "int8" is ours.
+QUANTIZED_FILES = {
+    "int8": "model_qint8_avx512_vnni.onnx",
+    "qint8_avx512_vnni": "model_qint8_avx512_vnni.onnx",
+    "qint8_avx2": "model_qint8_avx2.onnx",
+    "quint8_avx2": "model_quint8_avx2.onnx",
+}
 ONNX_INSTALL = "pip install 'embedstack[onnx]'"
 _SAMPLE = ["embedstack exports this backbone", "and a second, longer sentence to pad the first one"]
 
@@ -84,36 +90,46 @@ def export_backbone(transformer: Any, target: Path) -> Path:
     return target
 
 
-def export_model(model: Any, path: Path, quantize: str | None = None) -> Path:
+def export_model(model: Any, path: Path, quantize: str | None = None, optimize: str | None = None) -> Path:
     """Save ``model`` into ``path`` with an ONNX export of its backbone in ``onnx/model.onnx``.
 
-    With ``quantize="int8"`` the int8 export goes beside it. Returns ``path``.
+    With ``quantize`` (a key of QUANTIZED_FILES) the int8 export goes beside it, with ``optimize`` ("O1" to
+    "O4") a graph-optimized one. Returns ``path``.
     """
     if quantize is not None and quantize not in QUANTIZED_FILES:
         raise ValueError(f"quantize {quantize!r} is not supported; choose None or one of {list(QUANTIZED_FILES)}.")
+    if optimize is not None and optimize not in OPTIMIZED_FILES:
+        raise ValueError(f"optimize {optimize!r} is not supported; choose None or one of {list(OPTIMIZED_FILES)}.")
     require_onnx()
     model.save(str(path))
     target = path / ONNX_FOLDER / ONNX_FILE
     if not target.is_file():  # a model on the onnx backend saved its export already
         export_backbone(model[0], target)
     if quantize is not None:
-        quantize_int8(target, target.with_name(QUANTIZED_FILES[quantize]))
+        quantize_int8(target, target.with_name(QUANTIZED_FILES[quantize]), recipe=quantize)
+    if optimize is not None:
+        optimize_onnx(target, target.with_name(OPTIMIZED_FILES[optimize]), optimize, model[0].config)
     return path
 
 
-def quantize_int8(source: Path, target: Path) -> Path:
+def quantize_int8(source: Path, target: Path, recipe: str = "int8") -> Path:
     """Dynamic int8 quantization of an exported backbone, with the recipe chosen by measurement.
 
     Weights are int8 with one scale per output channel and activations are quantized per batch (onnxruntime's
     MatMulInteger kernels, fast with AVX-512 VNNI), except the feed-forward down-projections, which stay fp32:
     on all-MiniLM-L6-v2 that lifts the lowest cosine to the fp32 vectors from 0.986 to 0.993 (STS-B 81.92 vs
-    82.03 in fp32); see benchmarks/RESULTS.md.
+    82.03 in fp32); see benchmarks/RESULTS.md. The ``recipe`` "qint8_avx2" quantizes weights to 7 bits (CPUs
+    without VNNI add int8 products in 16 bits, which 8-bit weights can overflow) and "quint8_avx2" to uint8, as
+    optimum's avx2 configurations do; "int8" and "qint8_avx512_vnni" are the recipe above.
     """
     require_onnx()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    excluded = down_projections(source)
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=excluded)
+    weights = QuantType.QUInt8 if recipe == "quint8_avx2" else QuantType.QInt8
+    quantize_dynamic(
+        str(source), str(target), weight_type=weights, per_channel=True, reduce_range=recipe == "qint8_avx2",
+        nodes_to_exclude=down_projections(source),
+    )  # fmt: skip
     return target
 
 
