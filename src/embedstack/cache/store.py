@@ -142,6 +142,10 @@ class EmbeddingStore:
         """Close this process's connection (a later call opens it again)."""
         with self._lock:
             if self._connection is not None:
+                try:
+                    self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # fold the WAL into the file
+                except sqlite3.Error as exc:
+                    logger.debug("Embedding cache %s: no checkpoint on close (%s)", self.path, exc)
                 self._connection.close()
                 self._connection = None
 
