@@ -34,7 +34,7 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def proxy_set(model, n_docs: int, seed: int = 0) -> tuple[list[str], list[str], list[int]]:
-    """Documents over the window, and per document one query sentence from past its first 256 tokens."""
+    """Documents over the window, and per document one query sentence from past the window."""
     texts = [text for text in wiki(None) if len(text) > 4 * model.max_seq_length]
     flags = model.truncated(texts)
     long_docs = [text for text, cut in zip(texts, flags) if cut]
@@ -78,8 +78,8 @@ def main() -> None:
     docs, queries, answers = proxy_set(model, args.docs)
     lengths = [len(ids) for ids in model.tokenizer(docs)["input_ids"]]
     print(f"# long_inputs on a PROXY retrieval set (no human judgements): {len(docs)} Wikipedia extracts over "
-          f"the {model.max_seq_length}-token window (median {int(np.median(lengths))} tokens, max {max(lengths)}), one query sentence "
-          f"each from past the window; all-MiniLM-L6-v2")  # fmt: skip
+          f"the {model.max_seq_length}-token window (median {int(np.median(lengths))} tokens, max {max(lengths)}), "
+          "one query sentence each from past the window; all-MiniLM-L6-v2")  # fmt: skip
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
           f"{cpu_flags()}; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     q = model.encode(queries, normalize_embeddings=True)
