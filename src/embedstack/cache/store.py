@@ -21,15 +21,17 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_MAX_BYTES = 2 * 1024**3  # vector bytes kept before the least recently used are evicted
 _BUSY_TIMEOUT_MS = 60_000
 _CHECKED_FILE_BYTES = 256 * 1024**2  # files up to this size get a full quick_check when opened
 _QUERY_CHUNK = 500  # keys per SELECT (SQLite limits the parameters of one statement)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # A rowid table: its leaves hold rows of up to ~4 kB inline (a WITHOUT ROWID table spills anything over ~1 kB,
+    # a 384-dim float32 vector among them, to an overflow page of its own: 6x the file size).
     "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, settings TEXT NOT NULL, dtype TEXT NOT NULL, "
-    "value BLOB NOT NULL, nbytes INTEGER NOT NULL, last_used INTEGER NOT NULL) WITHOUT ROWID",
+    "value BLOB NOT NULL, nbytes INTEGER NOT NULL, last_used INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS vectors_last_used ON vectors (last_used)",
 )
 
