@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("embedstack.modules",),
     ("embedstack.backends",),
     ("embedstack.persistence",),
-    ("embedstack.stack", "embedstack.encode_io"),
+    ("embedstack.stack", "embedstack.encode_io", "embedstack.chunking", "embedstack.cache"),
     ("embedstack.encoding", "embedstack.model", "embedstack.evaluation"),
     ("embedstack.cli", "embedstack"),
 ]

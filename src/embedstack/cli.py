@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 
 from embedstack._version import __version__
 from embedstack.backends.onnx_export import OPTIMIZED_FILES, QUANTIZED_FILES
+from embedstack.cache import EmbeddingStore
+from embedstack.chunking import LONG_INPUT_MODES, ChunkEmbeddings, LongInputs
 from embedstack.defaults import DEFAULT_MODEL_NAME, resolve_cli_model
 from embedstack.errors import EmbedstackError, MissingExtraError
 from embedstack.evaluation.datasets import sts_benchmark
@@ -64,7 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--truncate-dim", type=int)
     encode.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     encode.add_argument("--int8", action="store_true", help="int8 weights on CPU: faster, slightly less accurate")
+    encode.add_argument("--cache", type=Path, help="a persistent embedding cache file (SQLite), created if missing")
+    encode.add_argument(
+        "--long-inputs", choices=LONG_INPUT_MODES, default="truncate",
+        help="texts longer than the model's window: truncate (default), chunk (pool windows into one vector), "
+        "chunks or late (one vector per chunk, with its character span; --output must be .jsonl)",
+    )  # fmt: skip
+    encode.add_argument("--chunk-overlap", type=int, default=32, help="tokens neighbouring chunk windows share")
+    encode.add_argument("--chunk-pooling", choices=["mean", "max"], default="mean", help="how 'chunk' pools")
     _add_model_args(encode)
+
+    cache = commands.add_parser("cache", help="describe or empty an embedding cache file")
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("path", type=Path, help="the cache file")
 
     info = commands.add_parser("info", help="describe a model: modules, dimensions, prompts, similarity")
     info.add_argument("model", nargs="?", help="model folder or Hub id (default: the embedded model)")
@@ -113,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     # The command shows its own progress bars; silence the Hub's and transformers' "Loading weights" bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        commands = {"encode": cmd_encode, "info": cmd_info, "eval": cmd_eval, "export": cmd_export, "serve": cmd_serve}
+        commands = {"encode": cmd_encode, "info": cmd_info, "eval": cmd_eval, "export": cmd_export, "serve": cmd_serve,
+                    "cache": cmd_cache}  # fmt: skip
         return commands[args.command](args)
     except (EmbedstackError, OSError, ValueError) as exc:
         print(f"embedstack {args.command}: error: {exc}", file=sys.stderr)
@@ -127,6 +142,7 @@ def _load_model(args: argparse.Namespace, device: str | None = None) -> Sentence
         device=device or getattr(args, "device", None),
         trust_remote_code=args.trust_remote_code,
         backend=backend,
+        cache=getattr(args, "cache", None),
     )
     if getattr(args, "int8", False):
         model.quantize("int8")
@@ -164,7 +180,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
         prompt_name=args.prompt_name,
         prompt=args.prompt,
         truncate_dim=args.truncate_dim,
+        long_inputs=LongInputs(args.long_inputs, overlap=args.chunk_overlap, pooling=args.chunk_pooling),
     )
+    per_chunk = options["long_inputs"].per_chunk
+    if per_chunk and args.output is not None and args.output.suffix != ".jsonl":
+        raise ValueError(f"--long-inputs {args.long_inputs} gives several vectors per text; write them to .jsonl.")
     if args.input is not None and args.output is not None and args.precision == "float32":
         count = sum(1 for _ in iter_texts(args.input, args.field))  # also validates the whole file first
         model = _load_model(args)
@@ -178,6 +198,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     model = _load_model(args)
     progress = len(texts) > PROGRESS_THRESHOLD and not args.no_progress
     embeddings = model.encode(texts, precision=args.precision, show_progress_bar=progress, **options)
+    if per_chunk:
+        return _chunks_out(texts, embeddings, args.output)
     if args.output is not None:
         write_stream(args.output, texts, iter(embeddings), len(texts), embeddings.shape[1])
         print(f"Wrote {len(texts)} vectors of dimension {embeddings.shape[1]} to {args.output}", file=sys.stderr)
@@ -208,10 +230,32 @@ def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count
         else:
             with open(temporary, "w", encoding="utf-8") as handle:
                 for text, vector in zip(texts, vectors):
-                    handle.write(json.dumps({"text": text, "embedding": vector.tolist()}) + "\n")
+                    handle.write(json.dumps(_record(text, vector)) + "\n")
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _record(text: str, vector: Any) -> dict[str, Any]:
+    """One .jsonl line: the text and its vector, or its chunks (span and vector each)."""
+    if isinstance(vector, ChunkEmbeddings):
+        chunks = [{"start": start, "end": end, "embedding": row.tolist()} for row, (start, end) in vector]
+        return {"text": text, "chunks": chunks}
+    return {"text": text, "embedding": vector.tolist()}
+
+
+def _chunks_out(texts: list[str], chunked: list[ChunkEmbeddings], output: Path | None) -> int:
+    """Write or print the per-chunk vectors of ``--long-inputs chunks`` / ``late``."""
+    if output is not None:
+        write_stream(output, texts, iter(chunked), len(texts), None)
+        print(f"Wrote the chunk vectors of {len(texts)} texts to {output}", file=sys.stderr)
+        return 0
+    for text, chunks in zip(texts, chunked):
+        print(f"{_clip(text, 40):<40}  {len(chunks)} chunks")
+        for vector, (start, end) in chunks:
+            head = " ".join(f"{value:+.4f}" for value in vector[:4])
+            print(f"  [{start}:{end}] {_clip(text[start:end], 30):<30} [{head} ...]")
+    return 0
 
 
 def print_vectors(texts: list[str], embeddings: Any, model: Any) -> None:
@@ -253,6 +297,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"Default prompt: {model.default_prompt_name}")
     if model.truncate_dim:
         print(f"Truncate dim: {model.truncate_dim}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """``embedstack cache info|clear PATH``: what an embedding cache holds, or empty it."""
+    if not args.path.is_file():
+        raise ValueError(f"{args.path} is not a file; an embedding cache is created by encode --cache PATH.")
+    store = EmbeddingStore(args.path)
+    if args.action == "clear":
+        print(f"Deleted {store.clear()} vectors from {args.path}")
+        return 0
+    info = store.info()
+    print(f"Cache: {info.path}")
+    print(f"Vectors: {info.vectors} ({info.vector_bytes / 1e6:.1f} MB of vectors, file {info.file_bytes / 1e6:.1f} MB)")
+    print(f"Model and settings groups: {info.settings}")
+    print(f"Size cap: {info.max_bytes / 1e6:.0f} MB (least recently used vectors are evicted past it)")
     return 0
 
 

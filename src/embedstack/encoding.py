@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import torch
 
+from embedstack.cache import EmbeddingStore, cached_run
+from embedstack.chunking import ChunkEmbeddings, LongInputMode, LongInputs, encode_long
 from embedstack.encode_io import (
     as_batch,
     checked_options,
@@ -46,6 +48,7 @@ class EncodeMixin(ModuleStack):
     prompts: dict[str, str]
     default_prompt_name: str | None
     truncate_dim: int | None
+    embedding_cache: EmbeddingStore | None = None
 
     if TYPE_CHECKING:  # the model's properties, declared for readers and type checkers only
 
@@ -148,6 +151,7 @@ class EncodeMixin(ModuleStack):
         pool: Pool | None = None,
         chunk_size: int | None = None,
         max_batch_tokens: int | None = None,
+        long_inputs: LongInputMode | LongInputs | None = None,
         **kwargs: Any,
     ) -> EncodeOutput:
         """Encode inputs into embeddings.
@@ -178,10 +182,15 @@ class EncodeMixin(ModuleStack):
                 the rows. Default: 2,048 on CPU for a model of width 384 (less for wider models, where a pass's
                 activations would spill out of the CPU caches; see ``embedstack.engine.pass_size``), 16,384 on
                 a GPU.
+            long_inputs: What happens to texts longer than ``max_seq_length``: "truncate" (the default; counted
+                in a warning), "chunk" (overlapping windows, pooled into one vector), "chunks" or "late" (one vector
+                per chunk: a list of :class:`~embedstack.chunking.ChunkEmbeddings`), or a
+                :class:`~embedstack.chunking.LongInputs` for the stride, pooling and late-chunking settings.
             **kwargs: Keyword arguments routed to module ``forward`` methods (see ``get_model_kwargs``).
 
         Returns:
-            An (N, D) array by default, (D,) for a single string.
+            An (N, D) array by default, (D,) for a single string; with ``long_inputs`` "chunks" or "late", a list of
+            ChunkEmbeddings (one ChunkEmbeddings for a single string).
 
         Example:
             >>> model.encode(["A man is eating food.", "A man is riding a horse."]).shape
@@ -202,13 +211,14 @@ class EncodeMixin(ModuleStack):
         module_kwargs = self.split_forward_kwargs(kwargs)
         singular = self.is_singular_input(inputs)
         inputs = as_batch(inputs, singular)
+        long = LongInputs.of(long_inputs)
         if isinstance(device, (list, tuple)) and not inputs:
             device = None  # nothing to spread over processes
         if inputs and (pool is not None or isinstance(device, (list, tuple))):
             worker_kwargs = dict(
                 prompt_name=prompt_name, prompt=prompt, batch_size=batch_size, output_value=output_value,
                 precision=precision, normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
-                max_batch_tokens=max_batch_tokens, **kwargs,
+                max_batch_tokens=max_batch_tokens, long_inputs=long_inputs, **kwargs,
             )  # fmt: skip
             pooled = self._encode_on_processes(inputs, pool, device, chunk_size, worker_kwargs)
             pooled = convert_output(pooled, convert_to_tensor, convert_to_numpy, torch.device("cpu"))
@@ -227,7 +237,10 @@ class EncodeMixin(ModuleStack):
             module_kwargs=module_kwargs,
         )
         with progress(show_progress_bar, len(inputs)) as plan.progress:
-            result = self._run(inputs, plan, kinds)
+            if long.per_chunk:
+                chunked = encode_long(self, inputs, long, plan)[0]
+                return _per_chunk_output(chunked, precision, singular)
+            result = self._compute(inputs, plan, kinds, long)
         self._report_truncation(int(result.truncated.sum()), len(inputs))
         embeddings: torch.Tensor | np.ndarray | list[Any] = result.outputs
         if len(inputs) and precision != "float32":
@@ -249,13 +262,15 @@ class EncodeMixin(ModuleStack):
         window_size: int = 4096,
         show_progress_bar: bool = False,
         device: str | torch.device | None = None,
+        long_inputs: LongInputMode | LongInputs | None = None,
         **kwargs: Any,
-    ) -> Iterator[np.ndarray]:
+    ) -> Iterator[Any]:
         """Encode a stream of inputs, yielding one float32 vector per input, in input order.
 
         Memory stays bounded by ``window_size`` inputs, however long the stream: each window is deduplicated,
         tokenized (the next one in a background thread while the model runs), batched by token length and
-        encoded. Use it for corpora that do not fit in memory.
+        encoded. Use it for corpora that do not fit in memory. With a cache, or ``long_inputs`` other than
+        "truncate", each window goes through :meth:`encode` (for "chunks" and "late", one ChunkEmbeddings per input).
 
         Example:
             >>> lines = (f"Sentence number {n}." for n in range(300))  # e.g. the lines of a file, read lazily
@@ -264,6 +279,13 @@ class EncodeMixin(ModuleStack):
             (300, (384,), dtype('float32'))
         """
         checked_options(batch_size, "sentence_embedding", None)
+        if self.embedding_cache is not None or LongInputs.of(long_inputs).mode != "truncate":
+            options = dict(prompt_name=prompt_name, prompt=prompt, batch_size=batch_size, long_inputs=long_inputs,
+                           max_batch_tokens=max_batch_tokens, normalize_embeddings=normalize_embeddings,
+                           truncate_dim=truncate_dim, device=device, **kwargs)  # fmt: skip
+            for window in windows(inputs, window_size):
+                yield from self.encode(window, show_progress_bar=show_progress_bar, **options)
+            return
         plan = self._plan(
             prompt=self._resolve_prompt(prompt, prompt_name),
             batch_size=batch_size,
@@ -307,6 +329,8 @@ class EncodeMixin(ModuleStack):
         chunk_size: int | None,
         worker_kwargs: dict[str, Any],
     ) -> Any:
+        if LongInputs.of(worker_kwargs.get("long_inputs")).per_chunk:
+            raise ValueError("long_inputs 'chunks' and 'late' run in this process; leave out pool and device lists.")
         if pool is not None:
             return encode_with_pool(pool, inputs, chunk_size, worker_kwargs)
         own = start_pool(self, devices)
@@ -364,6 +388,19 @@ class EncodeMixin(ModuleStack):
         return flags[0] if singular else flags
 
     # ----- helpers ----------------------------------------------------------------------------------------
+    def _compute(self, inputs: list[Any], plan: EncodePlan, kinds: BatchKinds | None, long: LongInputs) -> EncodeResult:
+        """Run ``inputs`` (long inputs as ``long`` says), through the embedding cache when the model has one."""
+
+        def compute(items: list[Any]) -> EncodeResult:
+            if long.mode == "chunk":
+                outputs = encode_long(self, items, long, plan)[0]
+                return EncodeResult(outputs, np.zeros(len(items), dtype=bool), EncodeStats(inputs=len(items)))
+            return self._run(items, plan, kinds if items is inputs else self.classify_inputs(items))
+
+        if self.embedding_cache is None or not inputs:
+            return compute(inputs)
+        return cached_run(self, self.embedding_cache, inputs, plan, long.cache_key(), compute)
+
     def _run(self, inputs: list[Any], plan: EncodePlan, kinds: BatchKinds | None) -> EncodeResult:
         """Run ``inputs`` whose modalities ``kinds`` holds.
 
@@ -422,3 +459,12 @@ class EncodeMixin(ModuleStack):
                 total,
                 self.max_seq_length,
             )
+
+
+def _per_chunk_output(chunked: Any, precision: Precision, singular: bool) -> Any:
+    """The ChunkEmbeddings of each input, their vectors quantized to ``precision`` over the whole call."""
+    if precision != "float32" and chunked:
+        flat = quantize_embeddings(np.concatenate([item.embeddings for item in chunked]), precision=precision)
+        bounds = np.cumsum([0] + [len(item) for item in chunked])
+        chunked = [ChunkEmbeddings(flat[a:b], item.spans) for item, a, b in zip(chunked, bounds, bounds[1:])]
+    return chunked[0] if singular else chunked

@@ -19,6 +19,7 @@ from torch import nn
 import embedstack.backends  # noqa: F401  (registers the native backend with Transformer.load)
 from embedstack.backends.onnx import int8_input_module
 from embedstack.backends.onnx_export import export_model
+from embedstack.cache import EmbeddingStore, open_cache
 from embedstack.encoding import EncodeMixin
 from embedstack.modules.module_io import LoadOptions
 from embedstack.modules.pooling import Pooling
@@ -63,6 +64,8 @@ class SentenceTransformer(EncodeMixin):
         truncate_dim: Keep only the first dimensions of each embedding (Matryoshka models).
         backend: "torch" (Hugging Face transformers), "native" (plain BERT encoders without transformers: fast
             start, same vectors, cannot be saved), or "auto" (native when the folder allows it).
+        cache: A file path (or an :class:`~embedstack.cache.EmbeddingStore`) for a persistent embedding cache:
+            encode reads the vectors it already holds for the same model, settings and texts, and stores the rest.
 
     Example:
         >>> from embedstack.defaults import default_model_path
@@ -100,12 +103,14 @@ class SentenceTransformer(EncodeMixin):
         backend: str = "torch",
         similarity_fn_name: str | SimilarityFunction | None = None,
         truncate_dim: int | None = None,
+        cache: str | Path | EmbeddingStore | None = None,
     ) -> None:
         # None marks a prompt the saved config may fill; what stays None becomes "".
         prompt_table: dict[str, str | None] = {"query": None, "document": None, **(prompts or {})}
         self.default_prompt_name = default_prompt_name
         self._similarity_fn_name = check_similarity_fn_name(similarity_fn_name) if similarity_fn_name else None
         self.truncate_dim = truncate_dim
+        self.embedding_cache = open_cache(cache)
         self.module_kwargs: dict[str, list[str]] = {}
         self._model_card_text: str | None = None
         self.model_card_data = model_card_data or ModelCardData()
