@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from embedstack import SentenceTransformer
+from embedstack.chunking import LongInputs
 from embedstack.server import ServerSettings, start_server
 from server_support import assert_close, long_texts, metric, short_texts, too_long_texts
 
@@ -89,6 +90,25 @@ def test_truncation_is_counted_and_truncate_false_names_the_input(server):
     assert message.startswith("input[1] has ") and "tokens, more than the model's max_seq_length of 256" in message
     tokens = int(message.split(" has ")[1].split(" tokens")[0].replace(",", ""))
     assert tokens > 256
+
+
+def test_long_inputs_chunk_equals_encode_with_long_inputs_chunk(server, minilm):
+    texts = ["short", *too_long_texts(2), "short"]
+    for options in ({}, {"chunk_overlap": 8, "chunk_pooling": "max"}):
+        body = httpx.post(f"{server.url}/v1/embeddings", json={"input": texts, "long_inputs": "chunk", **options})
+        assert body.status_code == 200, body.text
+        assert body.json()["usage"]["truncated_inputs"] == 0
+        expected = minilm.encode(
+            texts, long_inputs=LongInputs("chunk", overlap=options.get("chunk_overlap", 32),
+                                          pooling=options.get("chunk_pooling", "mean")),
+        )  # fmt: skip
+        assert_close([row["embedding"] for row in body.json()["data"]], expected)
+    tei = httpx.post(f"{server.url}/embed", json={"inputs": texts, "long_inputs": "chunk"})
+    assert_close(tei.json(), minilm.encode(texts, long_inputs="chunk", normalize_embeddings=True))
+    ids = httpx.post(f"{server.url}/v1/embeddings", json={"input": [[101, 102]], "long_inputs": "chunk"})
+    assert ids.status_code == 422 and "takes texts" in ids.json()["error"]["message"]
+    bad = httpx.post(f"{server.url}/v1/embeddings", json={"input": texts, "long_inputs": "chunk", "chunk_overlap": -1})
+    assert bad.status_code == 422 and "overlap" in bad.json()["error"]["message"]
 
 
 def test_input_type_and_prompt_name_use_the_model_prompts(minilm_path, minilm):

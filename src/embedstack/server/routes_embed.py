@@ -10,6 +10,8 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from embedstack.chunking import LongInputs
+from embedstack.chunking.options import DEFAULT_OVERLAP
 from embedstack.server.errors import ApiError
 from embedstack.server.parsing import input_list, read_json, validate, watch_disconnect
 from embedstack.server.responses import JSONResponse, encode_base64, finish
@@ -78,8 +80,17 @@ async def _run(
             "invalid_dimensions", "dimensions",
         )  # fmt: skip
     key = service.batch_key(body.prompt_name, body.input_type)
+    try:
+        long_inputs = LongInputs(
+            body.long_inputs, overlap=DEFAULT_OVERLAP if body.chunk_overlap is None else body.chunk_overlap,
+            pooling=body.chunk_pooling or "mean",
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ApiError(422, str(exc), "invalid_long_inputs", "chunk_overlap") from exc
     disconnected = asyncio.ensure_future(watch_disconnect(request))
     try:
-        return await service.embed(inputs, key, truncate=body.truncate, disconnected=disconnected, field=field)
+        return await service.embed(
+            inputs, key, truncate=body.truncate, disconnected=disconnected, field=field, long_inputs=long_inputs
+        )
     finally:
         disconnected.cancel()

@@ -31,6 +31,15 @@ class _Request(BaseModel):
     truncate: StrictBool = Field(
         True, description="Cut inputs longer than the model's window (counted in the response); false: 422."
     )
+    long_inputs: Literal["truncate", "chunk"] = Field(
+        "truncate",
+        description="Texts longer than the model's window: 'truncate' (see truncate) or 'chunk' (overlapping "
+        "token windows, each embedded, pooled into one vector per input, as encode(long_inputs='chunk')).",
+    )
+    chunk_overlap: StrictInt | None = Field(None, description="'chunk': tokens two neighbouring windows share.")
+    chunk_pooling: Literal["mean", "max"] | None = Field(
+        None, description="'chunk': 'mean' of the windows weighted by their tokens (default), or 'max'."
+    )
 
 
 class EmbeddingRequest(_Request):

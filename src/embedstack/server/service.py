@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from embedstack.chunking import LongInputs
+from embedstack.chunking.chunk import ChunkRows, pool_rows
 from embedstack.engine import available_cpus, limit_cpu_threads
 from embedstack.model import SentenceTransformer
 from embedstack.server.errors import ApiError
@@ -132,6 +134,7 @@ class EmbeddingService:
         truncate: bool,
         disconnected: asyncio.Future,
         field: str = "input",
+        long_inputs: LongInputs | None = None,
     ) -> Embedded:
         """Vectors of ``inputs`` (texts or token ids) with the prompt/task of ``key``.
 
@@ -141,14 +144,20 @@ class EmbeddingService:
             truncate: Cut inputs longer than the model's window; False makes them a 422.
             disconnected: Done when the client went away; what still waits is then dropped.
             field: The request field holding the inputs, for error messages.
+            long_inputs: With mode "chunk", texts longer than the window are embedded as overlapping windows,
+                pooled into one vector each (``truncate`` then does not apply).
         """
         problem = self.problem()
         if problem is not None:
             raise ApiError(503, problem, "worker_unavailable")
         if self.queue.full:
             raise self._queue_full(0)
-        tokens = await self._tokenize(inputs, key, field)
-        await self._check_truncation(inputs, tokens, key, truncate, field)
+        rows = None
+        if long_inputs is not None and long_inputs.mode == "chunk":
+            tokens, rows = await self._chunk(inputs, key, long_inputs, field)
+        else:
+            tokens = await self._tokenize(inputs, key, field)
+            await self._check_truncation(inputs, tokens, key, truncate, field)
         job = Job(tokens, asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
         if job.waiting_tokens > self.queue.max_tokens:
             raise ApiError(
@@ -163,9 +172,30 @@ class EmbeddingService:
         if not self.queue.put(job):
             raise self._queue_full(job.waiting_tokens)
         await self._wait(job, disconnected)
+        if rows is not None and long_inputs is not None:
+            vectors = torch.from_numpy(job.future.result())
+            pooled = [
+                pool_rows(vectors[owned], weights, long_inputs.pooling, self.normalized).numpy()
+                for owned, weights in zip(rows.owners, rows.weights)
+            ]
+            return Embedded(np.stack(pooled), tokens.request_tokens, 0)
         truncated = int(tokens.truncated[tokens.inverse].sum())
         self.metrics.truncated_inputs.inc(truncated)
         return Embedded(job.future.result()[tokens.inverse], tokens.request_tokens, truncated)
+
+    async def _chunk(
+        self, inputs: list[str] | list[list[int]], key: BatchKey, options: LongInputs, field: str
+    ) -> tuple[RequestTokens, ChunkRows]:
+        if not isinstance(inputs[0], str) or self.model.token_batcher is None:
+            raise ApiError(
+                422, "long_inputs 'chunk' takes texts, with a model that tokenizes them ahead (a Transformer); send "
+                "texts, or leave long_inputs out.", "chunk_unsupported", "long_inputs",
+            )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self.tokenizer.chunked, inputs, key, options)
+        except ValueError as exc:
+            raise ApiError(422, f"long_inputs 'chunk' cannot embed {field}: {exc}", "chunk_unsupported") from exc
 
     async def _tokenize(self, inputs: list[str] | list[list[int]], key: BatchKey, field: str) -> RequestTokens:
         loop = asyncio.get_running_loop()

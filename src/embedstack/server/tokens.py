@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer as RustTokenizer
 
+from embedstack.chunking import LongInputs
+from embedstack.chunking.chunk import ChunkRows, chunk_rows
 from embedstack.engine.batching import dedupe
+from embedstack.engine.runner import EncodePlan
 from embedstack.model import SentenceTransformer
 from embedstack.modules.transformer.tokenized import TokenizedTexts
 
@@ -107,6 +110,19 @@ class RequestTokenizer:
         prompt_chars = len(key.prompt or "")
         estimate = [min(self.max_length, (len(text) + prompt_chars) // CHARS_PER_TOKEN_ESTIMATE + 2) for text in unique]
         return RequestTokens(unique, inverse, None, np.asarray(estimate, dtype=np.int64), truncated.astype(bool), key)
+
+    def chunked(self, texts: list[str], key: BatchKey, options: LongInputs) -> tuple[RequestTokens, ChunkRows]:
+        """Rows for long_inputs="chunk": one per text that fits the window, overlapping windows for the others.
+
+        The rows are queued like any request's inputs; the service pools each text's rows afterwards.
+        """
+        plan = EncodePlan(prompt=key.prompt, preprocess_kwargs=key.preprocess_kwargs)
+        with self.lock:
+            rows = chunk_rows(self.model, texts, options, plan)
+        tokenized = rows.tokenized
+        count = len(tokenized.input_ids)
+        unique: list[Any] = list(tokenized.input_ids)  # id lists: distinct by construction
+        return RequestTokens(unique, np.arange(count), tokenized, tokenized.lengths, np.zeros(count, bool), key), rows
 
     def token_ids(self, inputs: list[list[int]]) -> RequestTokens:
         """Frame token-id inputs with the tokenizer's special tokens, truncating to the model's window."""
