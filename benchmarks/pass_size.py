@@ -1,7 +1,7 @@
 """How many tokens a CPU forward pass should hold, and what one pass costs beyond its tokens.
 
     .venv/bin/python benchmarks/pass_size.py                 # all-MiniLM-L6-v2 (width 384)
-    .venv/bin/python benchmarks/pass_size.py --width 768     # a random BERT of width 768, same tokenizer
+    .venv/bin/python benchmarks/pass_size.py --width 768 --texts 600  # a random BERT of width 768
 
 Prints texts/s on each corpus for token budgets from 256 to 16,384 (no row limit; budgets interleaved, medians
 of --runs), and the fixed cost of a pass in tokens: the time of a one-row, 8-token pass over the time per token
@@ -71,7 +71,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=None, help="a random BERT of this width instead of MiniLM")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--corpora", default=",".join(CORPORA), help="comma-separated: " + ", ".join(CORPORA))
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    parser.add_argument("--texts", type=int, default=None, help="at most this many texts per corpus")
     args = parser.parse_args()
+    budgets = [int(budget) for budget in args.budgets.split(",")]
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
@@ -81,19 +85,18 @@ def main() -> None:
         print(f"CPU flags: {cpu_flags()}; {args.threads} threads; width {width}; medians of {args.runs} runs")
         print(f"default CPU budget for this width: {default_max_batch_tokens(torch.device('cpu'), width)} tokens")
         print(f"fixed cost of one pass: {pass_overhead_tokens(model):.0f} tokens\n")
-        print("| corpus | " + " | ".join(f"{budget:,}" for budget in BUDGETS) + " |")
-        print("|---|" + "---|" * len(BUDGETS))
-        sizes = {"wiki": 600, "mixed": 1500} if width > 384 else {}
-        for name, corpus in CORPORA.items():
-            texts = corpus(sizes[name]) if name in sizes else corpus()
-            rates: dict[int, list[float]] = {budget: [] for budget in BUDGETS}
+        print("| corpus | " + " | ".join(f"{budget:,}" for budget in budgets) + " |")
+        print("|---|" + "---|" * len(budgets))
+        for name in args.corpora.split(","):
+            texts = CORPORA[name]()[: args.texts]
+            rates: dict[int, list[float]] = {budget: [] for budget in budgets}
             for _ in range(args.runs):
-                for budget in BUDGETS:
+                for budget in budgets:
                     plan = EncodePlan(max_batch_tokens=budget, device=model.device)
                     start = time.perf_counter()
                     run(model, texts, plan)
                     rates[budget].append(len(texts) / (time.perf_counter() - start))
-            cells = " | ".join(f"{statistics.median(rates[budget]):,.1f}" for budget in BUDGETS)
+            cells = " | ".join(f"{statistics.median(rates[budget]):,.1f}" for budget in budgets)
             print(f"| {name} | {cells} |", flush=True)
 
 
