@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import torch
@@ -97,3 +98,22 @@ def parity_texts() -> list[str]:
 def short_texts() -> list[str]:
     sts = sts_benchmark("test")
     return sts.sentences1[:24] + sts.sentences2[:8] + NON_LATIN[:4] + [""]
+
+
+def bounded(function, *args, timeout=180):
+    """``function(*args)`` in a thread; fails the test rather than wait past ``timeout`` seconds."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{function.__name__} did not finish in {timeout} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -26,6 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
         "embedstack.similarity",
         "embedstack.quantization",
         "embedstack.defaults",
+        "embedstack.corpus",
+        "embedstack.shards",
     ),
     ("embedstack.registry",),
     ("embedstack.modules",),

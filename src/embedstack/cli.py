@@ -55,9 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     encode = commands.add_parser("encode", help="encode texts into vectors")
     encode.add_argument("texts", nargs="*", help="texts to encode (default: three sample sentences)")
-    encode.add_argument("--input", "-i", type=Path, help="a .txt file (one text per line) or a .jsonl file")
-    encode.add_argument("--field", default="text", help="the .jsonl field holding the text (default: text)")
-    encode.add_argument("--output", "-o", type=Path, help="write vectors to a .npy or .jsonl file")
+    encode.add_argument(
+        "--input", "-i", type=Path, nargs="+",
+        help="a .txt (one text per line), .jsonl or .parquet file; several, a folder or a quoted glob ('docs/*.jsonl') "
+        "for Parquet shards",
+    )  # fmt: skip
+    encode.add_argument("--field", "--column", dest="field", default="text", help="the .jsonl field or Parquet column")
+    encode.add_argument("--output", "-o", type=Path, help="a .npy or .jsonl file, or a folder for Parquet shards")
     encode.add_argument("--batch-size", type=int, help="cap on rows per pass (default: the token budget decides)")
     encode.add_argument("--normalize", action="store_true", help="L2-normalize the vectors")
     encode.add_argument("--prompt-name", help="a prompt saved with the model, e.g. query")
@@ -75,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--chunk-overlap", type=int, default=32, help="tokens neighbouring chunk windows share")
     encode.add_argument("--chunk-pooling", choices=["mean", "max"], default="mean", help="how 'chunk' pools")
     _add_model_args(encode)
+    _add_shard_args(encode)
 
     cache = commands.add_parser("cache", help="describe or empty an embedding cache file")
     cache.add_argument("action", choices=["info", "clear"])
@@ -101,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(evaluate)
     _add_serve_parser(commands)
     return parser
+
+
+def _add_shard_args(encode: argparse.ArgumentParser) -> None:
+    shards = encode.add_argument_group("Parquet shards (--output FOLDER)")
+    shards.add_argument("--id-column", help="a .jsonl field or Parquet column to keep beside each vector")
+    shards.add_argument("--shard-rows", type=int, default=65536, help="rows per shard file (default: 65536)")
+    shards.add_argument("--ray", action="store_true", help="encode on a Ray cluster (pip install 'embedstack[ray]')")
+    shards.add_argument("--address", help="the Ray cluster to join, e.g. auto (default: start one on this machine)")
+    shards.add_argument("--actors", type=int, help="model actors (default: one per CPU, or per GPU)")
+    shards.add_argument("--cpus-per-actor", type=float, help="CPUs (torch threads) per actor (default: 1)")
+    shards.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (default: 0)")
+    shards.add_argument("--rows-per-batch", type=int, default=1024, help="rows per batch an actor takes (Ray)")
 
 
 def _add_serve_parser(commands: Any) -> None:
@@ -170,10 +187,16 @@ def iter_texts(path: Path, field: str) -> Iterator[str]:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """``embedstack encode``: print vectors, or write them to .npy / .jsonl (streamed for large files)."""
-    if args.input is not None and args.texts:
+    inputs = args.input or []
+    if inputs and args.texts:
         raise ValueError("Give texts as arguments or with --input, not both.")
+    if args.output is not None and (args.output.is_dir() or not args.output.suffix) or args.ray:
+        return encode_to_folder(args)
     if args.output is not None and args.output.suffix not in (".npy", ".jsonl"):
-        raise ValueError(f"--output {args.output} must end in .npy or .jsonl.")
+        raise ValueError(f"--output {args.output} must end in .npy or .jsonl, or name a folder for Parquet shards.")
+    if len(inputs) > 1 or any(path.is_dir() or path.suffix == ".parquet" or "*" in str(path) for path in inputs):
+        raise ValueError("Several files, a folder or Parquet input are written as Parquet shards: give -o FOLDER.")
+    args.input = inputs[0] if inputs else None
     options = dict(
         batch_size=args.batch_size,
         normalize_embeddings=args.normalize,
@@ -205,6 +228,57 @@ def cmd_encode(args: argparse.Namespace) -> int:
         print(f"Wrote {len(texts)} vectors of dimension {embeddings.shape[1]} to {args.output}", file=sys.stderr)
         return 0
     print_vectors(texts, embeddings, model)
+    return 0
+
+
+def extra_module(name: str, needs: tuple[str, ...], extra: str) -> Any:
+    """Our module ``name``, imported only here, after checking that the packages it ``needs`` are installed."""
+    missing = [package for package in needs if importlib.util.find_spec(package) is None]
+    if missing:
+        raise MissingExtraError(
+            f"This needs the {extra} extra ({', '.join(missing)} not installed). Run: pip install 'embedstack[{extra}]'"
+        )
+    return importlib.import_module(name)
+
+
+def encode_to_folder(args: argparse.Namespace) -> int:
+    """``embedstack encode -i CORPUS -o FOLDER [--ray]``: Parquet shards, resumable (see embedstack.shards)."""
+    if args.output is None or args.input is None:
+        raise ValueError("Parquet shards need --input (files, a folder or a glob) and --output FOLDER.")
+    corpus = extra_module("embedstack.corpus", ("pyarrow",), "parquet")
+    shards = extra_module("embedstack.shards", ("pyarrow",), "parquet")
+    sources = corpus.expand_inputs(args.input, args.field, args.id_column)
+    long_inputs = LongInputs(args.long_inputs, overlap=args.chunk_overlap, pooling=args.chunk_pooling)
+    if long_inputs.per_chunk:
+        raise ValueError(f"--long-inputs {args.long_inputs} gives several vectors per text; Parquet shards hold one.")
+    options = dict(batch_size=args.batch_size, normalize_embeddings=args.normalize, prompt_name=args.prompt_name,
+                   prompt=args.prompt, truncate_dim=args.truncate_dim, long_inputs=long_inputs)  # fmt: skip
+    total = None if args.no_progress else shards.total_rows(sources)
+    bar = None if total is None else tqdm(total=total, desc="Encoding", unit="text", disable=total < PROGRESS_THRESHOLD)
+    name = resolve_cli_model(args.model)
+    common = dict(shard_rows=args.shard_rows, precision=args.precision, options=options, progress=bar)
+    try:
+        if args.ray:
+            on_ray = extra_module("embedstack.ray", ("ray", "pyarrow"), "ray")
+            if args.int8:
+                raise ValueError("--int8 is not available with --ray; export an int8 ONNX model and pass it instead.")
+            started = on_ray.connect(args.address)
+            print(f"Ray cluster up in {started:.1f} s" if started else "Ray: this process's cluster", file=sys.stderr)
+            load = {"backend": args.backend, "device": args.device, "trust_remote_code": args.trust_remote_code}
+            report = on_ray.encode_to_shards_on_ray(
+                name, sources, args.output, piece_rows=args.rows_per_batch, actors=args.actors,
+                num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor, load_options=load, **common,
+            )  # fmt: skip
+        else:
+            report = shards.encode_to_shards(_load_model(args), sources, args.output, model_name=name, **common)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(
+        f"Wrote {report.written} shards ({report.rows} rows, {report.seconds:.1f} s) to {args.output}; "
+        f"{report.skipped} were already complete",
+        file=sys.stderr,
+    )
     return 0
 
 

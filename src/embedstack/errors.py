@@ -39,6 +39,18 @@ class MissingExtraError(EmbedstackError, ImportError):
     """An optional dependency is not installed."""
 
 
+class CorpusError(EmbedstackError, ValueError):
+    """A corpus file for a batch job is missing, unreadable, or lacks the text column."""
+
+
+class JobFolderError(EmbedstackError, ValueError):
+    """A batch job's output folder holds the shards of a different job, or files that are not shards."""
+
+
+class ClusterResourcesError(EmbedstackError, ValueError):
+    """A Ray job asks for more CPUs or GPUs than the cluster has, or for so many that it would hang."""
+
+
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" Did you mean: a, b?"`` for the closest candidates, or an empty string."""
     matches = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
