@@ -123,10 +123,9 @@ DYNAMIC_INT8_BATCH_ROWS = 32
 
 
 def is_dynamic_int8(onnx_model: Path | bytes) -> bool:
-    """Whether ``onnx_model`` quantizes activations on the fly (its bytes hold the op; a file is named for it)."""
-    if isinstance(onnx_model, bytes):
-        return b"DynamicQuantizeLinear" in onnx_model
-    return "int8" in onnx_model.name
+    """Whether ``onnx_model`` (a file, or its bytes) quantizes activations on the fly: it holds that op."""
+    data = onnx_model if isinstance(onnx_model, bytes) else onnx_model.read_bytes()
+    return b"DynamicQuantizeLinear" in data
 
 
 class OnnxTransformer(TextTokenizing, InputModule):
