@@ -163,16 +163,19 @@ def server_command(system: str, port: int, folder: str, venv: Path) -> tuple[lis
     return command, f"{base}/health", f"{base}/embeddings"
 
 
+MODEL_FOLDER = [str(default_model_path())]  # what main() serves, for the in-process rows
+
+
 @functools.cache
-def _model() -> SentenceTransformer:
-    model = SentenceTransformer(str(default_model_path()), device="cpu", backend="auto")
+def _model(folder: str) -> SentenceTransformer:
+    model = SentenceTransformer(folder, device="cpu", backend="auto")
     model.encode(["warm-up"] * 64)
     return model
 
 
 def in_process(texts: list[str], seconds: float, **options: int) -> float:
     """Texts/s of ``model.encode(chunk_of_256, **options)`` over the corpus, in this process."""
-    model = _model()
+    model = _model(MODEL_FOLDER[0])
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         chunk = texts[done % len(texts) : done % len(texts) + 256]
@@ -205,6 +208,7 @@ def markdown(cells: list[Cell], encode: dict[str, list[float]], systems: list[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", default="embedstack,naive,infinity")
+    parser.add_argument("--model", type=Path, help="what embedstack and naive serve (default: all-MiniLM-L6-v2)")
     parser.add_argument("--corpora", default="sts,wiki")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--sizes", default="1,16", help="texts per request")
@@ -215,7 +219,8 @@ def main() -> None:
     parser.add_argument("--infinity-venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--out", type=Path, default=HERE / "out" / "server_throughput.json")
     args = parser.parse_args()
-    folder = str(default_model_path())
+    folder = str(args.model or default_model_path())
+    MODEL_FOLDER[0] = folder
     texts = corpora()
     flags = re.findall(r"avx512_vnni|amx_tile|avx2", Path("/proc/cpuinfo").read_text())
     print(f"CPU flags: {' '.join(sorted(set(flags)))}; {os.cpu_count()} cores; {platform.processor()}", flush=True)
@@ -227,7 +232,10 @@ def main() -> None:
     processes, urls = [], {}
     try:
         for offset, system in enumerate(systems):
-            command, health, urls[system] = server_command(system, args.port + offset, folder, args.infinity_venv)
+            # infinity's sentence-transformers 3 cannot read a 6.2-format folder (an --model export): it serves the
+            # original folder, the same weights.
+            served = str(default_model_path()) if system == "infinity" else folder
+            command, health, urls[system] = server_command(system, args.port + offset, served, args.infinity_venv)
             processes.append(start(command, health, args.out.parent / f"{system}.log", env))
         for _ in range(args.sweeps):
             for corpus in args.corpora.split(","):
