@@ -64,13 +64,13 @@ def time_parquet_job(model, corpus: Path, out: Path, rows: int) -> float:
     return rows / report.seconds
 
 
-def time_ray_job(corpus: Path, out: Path, rows: int, actors: int) -> float:
+def time_ray_job(corpus: Path, out: Path, rows: int, actors: int, cpus: float) -> float:
     from embedstack.ray import encode_to_shards_on_ray
 
     sources = expand_inputs([corpus], "text", "id")
     start = time.perf_counter()
     report = encode_to_shards_on_ray(
-        str(default_model_path()), sources, out, options=OPTIONS, actors=actors, num_cpus=1.0,
+        str(default_model_path()), sources, out, options=OPTIONS, actors=actors, num_cpus=cpus,
         load_options={"backend": "auto"},
     )  # fmt: skip
     assert report.rows == rows
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--limit", type=int, help="only the first N extracts (a quick check)")
+    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs (= torch threads) of each actor")
     args = parser.parse_args()
     texts = wiki(args.limit or 100_000)
     print(f"# {len(texts)} Wikipedia extracts; {available_cpus()} cores; {cpu_flags()}", flush=True)
@@ -102,7 +103,7 @@ def main() -> None:
             results.setdefault("parquet job", []).append(time_parquet_job(model, corpus, out, len(texts)))
             for actors in args.actors:
                 out = Path(folder) / f"ray-{actors}-{run}"
-                rate = time_ray_job(corpus, out, len(texts), actors)
+                rate = time_ray_job(corpus, out, len(texts), actors, args.cpus_per_actor)
                 results.setdefault(f"ray, {actors} actor(s)", []).append(rate)
             print(f"# run {run + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in results.items()), flush=True)
         ray.shutdown()
@@ -115,7 +116,8 @@ def main() -> None:
     for actors in args.actors:
         rate = median[f"ray, {actors} actor(s)"]
         print(
-            f"| Ray, {actors} actor(s) x 1 CPU | {rate:.1f} | {rate / median['parquet job']:.2f}x of the Parquet job |"
+            f"| Ray, {actors} actor(s) x {args.cpus_per_actor:g} CPU | {rate:.1f} | "
+            f"{rate / median['parquet job']:.2f}x of the Parquet job |"
         )
     print(f"# load average after: {os.getloadavg()}", flush=True)
 
