@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -117,3 +119,22 @@ def bounded(function, *args, timeout=180):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def cli_info(paths: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
+    """``python -m embedstack.cli info <folder>`` for each folder, as real subprocesses started together: each one
+    spends seconds importing torch and transformers, which side by side share the cores instead of queueing."""
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "embedstack.cli", "info", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, path in paths.items()
+    }
+    results = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate(timeout=600)
+        results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return results

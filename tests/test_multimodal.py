@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ from sentence_transformers import SentenceTransformer as Reference
 
 from embedstack import SentenceTransformer
 from embedstack.errors import UnsupportedModalityError
-from helpers import short_texts
+from helpers import cli_info, short_texts
 from multimodal_backbones import sample_clips, sample_images, tiny_audio, tiny_chat_lm, tiny_clip, tiny_llava
 
 TOLERANCE = 1e-5
@@ -171,23 +169,9 @@ def test_audio_arrays_and_dicts(audio_path, tmp_path):
 
 @pytest.fixture(scope="module")
 def info_outputs(request):
-    """``python -m embedstack.cli info <folder>`` for each backbone, as real subprocesses started together: each one
-    spends seconds importing torch and transformers, which side by side share the cores instead of queueing."""
-    paths = {name: request.getfixturevalue(name) for name in ("clip_path", "chat_path", "audio_path", "llava_path")}
-    processes = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "embedstack.cli", "info", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, path in paths.items()
-    }
-    results = {}
-    for name, process in processes.items():
-        stdout, stderr = process.communicate(timeout=600)
-        results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    return results
+    """``embedstack info`` of each backbone (subprocesses started together)."""
+    names = ("clip_path", "chat_path", "audio_path", "llava_path")
+    return cli_info({name: request.getfixturevalue(name) for name in names})
 
 
 @pytest.mark.parametrize(

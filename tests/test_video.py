@@ -12,8 +12,6 @@ skipped elsewhere.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -30,6 +28,7 @@ from transformers.video_utils import load_video  # noqa: E402
 
 from embedstack import SentenceTransformer  # noqa: E402
 from embedstack.errors import MissingExtraError  # noqa: E402
+from helpers import cli_info  # noqa: E402
 from multimodal_backbones import sample_images  # noqa: E402
 from video_backbones import (  # noqa: E402
     qwen2_vl_files,
@@ -234,16 +233,6 @@ def test_info_lists_video(tmp_path_factory):
         "qwen2_vl": tiny_qwen2_vl(tmp_path_factory.mktemp("qwen2-vl-info")),
         "llava_onevision": tiny_llava_onevision(tmp_path_factory.mktemp("onevision-info")),
     }
-    processes = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "embedstack.cli", "info", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, path in paths.items()
-    }
-    for name, process in processes.items():
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr
-        assert "Modalities: text, image, video, message" in stdout.splitlines(), (name, stdout)
+    for name, result in cli_info(paths).items():
+        assert result.returncode == 0, result.stderr
+        assert "Modalities: text, image, video, message" in result.stdout.splitlines(), (name, result.stdout)
