@@ -106,23 +106,24 @@ def test_a_folder_without_onnx_is_exported_on_the_fly_and_saved(tiny_bert_path, 
 
 @pytest.mark.slow
 def test_int8_keeps_the_vectors(minilm, tmp_path):
-    """Dynamic per-channel int8 on all-MiniLM-L6-v2: cosine to the fp32 vectors and STS Benchmark test."""
-    from embedstack.evaluation.datasets import sts_benchmark, wikipedia_extracts
+    """SmoothQuant + dynamic int8 on all-MiniLM-L6-v2: cosine to the fp32 vectors on every benchmark corpus (short
+    queries and STS-B sentences were the hard part: 0.975 without smoothing), and STS Benchmark test."""
+    from embedstack.evaluation.corpora import mixed, sts_test, wiki
+    from embedstack.evaluation.datasets import sts_benchmark
     from embedstack.evaluation.sts import evaluate_sts
 
     folder = minilm.export_onnx(tmp_path / "m", quantize="int8")
     int8 = SentenceTransformer(
         str(folder), device="cpu", backend="onnx", model_kwargs={"file_name": "model_qint8_avx512_vnni.onnx"}
     )
-    pairs = sts_benchmark("test")
-    for texts in (wikipedia_extracts(limit=200), pairs.sentences1[:400]):
+    for texts in (wiki(500), mixed(), sts_test()):  # measured: 0.998, 0.993, 0.993 (whole corpora)
         ours, reference = int8.encode(texts), minilm.encode(texts)
         cosines = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
         assert cosines.min() >= 0.99
-    assert evaluate_sts(int8, pairs).cosine_spearman >= 81.8
+    assert evaluate_sts(int8, sts_benchmark("test")).cosine_spearman >= 81.8  # measured: 81.97 (fp32: 82.03)
 
 
-def test_int8_keeps_the_feed_forward_down_projections_in_float(minilm, tmp_path):
+def test_int8_keeps_the_down_projections_and_embeddings_in_float_and_smooths_the_rest(minilm, tmp_path):
     from embedstack.backends.onnx_export import down_projections
 
     folder = minilm.export_onnx(tmp_path / "m", quantize="int8")
@@ -130,6 +131,8 @@ def test_int8_keeps_the_feed_forward_down_projections_in_float(minilm, tmp_path)
     assert len(kept) == 6 and all("output/dense" in name and "attention" not in name for name in kept)
     graph = onnx.load(str(folder / "onnx" / "model_qint8_avx512_vnni.onnx")).graph
     assert sum(node.op_type == "MatMulInteger" for node in graph.node) == 6 * 5  # q, k, v, attention out, ffn in
+    assert not any(node.op_type == "DequantizeLinear" for node in graph.node)  # word, position, type embeddings
+    assert sum(node.name.endswith("_smooth") for node in graph.node) == 6 * 3  # inputs of qkv, attention out, ffn in
 
 
 def test_the_cli_exports_and_info_names_the_backend(tiny_bert_path, tmp_path, capsys):

@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", type=Path, help="the folder to write")
     export.add_argument("--quantize", choices=list(QUANTIZED_FILES), help="also write an int8 file (int8: ours)")
     export.add_argument("--optimize", choices=list(OPTIMIZED_FILES), help="also write onnx/model_O<n>.onnx")
+    export.add_argument(
+        "--calibration", type=Path,
+        help="texts to calibrate --quantize on: a .txt file (one per line) or .jsonl ('text' field); default: built-in",
+    )  # fmt: skip
     export.add_argument("--trust-remote-code", action="store_true")
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a benchmark")
@@ -395,7 +399,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = SentenceTransformer(
         resolve_cli_model(args.model), device="cpu", trust_remote_code=args.trust_remote_code, backend="torch"
     )
-    folder = model.export_onnx(args.output, quantize=args.quantize, optimize=args.optimize)
+    texts = None if args.calibration is None else list(iter_texts(args.calibration, "text"))
+    folder = model.export_onnx(args.output, quantize=args.quantize, optimize=args.optimize, calibration_texts=texts)
     written = sorted(path.name for path in (folder / "onnx").iterdir())
     print(f"Wrote {folder} with onnx/{', onnx/'.join(written)}", file=sys.stderr)
     return 0

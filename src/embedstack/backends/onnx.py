@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,18 +117,6 @@ def inference_session(model: Path | bytes, provider: str) -> Any:
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=[provider])
 
 
-# Dynamic int8 quantizes each pass's activations with one scale per tensor, so the more rows a pass holds, the
-# coarser the scale: all-MiniLM-L6-v2's int8 export scored 81.92 on STS-B test at 32 rows per pass and 81.72 at
-# the ~150 rows the token budget alone gives short sentences. An int8 model keeps 32 rows unless asked otherwise.
-DYNAMIC_INT8_BATCH_ROWS = 32
-
-
-def is_dynamic_int8(onnx_model: Path | bytes) -> bool:
-    """Whether ``onnx_model`` (a file, or its bytes) quantizes activations on the fly: it holds that op."""
-    data = onnx_model if isinstance(onnx_model, bytes) else onnx_model.read_bytes()
-    return b"DynamicQuantizeLinear" in data
-
-
 class OnnxTransformer(TextTokenizing, InputModule):
     """Runs a text Transformer folder with its tokenizer and an ONNX export of its backbone."""
 
@@ -169,8 +158,6 @@ class OnnxTransformer(TextTokenizing, InputModule):
         self.session = inference_session(onnx_model, provider)
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.backend = "onnx"
-        # The engine's row cap when encode's batch_size is None (see DYNAMIC_INT8_BATCH_ROWS).
-        self.default_batch_size = DYNAMIC_INT8_BATCH_ROWS if is_dynamic_int8(onnx_model) else None
 
     @classmethod
     def from_folder(
@@ -253,15 +240,16 @@ class OnnxTransformer(TextTokenizing, InputModule):
         return f"Transformer({dict(self.get_config_dict(), architecture=architecture, backend='onnx')})"
 
 
-def int8_input_module(transformer: Any) -> OnnxTransformer:
+def int8_input_module(transformer: Any, calibration_texts: Sequence[str] | None = None) -> OnnxTransformer:
     """The int8 ONNX stand-in for a loaded Transformer module (``model.quantize("int8")``).
 
-    Its backbone is exported and quantized with the measured recipe (onnx_export.quantize_int8); its tokenizer
-    and settings are kept.
+    Its backbone is exported and quantized with the measured recipe (onnx_export.quantize_int8, calibrated on
+    ``calibration_texts``); its tokenizer and settings are kept.
     """
     with tempfile.TemporaryDirectory(prefix="embedstack-int8-") as staging:
         exported = export_backbone(transformer, Path(staging) / ONNX_FILE)
-        int8 = quantize_int8(exported, Path(staging) / QUANTIZED_FILES["int8"]).read_bytes()
+        target = Path(staging) / QUANTIZED_FILES["int8"]
+        int8 = quantize_int8(exported, target, transformer, calibration_texts=calibration_texts).read_bytes()
     settings = {
         "max_seq_length": transformer.max_seq_length,
         "processing_kwargs": transformer.processing_kwargs,

@@ -8,11 +8,7 @@ import numpy as np
 
 
 class TokenBatcher(Protocol):
-    """An input module that tokenizes without padding and pads any subset of rows later (the Transformer).
-
-    It may also have a ``default_batch_size`` attribute: the row cap the engine applies when the caller gives
-    none (a dynamic int8 model's vectors degrade with many rows per pass).
-    """
+    """An input module that tokenizes without padding and pads any subset of rows later (the Transformer)."""
 
     def tokenize_unpadded(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> Any:
         """Token ids per input (an object with ``lengths`` and ``truncated`` arrays), or None when it cannot."""

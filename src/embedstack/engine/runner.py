@@ -118,8 +118,7 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
         truncated[:] = tokenized.truncated
         order = longest_first(tokenized.lengths)
         budget = plan.max_batch_tokens or default_max_batch_tokens(plan.device, _width(model))
-        rows = plan.batch_size or getattr(model.token_batcher, "default_batch_size", None)  # the module's own cap
-        batches = token_budget_batches(order, tokenized.lengths, max_batch_tokens=budget, batch_size=rows)
+        batches = token_budget_batches(order, tokenized.lengths, max_batch_tokens=budget, batch_size=plan.batch_size)
     else:
         order = longest_first(np.fromiter((input_length(x) for x in unique), dtype=np.int64, count=len(unique)))
         batches = fixed_size_batches(order, plan.batch_size or UNTOKENIZED_BATCH_SIZE)

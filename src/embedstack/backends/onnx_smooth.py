@@ -1,0 +1,129 @@
+"""SmoothQuant for an exported backbone: move activation outliers into the weights before int8 quantization.
+
+Dynamic int8 quantizes each MatMul input with one scale for the whole tensor. In BERT-like backbones a few
+channels of the LayerNorm outputs are ten to a hundred times larger than the rest, so that scale leaves the other
+channels a handful of int8 steps, and short texts (whose vectors average few tokens) lose the most: on
+all-MiniLM-L6-v2 the lowest cosine to the fp32 vectors was 0.975 on STS-B sentences. SmoothQuant (Xiao et al.,
+2023) divides each input channel ``j`` by ``s_j = max|x_j| ** alpha / max|W_j| ** (1 - alpha)`` and multiplies
+the weight's row ``j`` by ``s_j``: the product is unchanged and both sides quantize well (lowest cosine 0.993+).
+
+The division is a ``Mul`` node inserted before the MatMuls that read the tensor (the LayerNorm output also feeds
+the residual, so it cannot be folded into the LayerNorm). ``max|x_j|`` is measured by running the fp32 export on
+calibration texts (``calibration_texts.CALIBRATION_TEXTS`` unless the caller passes their own).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# SmoothQuant's default. On all-MiniLM-L6-v2 0.5 and 0.6 both keep every cosine >= 0.992 (0.3: 0.986, none: 0.975).
+SMOOTHING_ALPHA = 0.5
+_CALIBRATION_ROWS = 16  # texts per calibration pass
+
+
+def calibration_feeds(module: Any, texts: Sequence[str], input_names: Iterable[str]) -> list[dict[str, np.ndarray]]:
+    """The inputs of ``texts`` for an exported backbone, tokenized by ``module``'s tokenizer in small batches.
+
+    Raises:
+        ValueError: ``texts`` is empty or holds something other than strings.
+    """
+    texts = list(texts)
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise ValueError(
+            "calibration_texts must be a non-empty list of strings (texts like the ones the model will encode); "
+            f"got {len(texts)} items of types {sorted({type(text).__name__ for text in texts})}."
+        )
+    names = set(input_names)
+    feeds = []
+    for start in range(0, len(texts), _CALIBRATION_ROWS):
+        encoded = module.tokenizer(
+            texts[start : start + _CALIBRATION_ROWS],
+            padding=True,
+            truncation=True,
+            max_length=module.max_seq_length,
+            return_tensors="np",
+        )
+        feeds.append({name: np.asarray(value, dtype=np.int64) for name, value in encoded.items() if name in names})
+    return feeds
+
+
+def graph_inputs(path: Path) -> list[str]:
+    """The input names of the ONNX file ``path``."""
+    import onnx
+
+    return [value.name for value in onnx.load(str(path), load_external_data=False).graph.input]
+
+
+def smooth(source: Path, target: Path, feeds: list[dict[str, np.ndarray]], *, exclude: Sequence[str] = ()) -> Path:
+    """Write ``source`` with its weight MatMuls smoothed (except the nodes named in ``exclude``) to ``target``.
+
+    The smoothed model computes the same function up to float rounding; only its int8 quantization improves.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    uses = Counter(name for node in graph.node for name in node.input)
+    readers: dict[str, list[Any]] = defaultdict(list)  # activation tensor -> the weight MatMuls that read it
+    for node in graph.node:
+        weight = weights.get(node.input[1]) if node.op_type == "MatMul" else None
+        if weight is not None and len(weight.dims) == 2 and uses[weight.name] == 1 and node.name not in exclude:
+            readers[node.input[0]].append(node)
+    maxima = channel_maxima(model, list(readers), feeds)
+    for tensor, nodes in readers.items():
+        arrays = [numpy_helper.to_array(weights[node.input[1]]) for node in nodes]  # (in, out) each
+        weight_max = np.max([np.abs(array).max(axis=1) for array in arrays], axis=0)  # (in,)
+        scale = _scales(maxima[tensor], weight_max)
+        scale_name, smoothed = f"{tensor}_smooth_scale", f"{tensor}_smoothed"
+        graph.initializer.append(numpy_helper.from_array((1 / scale).astype(np.float32), scale_name))
+        position = list(graph.node).index(nodes[0])
+        graph.node.insert(position, helper.make_node("Mul", [tensor, scale_name], [smoothed], name=f"{tensor}_smooth"))
+        for node, array in zip(nodes, arrays):
+            weights[node.input[1]].CopyFrom(numpy_helper.from_array(array * scale[:, None], node.input[1]))
+            node.input[0] = smoothed
+    onnx.save(model, str(target))
+    return target
+
+
+def _scales(activation_max: np.ndarray, weight_max: np.ndarray) -> np.ndarray:
+    """SmoothQuant's per-channel factors; channels never seen active (or with zero weights) keep 1."""
+    alpha = SMOOTHING_ALPHA
+    scale = np.power(np.maximum(activation_max, 1e-5), alpha) / np.power(np.maximum(weight_max, 1e-5), 1 - alpha)
+    dead = (activation_max <= 0) | (weight_max <= 0)
+    return np.where(dead, 1.0, scale).astype(np.float32)
+
+
+def channel_maxima(model: Any, tensors: list[str], feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The largest absolute value of each channel (last axis) of ``tensors`` over the real tokens of ``feeds``.
+
+    Padding positions are left out: they are masked out of the vectors, so their range should not set a scale.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name in tensors:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every probed tensor
+    maxima: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory(prefix="embedstack-smooth-") as staging:
+        path = Path(staging) / "probe.onnx"
+        onnx.save(probe, str(path), save_as_external_data=True)  # no 2 GB protobuf limit
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for feed in feeds:
+            real = feed["attention_mask"].astype(bool) if "attention_mask" in feed else None
+            for name, value in zip(tensors, session.run(tensors, feed)):
+                tokens = value[real] if real is not None and value.shape[:2] == real.shape else value
+                peak = np.abs(tokens.reshape(-1, value.shape[-1])).max(axis=0)  # (channels,)
+                maxima[name] = np.maximum(maxima[name], peak) if name in maxima else peak
+    return maxima
