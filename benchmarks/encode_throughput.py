@@ -49,7 +49,7 @@ def cpu_flags() -> str:
         flags = set(open("/proc/cpuinfo").read().split())
     except OSError:
         return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
     return ", ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512/vnni/amx"
 
 

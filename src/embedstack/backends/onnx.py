@@ -29,6 +29,7 @@ from embedstack.backends.onnx_export import (
     quantize_int8,
     require_onnx,
 )
+from embedstack.backends.onnx_smooth import check_calibration_texts
 from embedstack.engine.threads import available_cpus
 from embedstack.errors import MissingExtraError, ModelFormatError
 from embedstack.modules.base import InputModule
@@ -246,6 +247,8 @@ def int8_input_module(transformer: Any, calibration_texts: Sequence[str] | None 
     Its backbone is exported and quantized with the measured recipe (onnx_export.quantize_int8, calibrated on
     ``calibration_texts``); its tokenizer and settings are kept.
     """
+    if calibration_texts is not None:
+        calibration_texts = check_calibration_texts(calibration_texts)  # before the minute an export takes
     with tempfile.TemporaryDirectory(prefix="embedstack-int8-") as staging:
         exported = export_backbone(transformer, Path(staging) / ONNX_FILE)
         target = Path(staging) / QUANTIZED_FILES["int8"]

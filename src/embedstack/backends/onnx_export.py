@@ -20,7 +20,7 @@ import torch
 
 from embedstack.backends.calibration_texts import CALIBRATION_TEXTS
 from embedstack.backends.onnx_optimize import OPTIMIZED_FILES, optimize_onnx
-from embedstack.backends.onnx_smooth import calibration_feeds, graph_inputs, smooth
+from embedstack.backends.onnx_smooth import calibration_feeds, check_calibration_texts, graph_inputs, smooth
 from embedstack.errors import MissingExtraError
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ def export_model(
         raise ValueError(f"quantize {quantize!r} is not supported; choose None or one of {list(QUANTIZED_FILES)}.")
     if optimize is not None and optimize not in OPTIMIZED_FILES:
         raise ValueError(f"optimize {optimize!r} is not supported; choose None or one of {list(OPTIMIZED_FILES)}.")
+    if calibration_texts is not None:
+        calibration_texts = check_calibration_texts(calibration_texts)  # before anything is written
     require_onnx()
     model.save(str(path))
     target = path / ONNX_FOLDER / ONNX_FILE

@@ -33,12 +33,7 @@ def calibration_feeds(module: Any, texts: Sequence[str], input_names: Iterable[s
     Raises:
         ValueError: ``texts`` is empty or holds something other than strings.
     """
-    texts = list(texts)
-    if not texts or not all(isinstance(text, str) for text in texts):
-        raise ValueError(
-            "calibration_texts must be a non-empty list of strings (texts like the ones the model will encode); "
-            f"got {len(texts)} items of types {sorted({type(text).__name__ for text in texts})}."
-        )
+    texts = check_calibration_texts(texts)
     names = set(input_names)
     feeds = []
     for start in range(0, len(texts), _CALIBRATION_ROWS):
@@ -51,6 +46,17 @@ def calibration_feeds(module: Any, texts: Sequence[str], input_names: Iterable[s
         )
         feeds.append({name: np.asarray(value, dtype=np.int64) for name, value in encoded.items() if name in names})
     return feeds
+
+
+def check_calibration_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, or ValueError when it is empty or holds something other than strings."""
+    texts = list(texts)
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise ValueError(
+            "calibration_texts must be a non-empty list of strings (texts like the ones the model will encode); "
+            f"got {len(texts)} items of types {sorted({type(text).__name__ for text in texts})}."
+        )
+    return texts
 
 
 def graph_inputs(path: Path) -> list[str]:
