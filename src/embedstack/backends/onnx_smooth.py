@@ -5,7 +5,7 @@ channels of the LayerNorm outputs are ten to a hundred times larger than the res
 channels a handful of int8 steps, and short texts (whose vectors average few tokens) lose the most: on
 all-MiniLM-L6-v2 the lowest cosine to the fp32 vectors was 0.975 on STS-B sentences. SmoothQuant (Xiao et al.,
 2023) divides each input channel ``j`` by ``s_j = max|x_j| ** alpha / max|W_j| ** (1 - alpha)`` and multiplies
-the weight's row ``j`` by ``s_j``: the product is unchanged and both sides quantize well (lowest cosine 0.993+).
+the weight's row ``j`` by ``s_j``: the product is unchanged and both sides quantize well (lowest cosine 0.992 or more).
 
 The division is a ``Mul`` node inserted before the MatMuls that read the tensor (the LayerNorm output also feeds
 the residual, so it cannot be folded into the LayerNorm). ``max|x_j|`` is measured by running the fp32 export on
