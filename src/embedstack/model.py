@@ -295,7 +295,10 @@ class SentenceTransformer(EncodeMixin):
                 (a few dozen suffice); by default a built-in set of short and long, mostly English texts.
 
         Example:
-            >>> model = SentenceTransformer("all-MiniLM-L6-v2").quantize("int8")
+            >>> from embedstack.defaults import default_model_path
+            >>> model = SentenceTransformer(str(default_model_path()), device="cpu").quantize("int8")
+            >>> model.encode(["A cat sits on the mat."]).shape
+            (1, 384)
         """
         if mode != "int8":
             raise ValueError(f"quantize mode {mode!r} is not supported; use 'int8'.")
