@@ -286,7 +286,8 @@ class SentenceTransformer(EncodeMixin):
         The Transformer's backbone is exported to ONNX and quantized with the recipe measured to keep the vectors
         (SmoothQuant, then int8 weights per output channel with the feed-forward down-projections in fp32; on
         all-MiniLM-L6-v2 every cosine to the fp32 vector stays >= 0.99 on short and long texts), then run by
-        onnxruntime. Needs ``embedstack[onnx]``. A quantized model cannot be saved;
+        onnxruntime. On an x86 CPU without VNNI the weights are 7-bit (``qint8_avx2``; 8-bit weights can
+        saturate its 16-bit sums). Needs ``embedstack[onnx]``. A quantized model cannot be saved;
         ``export_onnx(path, quantize="int8")`` writes the int8 export instead.
 
         Args:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from embedstack.backends.cpu_features import int8_recipe_for_this_cpu
 from embedstack.backends.onnx_export import (
     ONNX_FILE,
     ONNX_FOLDER,
@@ -245,14 +246,17 @@ def int8_input_module(transformer: Any, calibration_texts: Sequence[str] | None 
     """The int8 ONNX stand-in for a loaded Transformer module (``model.quantize("int8")``).
 
     Its backbone is exported and quantized with the measured recipe (onnx_export.quantize_int8, calibrated on
-    ``calibration_texts``); its tokenizer and settings are kept.
+    ``calibration_texts``), with 8-bit weights where this CPU adds int8 products in 32 bits and 7-bit ones where
+    it does not (cpu_features); its tokenizer and settings are kept.
     """
     if calibration_texts is not None:
         calibration_texts = check_calibration_texts(calibration_texts)  # before the minute an export takes
+    recipe = int8_recipe_for_this_cpu()
     with tempfile.TemporaryDirectory(prefix="embedstack-int8-") as staging:
         exported = export_backbone(transformer, Path(staging) / ONNX_FILE)
-        target = Path(staging) / QUANTIZED_FILES["int8"]
-        int8 = quantize_int8(exported, target, transformer, calibration_texts=calibration_texts).read_bytes()
+        target = Path(staging) / QUANTIZED_FILES[recipe]
+        int8 = quantize_int8(exported, target, transformer, recipe, calibration_texts).read_bytes()
+    logger.info("Quantized the backbone to int8 with the %s recipe", recipe)
     settings = {
         "max_seq_length": transformer.max_seq_length,
         "processing_kwargs": transformer.processing_kwargs,
