@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from corpora import CORPORA
 
+from embedstack.backends import cpu_features
 from embedstack.defaults import default_model_path
 from embedstack.engine import EncodePlan, run
 from embedstack.engine.batching import longest_first, token_budget_batches
@@ -45,10 +46,9 @@ def matmul_peak_gflops(size: int = 2048, reps: int = 10) -> float:
 
 def cpu_flags() -> str:
     """The instruction sets int8 and fp32 speed depend on, as /proc/cpuinfo lists them."""
-    try:
-        flags = set(open("/proc/cpuinfo").read().split())
-    except OSError:
-        return "unknown"
+    flags = cpu_features.cpu_flags()
+    if flags is None:
+        return f"unknown ({platform.machine()}, {platform.processor()})"
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
     return ", ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512/vnni/amx"
 

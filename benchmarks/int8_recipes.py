@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 from corpora import CORPORA
+from encode_throughput import cpu_flags
 
 from embedstack import SentenceTransformer
+from embedstack.backends.cpu_features import int8_recipe_for_this_cpu
 from embedstack.backends.onnx_export import QUANTIZED_FILES
 from embedstack.defaults import default_model_path
 from embedstack.evaluation.datasets import sts_benchmark
@@ -33,6 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
+    print(f"CPU flags: {cpu_flags()}; int8 mode's recipe here: {int8_recipe_for_this_cpu()}")
     model = SentenceTransformer(str(default_model_path()), device="cpu")
     texts = {name: corpus() for name, corpus in CORPORA.items()}
     pairs = sts_benchmark("test")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpora import wiki  # noqa: E402
+from encode_throughput import cpu_flags  # noqa: E402
 
 from embedstack import SentenceTransformer  # noqa: E402
 from embedstack.corpus import expand_inputs  # noqa: E402
@@ -37,17 +37,6 @@ from embedstack.engine import available_cpus  # noqa: E402
 from embedstack.shards import encode_to_shards  # noqa: E402
 
 OPTIONS = {"batch_size": 32, "normalize_embeddings": False, "prompt_name": None, "prompt": None, "truncate_dim": None}
-
-
-def cpu_flags() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    wanted = [flag for flag in flags if flag.startswith(("avx", "amx", "fma"))]
-    return f"{model}; {' '.join(wanted)}"
 
 
 def time_encode_iter(model, texts: list[str]) -> float:

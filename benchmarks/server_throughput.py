@@ -24,7 +24,6 @@ import functools
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from encode_throughput import cpu_flags
 
 from embedstack import SentenceTransformer
 from embedstack.defaults import default_model_path
@@ -222,8 +222,8 @@ def main() -> None:
     folder = str(args.model or default_model_path())
     MODEL_FOLDER[0] = folder
     texts = corpora()
-    flags = re.findall(r"avx512_vnni|amx_tile|avx2", Path("/proc/cpuinfo").read_text())
-    print(f"CPU flags: {' '.join(sorted(set(flags)))}; {os.cpu_count()} cores; {platform.processor()}", flush=True)
+    flags = cpu_flags()
+    print(f"CPU flags: {flags}; {os.cpu_count()} cores; {platform.processor()}", flush=True)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     systems = args.systems.split(",")
@@ -252,7 +252,7 @@ def main() -> None:
         for process in processes:
             stop(process)
     print(markdown(cells, encode, systems))
-    record = {"cells": [asdict(c) for c in cells], "encode": encode, "flags": sorted(set(flags))}
+    record = {"cells": [asdict(c) for c in cells], "encode": encode, "flags": flags}
     args.out.write_text(json.dumps(record, indent=1))
 
 
