@@ -12,7 +12,7 @@ import torch
 from sentence_transformers.backend.utils import backend_should_export
 
 from embedstack import SentenceTransformer
-from embedstack.errors import ModelFormatError
+from embedstack.errors import BackendOptionError, ModelFormatError
 from embedstack.modules import Pooling, Transformer
 
 TOLERANCE = 1e-5
@@ -54,13 +54,27 @@ def test_exported_backbones_give_torch_vectors(family, tiny_bert_path, tmp_path)
     else:
         folder = _tiny(tmp_path / family, _configs()[family], tiny_bert_path)
     torch_model = SentenceTransformer(str(folder), device="cpu")
-    torch_model.export_onnx(tmp_path / "exported")
+    torch_model.export_onnx(tmp_path / "exported", quantize="int8")
     onnx_model = SentenceTransformer(str(tmp_path / "exported"), device="cpu", backend="onnx")
     assert onnx_model.get_backend() == "onnx"
-    difference = np.abs(onnx_model.encode(TEXTS) - torch_model.encode(TEXTS)).max()
-    assert difference <= TOLERANCE
+    expected = torch_model.encode(TEXTS)
+    assert np.abs(onnx_model.encode(TEXTS) - expected).max() <= TOLERANCE
     prompt = onnx_model.encode(TEXTS, prompt="query: ") - torch_model.encode(TEXTS, prompt="query: ")
     assert np.abs(prompt).max() <= TOLERANCE
+    # int8: every family's graph is smoothed and quantized (q, k, v, attention out, FFN in; FFN down stays fp32).
+    int8_file = tmp_path / "exported" / "onnx" / "model_qint8_avx512_vnni.onnx"
+    nodes = onnx.load(str(int8_file)).graph.node
+    layers = torch_model[0].config.num_hidden_layers if family != "distilbert" else torch_model[0].config.n_layers
+    assert sum(node.op_type == "MatMulInteger" for node in nodes) == 5 * layers
+    assert sum(node.name.endswith("_smooth") for node in nodes) == 3 * layers
+    with pytest.raises(BackendOptionError, match="Pass backend='onnx' to run model_qint8_avx512_vnni.onnx"):
+        SentenceTransformer(str(tmp_path / "exported"), device="cpu", model_kwargs={"file_name": int8_file.name})
+    int8 = SentenceTransformer(
+        str(tmp_path / "exported"), device="cpu", backend="onnx", model_kwargs={"file_name": int8_file.name}
+    )
+    vectors = int8.encode(TEXTS)
+    cosines = (vectors * expected).sum(1) / np.linalg.norm(vectors, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cosines.min() > 0.99
 
 
 def test_the_layout_is_the_one_sentence_transformers_reads(minilm, tmp_path):

@@ -51,6 +51,10 @@ class ClusterResourcesError(EmbedstackError, ValueError):
     """A Ray job asks for more CPUs or GPUs than the cluster has, or for so many that it would hang."""
 
 
+class BackendOptionError(EmbedstackError, ValueError):
+    """A loading option that only another backend reads (e.g. an ONNX ``file_name`` for the torch backend)."""
+
+
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" Did you mean: a, b?"`` for the closest candidates, or an empty string."""
     matches = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
