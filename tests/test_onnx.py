@@ -161,6 +161,24 @@ def test_the_cli_exports_and_info_names_the_backend(tiny_bert_path, tmp_path, ca
     assert "Backend: onnx" in capsys.readouterr().out
 
 
+def test_the_cli_runs_an_exported_int8_file(tiny_bert_path, tmp_path, capsys):
+    from embedstack.cli import build_parser, main
+
+    out, int8_file = str(tmp_path / "out"), "model_qint8_avx512_vnni.onnx"
+    assert main(["export", "onnx", str(tiny_bert_path), out, "--quantize", "int8"]) == 0
+    assert main(["encode", "-m", out, "--onnx-file", int8_file, *TEXTS[:3], "-o", str(tmp_path / "v.npy")]) == 0
+    int8 = SentenceTransformer(out, device="cpu", backend="onnx", model_kwargs={"file_name": int8_file})
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), int8.encode(TEXTS[:3]), atol=1e-6)
+    assert main(["info", out, "--onnx-file", int8_file]) == 0
+    assert "Backend: onnx" in capsys.readouterr().out
+    assert main(["encode", "-m", out, "--onnx-file", int8_file, "--int8", "x"]) == 2
+    assert "choose one" in capsys.readouterr().err
+    assert main(["encode", "-m", out, "--onnx-file", int8_file, "--backend", "torch", "x"]) == 2
+    assert "cannot be combined with --backend torch" in capsys.readouterr().err
+    args = build_parser().parse_args(["serve", "--onnx-file", int8_file])
+    assert (args.onnx_file, args.int8) == (int8_file, False)
+
+
 def test_the_other_int8_recipes_and_the_optimization_levels_write_sentence_transformers_file_names(
     tiny_bert_path, tmp_path
 ):

@@ -55,6 +55,16 @@ def test_embed_dataset_equals_encode_with_every_id_once(cluster, tiny_bert_path,
     assert_same(table, expected)
 
 
+def test_actors_run_an_exported_int8_file(cluster, tiny_bert_path, tmp_path):
+    int8_file = "model_qint8_avx512_vnni.onnx"
+    folder = SentenceTransformer(str(tiny_bert_path), device="cpu").export_onnx(tmp_path / "m", quantize="int8")
+    # One block, passed whole: the engine sees the rows encode sees (dynamic int8 depends on each pass's rows).
+    ds = ray.data.from_items([{"id": i, "text": text} for i, text in enumerate(TEXTS)], override_num_blocks=1)
+    out = embed_dataset(ds, folder, actors=1, batch_size=None, backend="onnx", model_kwargs={"file_name": int8_file})
+    int8 = SentenceTransformer(str(folder), device="cpu", backend="onnx", model_kwargs={"file_name": int8_file})
+    assert_same(collect(out), int8.encode(TEXTS))
+
+
 def test_an_actor_that_dies_is_replaced_and_no_row_is_lost_or_doubled(cluster, tiny_bert_path, expected, tmp_path):
     marker = tmp_path / "died"
     ds = ray.data.from_items([{"id": i, "text": text} for i, text in enumerate(TEXTS)], override_num_blocks=4)

@@ -43,7 +43,18 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=backend_names(),
         default="auto",
-        help="auto (default): plain BERT models run natively (fast start), others through transformers",
+        help="auto (default): the folder's ONNX export if it has one and onnxruntime is installed, else plain BERT "
+        "models natively (fast start), else transformers",
+    )
+    parser.add_argument(
+        "--onnx-file",
+        help="run this ONNX file of the model folder, e.g. model_qint8_avx512_vnni.onnx (written by 'embedstack export "
+        "onnx --quantize int8'); implies --backend onnx",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantize the backbone to int8 on CPU at load: faster, nearly the same vectors",
     )
 
 
@@ -69,7 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
     encode.add_argument("--truncate-dim", type=int)
     encode.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    encode.add_argument("--int8", action="store_true", help="int8 weights on CPU: faster, slightly less accurate")
     encode.add_argument("--cache", type=Path, help="a persistent embedding cache file (SQLite), created if missing")
     encode.add_argument(
         "--long-inputs", choices=LONG_INPUT_MODES, default="truncate",
@@ -89,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", nargs="?", help="model folder or Hub id (default: the embedded model)")
     info.add_argument("--trust-remote-code", action="store_true")
     info.add_argument("--backend", choices=backend_names(), default="torch")
+    info.add_argument("--onnx-file", help="describe the model running this ONNX file of its folder (backend onnx)")
 
     export = commands.add_parser("export", help="save a model with its backbone exported (ONNX)")
     export.add_argument("format", choices=["onnx"], help="onnx: onnx/model.onnx beside the saved modules")
@@ -106,7 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("task", choices=["sts"], help="sts: cosine Spearman on the STS Benchmark")
     evaluate.add_argument("--split", default="test", choices=["train", "dev", "test"])
     evaluate.add_argument("--batch-size", type=int, help="cap on rows per pass (default: the token budget decides)")
-    evaluate.add_argument("--int8", action="store_true", help="evaluate with int8 weights (CPU)")
     _add_model_args(evaluate)
     _add_serve_parser(commands)
     return parser
@@ -157,17 +167,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load_model(args: argparse.Namespace, device: str | None = None) -> SentenceTransformer:
-    backend = "torch" if getattr(args, "int8", False) else getattr(args, "backend", "auto")
     model = SentenceTransformer(
         resolve_cli_model(args.model),
         device=device or getattr(args, "device", None),
         trust_remote_code=args.trust_remote_code,
-        backend=backend,
         cache=getattr(args, "cache", None),
+        **_backend_options(args),
     )
     if getattr(args, "int8", False):
         model.quantize("int8")
     return model
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``backend`` (and ``model_kwargs``) for --backend, --onnx-file and --int8."""
+    int8, onnx_file = getattr(args, "int8", False), getattr(args, "onnx_file", None)
+    if int8 and onnx_file:
+        raise ValueError("--int8 quantizes the model at load and --onnx-file runs an exported file: choose one.")
+    if int8:
+        return {"backend": "torch"}  # quantize() exports and quantizes the torch backbone
+    if onnx_file:
+        if args.command != "info" and args.backend not in ("auto", "onnx"):  # info's --backend defaults to torch
+            raise ValueError(f"--onnx-file runs the onnx backend; it cannot be combined with --backend {args.backend}.")
+        return {"backend": "onnx", "model_kwargs": {"file_name": onnx_file}}
+    return {"backend": args.backend}
 
 
 def iter_texts(path: Path, field: str) -> Iterator[str]:
@@ -265,10 +288,14 @@ def encode_to_folder(args: argparse.Namespace) -> int:
         if args.ray:
             on_ray = extra_module("embedstack.ray", ("ray", "pyarrow"), "ray")
             if args.int8:
-                raise ValueError("--int8 is not available with --ray; export an int8 ONNX model and pass it instead.")
+                raise ValueError(
+                    "--int8 is not available with --ray (each actor would quantize again): write the int8 file once "
+                    "with 'embedstack export onnx MODEL OUT --quantize int8', then pass -m OUT --onnx-file "
+                    "model_qint8_avx512_vnni.onnx."
+                )
             started = on_ray.connect(args.address)
             print(f"Ray cluster up in {started:.1f} s" if started else "Ray: this process's cluster", file=sys.stderr)
-            load = {"backend": args.backend, "device": args.device, "trust_remote_code": args.trust_remote_code}
+            load = {"device": args.device, "trust_remote_code": args.trust_remote_code, **_backend_options(args)}
             report = on_ray.encode_to_shards_on_ray(
                 name, sources, args.output, piece_rows=args.rows_per_batch, actors=args.actors,
                 num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor, load_options=load, **common,

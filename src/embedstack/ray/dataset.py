@@ -41,7 +41,7 @@ class Embedder:
         precision: "float32", "binary" or "ubinary".
         threads: Torch threads on CPU (the actor's CPUs).
         keep_text: Keep the text column in the output.
-        load_options: Keyword arguments of ``SentenceTransformer`` (device, backend, trust_remote_code).
+        load_options: Keyword arguments of ``SentenceTransformer`` (device, backend, trust_remote_code, model_kwargs).
         encode_options: Keyword arguments of ``encode`` (batch_size, normalize_embeddings, prompt, ...).
     """
 
@@ -152,6 +152,7 @@ def embed_dataset(
     device: str | None = None,
     backend: str = "auto",
     trust_remote_code: bool = False,
+    model_kwargs: dict[str, Any] | None = None,
     ray_remote_args: dict[str, Any] | None = None,
     **encode_options: Any,
 ) -> ray.data.Dataset:
@@ -176,6 +177,8 @@ def embed_dataset(
         device: Override the device ("cpu", "cuda").
         backend: The model backend ("auto", "torch", "native", "onnx").
         trust_remote_code: Allow code from the model folder to run.
+        model_kwargs: ``SentenceTransformer``'s model_kwargs, e.g. ``{"file_name": "model_qint8_avx512_vnni.onnx"}``
+            with ``backend="onnx"``.
         ray_remote_args: More Ray options for the actors (e.g. ``{"accelerator_type": "A100"}``, a runtime_env).
         **encode_options: Keyword arguments of ``encode`` (normalize_embeddings, prompt_name, max_batch_tokens,
             batch_size of the engine as ``encode_batch_size``...).
@@ -201,6 +204,8 @@ def embed_dataset(
     load_options: dict[str, Any] = {"device": device or ("cuda" if num_gpus else "cpu"), "backend": backend}
     if trust_remote_code:
         load_options["trust_remote_code"] = True
+    if model_kwargs:
+        load_options["model_kwargs"] = dict(model_kwargs)
     remote = {"max_restarts": max_restarts, "max_task_retries": max_restarts, **(ray_remote_args or {})}
     if num_gpus:
         remote["num_gpus"] = num_gpus

@@ -85,7 +85,7 @@ def encode_to_shards_on_ray(
         actors: Actor pool size (default: one per CPU, or per GPU for GPU actors).
         num_cpus: CPUs per actor (default 1).
         num_gpus: GPUs per actor.
-        load_options: backend, device, trust_remote_code.
+        load_options: backend, device, trust_remote_code, model_kwargs.
         progress: A tqdm-like bar to update with each shard's rows, or None.
 
     Returns:
