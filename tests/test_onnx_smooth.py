@@ -108,7 +108,9 @@ def test_calibration_texts_are_checked_and_used(tiny_bert_path, tmp_path):
         model.export_onnx(tmp_path / "empty", quantize="int8", calibration_texts=[])
     with pytest.raises(ValueError, match="calibration_texts must be a non-empty list of strings"):
         model.export_onnx(tmp_path / "ids", quantize="int8", calibration_texts=[[101, 102]])  # type: ignore[list-item]
-    assert not (tmp_path / "empty").exists() and not (tmp_path / "ids").exists()  # refused before writing
+    with pytest.raises(ValueError, match="not one string"):
+        model.export_onnx(tmp_path / "one", quantize="int8", calibration_texts="a single text")
+    assert not any((tmp_path / name).exists() for name in ("empty", "ids", "one"))  # refused before writing
     # Calibrating on one word sees a narrower range than the built-in texts: a different smoothing, other weights.
     default = model.export_onnx(tmp_path / "default", quantize="int8")
     narrow = model.export_onnx(tmp_path / "narrow", quantize="int8", calibration_texts=["a"])

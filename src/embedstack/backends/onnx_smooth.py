@@ -50,6 +50,8 @@ def calibration_feeds(module: Any, texts: Sequence[str], input_names: Iterable[s
 
 def check_calibration_texts(texts: Sequence[str]) -> list[str]:
     """``texts`` as a list, or ValueError when it is empty or holds something other than strings."""
+    if isinstance(texts, str):
+        raise ValueError(f"calibration_texts must be a list of strings, not one string ({texts[:40]!r}); wrap it.")
     texts = list(texts)
     if not texts or not all(isinstance(text, str) for text in texts):
         raise ValueError(
