@@ -85,7 +85,7 @@ def smooth(source: Path, target: Path, feeds: list[dict[str, np.ndarray]], *, ex
         weight = weights.get(node.input[1]) if node.op_type == "MatMul" else None
         if weight is not None and len(weight.dims) == 2 and uses[weight.name] == 1 and node.name not in exclude:
             readers[node.input[0]].append(node)
-    maxima = channel_maxima(model, list(readers), feeds)
+    maxima = channel_maxima(model, list(readers), feeds) if readers else {}
     for tensor, nodes in readers.items():
         arrays = [numpy_helper.to_array(weights[node.input[1]]) for node in nodes]  # (in, out) each
         weight_max = np.max([np.abs(array).max(axis=1) for array in arrays], axis=0)  # (in,)
