@@ -13,7 +13,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from embedstack import SentenceTransformer
 from embedstack.backends.onnx_export import QUANTIZED_FILES, down_projections
-from embedstack.backends.onnx_smooth import calibration_feeds, channel_maxima, graph_inputs, smooth
+from embedstack.backends.onnx_smooth import calibration_feeds, channel_maxima, smooth
 from embedstack.modules import Pooling, Transformer
 from helpers import short_texts
 
@@ -59,7 +59,8 @@ def outlier_export(tiny_bert_path, tmp_path_factory):
 def test_smoothing_keeps_the_function_and_measures_the_real_ranges(outlier_export, tmp_path):
     model, folder = outlier_export
     source = folder / "onnx" / "model.onnx"
-    feeds = calibration_feeds(model[0], short_texts(), graph_inputs(source))
+    inputs = [value.name for value in onnx.load(str(source)).graph.input]
+    feeds = calibration_feeds(model[0], short_texts(), inputs)
     smoothed = smooth(source, tmp_path / "smoothed.onnx", feeds)
     for feed in feeds:
         expected = _run(source, feed)

@@ -20,7 +20,7 @@ import torch
 
 from embedstack.backends.calibration_texts import CALIBRATION_TEXTS
 from embedstack.backends.onnx_optimize import OPTIMIZED_FILES, optimize_onnx
-from embedstack.backends.onnx_smooth import calibration_feeds, check_calibration_texts, graph_inputs, smooth
+from embedstack.backends.onnx_smooth import calibration_feeds, check_calibration_texts, smooth
 from embedstack.errors import MissingExtraError
 
 logger = logging.getLogger(__name__)
@@ -143,13 +143,15 @@ def quantize_int8(
     "quint8_avx2" to uint8, as optimum's avx2 configurations do; "int8" and "qint8_avx512_vnni" are the recipe above.
     """
     require_onnx()
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    model = onnx.load(str(source))  # read once: inputs, down-projections and the weights to smooth
     texts = CALIBRATION_TEXTS if calibration_texts is None else calibration_texts
-    feeds = calibration_feeds(module, texts, graph_inputs(source))
-    kept = down_projections(source)
+    feeds = calibration_feeds(module, texts, [value.name for value in model.graph.input])
+    kept = down_projections(model)
     with tempfile.TemporaryDirectory(prefix="embedstack-int8-") as staging:
-        smoothed = smooth(source, Path(staging) / ONNX_FILE, feeds, exclude=kept)
+        smoothed = smooth(model, Path(staging) / ONNX_FILE, feeds, exclude=kept)
         quantize_dynamic(
             str(smoothed), str(target), weight_type=QuantType.QUInt8 if recipe == "quint8_avx2" else QuantType.QInt8,
             per_channel=True, reduce_range=recipe == "qint8_avx2", op_types_to_quantize=["MatMul"],
@@ -158,19 +160,20 @@ def quantize_int8(
     return target
 
 
-def down_projections(path: Path) -> list[str]:
-    """The feed-forward output layers of a transformer backbone (e.g. 1536 -> 384).
+def down_projections(model: Any) -> list[str]:
+    """The feed-forward output layers of a transformer backbone (e.g. 1536 -> 384), in an ONNX file or ModelProto.
 
     They are the MatMul nodes whose constant weight maps a wider input to a narrower output; found by shape, so any
     architecture's node naming works.
     """
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    shapes = {weight.name: tuple(weight.dims) for weight in graph.initializer}
+    if isinstance(model, (str, Path)):
+        model = onnx.load(str(model), load_external_data=False)
+    shapes = {weight.name: tuple(weight.dims) for weight in model.graph.initializer}
     return [
         node.name
-        for node in graph.node
+        for node in model.graph.node
         if node.op_type == "MatMul"
         and len(shapes.get(node.input[1], ())) == 2
         and shapes[node.input[1]][0] > shapes[node.input[1]][1]

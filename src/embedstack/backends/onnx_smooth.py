@@ -61,22 +61,16 @@ def check_calibration_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-def graph_inputs(path: Path) -> list[str]:
-    """The input names of the ONNX file ``path``."""
-    import onnx
-
-    return [value.name for value in onnx.load(str(path), load_external_data=False).graph.input]
-
-
-def smooth(source: Path, target: Path, feeds: list[dict[str, np.ndarray]], *, exclude: Sequence[str] = ()) -> Path:
+def smooth(source: Any, target: Path, feeds: list[dict[str, np.ndarray]], *, exclude: Sequence[str] = ()) -> Path:
     """Write ``source`` with its weight MatMuls smoothed (except the nodes named in ``exclude``) to ``target``.
 
-    The smoothed model computes the same function up to float rounding; only its int8 quantization improves.
+    ``source`` is an ONNX file, or a loaded ModelProto (changed in place). The smoothed model computes the same
+    function up to float rounding; only its int8 quantization improves.
     """
     import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(source))
+    model = onnx.load(str(source)) if isinstance(source, (str, Path)) else source
     graph = model.graph
     weights = {tensor.name: tensor for tensor in graph.initializer}
     uses = Counter(name for node in graph.node for name in node.input)
