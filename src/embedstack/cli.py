@@ -280,7 +280,8 @@ def encode_to_folder(args: argparse.Namespace) -> int:
         raise ValueError(f"--long-inputs {args.long_inputs} gives several vectors per text; Parquet shards hold one.")
     options = dict(batch_size=args.batch_size, normalize_embeddings=args.normalize, prompt_name=args.prompt_name,
                    prompt=args.prompt, truncate_dim=args.truncate_dim, long_inputs=long_inputs)  # fmt: skip
-    total = None if args.no_progress else shards.total_rows(sources)
+    counts = None if args.no_progress and not args.ray else shards.row_counts(sources)  # the Ray job needs them
+    total = None if args.no_progress or counts is None else sum(counts)
     bar = None if total is None else tqdm(total=total, desc="Encoding", unit="text", disable=total < PROGRESS_THRESHOLD)
     name = resolve_cli_model(args.model)
     common = dict(shard_rows=args.shard_rows, precision=args.precision, options=options, progress=bar)
@@ -290,15 +291,15 @@ def encode_to_folder(args: argparse.Namespace) -> int:
             if args.int8:
                 raise ValueError(
                     "--int8 is not available with --ray (each actor would quantize again): write the int8 file once "
-                    "with 'embedstack export onnx MODEL OUT --quantize int8', then pass -m OUT --onnx-file "
-                    "model_qint8_avx512_vnni.onnx."
+                    f"with 'embedstack export onnx MODEL OUT --quantize int8', then pass -m OUT --onnx-file "
+                    f"{QUANTIZED_FILES['int8']}."
                 )
             started = on_ray.connect(args.address)
             print(f"Ray cluster up in {started:.1f} s" if started else "Ray: this process's cluster", file=sys.stderr)
             load = {"device": args.device, "trust_remote_code": args.trust_remote_code, **_backend_options(args)}
             report = on_ray.encode_to_shards_on_ray(
                 name, sources, args.output, piece_rows=args.rows_per_batch, actors=args.actors,
-                num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor, load_options=load, **common,
+                num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor, load_options=load, counts=counts, **common,
             )  # fmt: skip
         else:
             report = shards.encode_to_shards(_load_model(args), sources, args.output, model_name=name, **common)
@@ -442,20 +443,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def server_package() -> Any:
-    """``embedstack.server``, imported only here: the core never imports the server's dependencies."""
-    missing = [name for name in SERVER_EXTRA if importlib.util.find_spec(name) is None]
-    if missing:
-        raise MissingExtraError(
-            f"embedstack serve needs the server extra ({', '.join(missing)} not installed). "
-            "Run: pip install 'embedstack[server]'"
-        )
-    return importlib.import_module("embedstack.server")
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """``embedstack serve``: run the embedding server until SIGTERM or Ctrl-C."""
-    server = server_package()
+    server = extra_module("embedstack.server", SERVER_EXTRA, "server")  # the core never imports it
     default = args.model is None or resolve_cli_model(args.model) != args.model
     name = args.model_name or (DEFAULT_MODEL_NAME if default else Path(args.model.rstrip("/")).name)
     limits = ("max_queue_tokens", "max_batch_tokens", "batch_size", "max_payload_bytes", "max_inputs_per_request")

@@ -69,9 +69,8 @@ def expand_inputs(patterns: Sequence[str | Path], column: str = "text", id_colum
 def count_rows(source: Source) -> int:
     """Rows in ``source``: from the Parquet footer, or by reading the lines (blank .jsonl lines are no rows)."""
     if source.kind == "parquet":
-        schema, rows = _parquet(source)
-        return rows
-    return sum(1 for _ in _text_lines(source))
+        return _parquet_metadata(source).num_rows
+    return sum(1 for number, line in _text_lines(source) if _row(source, number, line))  # parsed: errors surface now
 
 
 def iter_tables(source: Source, start: int = 0, stop: int | None = None) -> Iterator[pa.Table]:
@@ -79,9 +78,9 @@ def iter_tables(source: Source, start: int = 0, stop: int | None = None) -> Iter
     if source.kind == "parquet":
         yield from _parquet_tables(source, start, stop)
         return
-    lines = itertools.islice(_text_lines(source), start, stop)
-    while chunk := list(itertools.islice(lines, READ_ROWS)):
-        yield _table([text for _, text, _ in chunk], [key for _, _, key in chunk], source.id_column)
+    lines = itertools.islice(_text_lines(source), start, stop)  # the rows before start are skipped unparsed
+    while chunk := [_row(source, number, line) for number, line in itertools.islice(lines, READ_ROWS)]:
+        yield _table([text for text, _ in chunk], [key for _, key in chunk], source.id_column)
 
 
 def read_range(sources: Sequence[Source], offsets: Sequence[int], start: int, stop: int) -> pa.Table:
@@ -104,17 +103,20 @@ def _table(texts: list[str], ids: list[Any], id_column: str | None) -> pa.Table:
     return pa.table(columns)
 
 
-def _text_lines(source: Source) -> Iterator[tuple[int, str, Any]]:
-    """(line number, text, id) of each row of a .txt or .jsonl file."""
+def _text_lines(source: Source) -> Iterator[tuple[int, str]]:
+    """(line number, line) of each row of a .txt or .jsonl file (blank .jsonl lines are no rows), unparsed."""
     try:
         with open(source.path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
-                if source.kind == "txt":
-                    yield number, line.rstrip("\n"), number - 1
-                elif line.strip():
-                    yield number, *_json_row(source, number, line)
+                if source.kind == "txt" or line.strip():
+                    yield number, line
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{source.path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+
+
+def _row(source: Source, number: int, line: str) -> tuple[str, Any]:
+    """The text and id of one line of a .txt (id: its row number) or .jsonl file."""
+    return (line.rstrip("\n"), number - 1) if source.kind == "txt" else _json_row(source, number, line)
 
 
 def _json_row(source: Source, number: int, line: str) -> tuple[str, Any]:
@@ -131,10 +133,10 @@ def _json_row(source: Source, number: int, line: str) -> tuple[str, Any]:
     return record[source.column], record.get(source.id_column) if source.id_column else None
 
 
-def _parquet(source: Source) -> tuple[pa.Schema, int]:
-    """The Arrow schema and row count of a Parquet file, with the columns checked."""
+def _parquet_metadata(source: Source, handle: pq.ParquetFile | None = None) -> pq.FileMetaData:
+    """The footer of a Parquet file (of ``handle`` when it is open already), with the columns checked."""
     try:
-        metadata = pq.read_metadata(source.path)
+        metadata = pq.read_metadata(source.path) if handle is None else handle.metadata
         schema = metadata.schema.to_arrow_schema()
     except (pa.ArrowException, OSError) as exc:
         raise CorpusError(
@@ -149,14 +151,18 @@ def _parquet(source: Source) -> tuple[pa.Schema, int]:
         raise CorpusError(f"{source.path} column {source.column!r} holds {kind}, not strings; use --column.")
     if source.id_column is not None and source.id_column not in names:
         raise CorpusError(f"{source.path} has no column {source.id_column!r} (columns: {', '.join(names)}).")
-    return schema, metadata.num_rows
+    return metadata
 
 
 def _parquet_tables(source: Source, start: int, stop: int | None) -> Iterator[pa.Table]:
-    _parquet(source)
     columns = [source.column] + ([source.id_column] if source.id_column else [])
     try:
         handle = pq.ParquetFile(source.path)
+    except (pa.ArrowException, OSError):
+        _parquet_metadata(source)  # raises a CorpusError that says what is wrong with the file
+        raise
+    _parquet_metadata(source, handle)
+    try:
         groups: list[int] = []
         position = offset = 0
         for index in range(handle.metadata.num_row_groups):  # skip the row groups outside the range unread

@@ -253,8 +253,8 @@ def encode_to_shards(
     return report
 
 
-def total_rows(sources: Sequence[Source]) -> int | None:
-    """Rows of the corpus, or None when a source is not a regular file (a pipe can be read only once)."""
+def row_counts(sources: Sequence[Source]) -> list[int] | None:
+    """Rows of each source, or None when a source is not a regular file (a pipe can be read only once)."""
     if not all(Path(source.path).is_file() for source in sources):
         return None
-    return sum(count_rows(source) for source in sources)
+    return [count_rows(source) for source in sources]

@@ -104,16 +104,22 @@ def pool_rows(vectors: torch.Tensor, weights: np.ndarray, pooling: str, renormal
     return F.normalize(pooled, p=2, dim=0) if renormalize else pooled
 
 
+def pool_chunks(rows: ChunkRows, vectors: torch.Tensor, pooling: str, renormalize: bool) -> torch.Tensor:
+    """One vector per input, (N, dim), from the vectors of ``rows``' chunks, (chunks, dim)."""
+    pooled = [pool_rows(vectors[owned], w, pooling, renormalize) for owned, w in zip(rows.owners, rows.weights)]
+    return torch.stack(pooled) if pooled else torch.empty(0)
+
+
 def encode_chunked(
     model: Encoder, texts: list[str], options: LongInputs, plan: EncodePlan, *, normalized: bool
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Mode "chunk": one vector per input, (N, dim), and which inputs were longer than the window."""
     rows = chunk_rows(model, texts, options, plan)
     vectors = encode_rows(model, rows, plan)
-    pooled = [pool_rows(vectors[owned], w, options.pooling, normalized) for owned, w in zip(rows.owners, rows.weights)]
+    pooled = pool_chunks(rows, vectors, options.pooling, normalized)
     if plan.progress is not None:
         plan.progress.update(len(texts))
-    return (torch.stack(pooled) if pooled else torch.empty(0)), rows.truncated
+    return pooled, rows.truncated
 
 
 def encode_chunks(model: Encoder, texts: list[str], options: LongInputs, plan: EncodePlan) -> list[ChunkEmbeddings]:

@@ -71,6 +71,7 @@ def encode_to_shards_on_ray(
     num_gpus: float = 0.0,
     load_options: dict[str, Any] | None = None,
     progress: Any = None,
+    counts: Sequence[int] | None = None,
 ) -> JobReport:
     """Encode a corpus into Parquet shards on the connected Ray cluster (see :func:`connect`).
 
@@ -87,6 +88,7 @@ def encode_to_shards_on_ray(
         num_gpus: GPUs per actor.
         load_options: backend, device, trust_remote_code, model_kwargs.
         progress: A tqdm-like bar to update with each shard's rows, or None.
+        counts: The rows of each source, when the caller has counted them already (else they are counted here).
 
     Returns:
         What was done.
@@ -101,11 +103,14 @@ def encode_to_shards_on_ray(
     encode_options = {("encode_batch_size" if key == "batch_size" else key): value for key, value in options.items()}
     spec = job_spec(sources, model=model, shard_rows=shard_rows, precision=precision, options=options)
     done = prepare_folder(folder, spec)
-    counts = [count_rows(source) for source in sources]
+    counts = list(counts) if counts is not None else [count_rows(source) for source in sources]
     offsets = [int(value) for value in np.cumsum([0, *counts])[:-1]]
     total = sum(counts)
     for index in sorted(done):
-        check_skipped(folder, index, min(shard_rows, total - index * shard_rows))
+        rows = min(shard_rows, total - index * shard_rows)
+        check_skipped(folder, index, rows)
+        if progress is not None:
+            progress.update(rows)
     report, start = JobReport(skipped=len(done)), time.perf_counter()
     pieces = plan_pieces(total, shard_rows, piece_rows, done)
     if not pieces:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from embedstack.chunking import LongInputs
-from embedstack.chunking.chunk import ChunkRows, pool_rows
+from embedstack.chunking.chunk import ChunkRows, pool_chunks
 from embedstack.engine import available_cpus, limit_cpu_threads
 from embedstack.model import SentenceTransformer
 from embedstack.server.errors import ApiError
@@ -174,11 +174,8 @@ class EmbeddingService:
         await self._wait(job, disconnected)
         if rows is not None and long_inputs is not None:
             vectors = torch.from_numpy(job.future.result())
-            pooled = [
-                pool_rows(vectors[owned], weights, long_inputs.pooling, self.normalized).numpy()
-                for owned, weights in zip(rows.owners, rows.weights)
-            ]
-            return Embedded(np.stack(pooled), tokens.request_tokens, 0)
+            pooled = pool_chunks(rows, vectors, long_inputs.pooling, self.normalized).numpy()
+            return Embedded(pooled, tokens.request_tokens, 0)
         truncated = int(tokens.truncated[tokens.inverse].sum())
         self.metrics.truncated_inputs.inc(truncated)
         return Embedded(job.future.result()[tokens.inverse], tokens.request_tokens, truncated)
