@@ -209,5 +209,7 @@ def test_auto_takes_onnx_only_for_a_folder_that_holds_its_export(tiny_bert_path,
     exported = SentenceTransformer(str(plain), device="cpu").export_onnx(tmp_path / "exported")
     auto = SentenceTransformer(str(exported), device="cpu", backend="auto")
     assert auto.get_backend() == "onnx"
+    no_export = SentenceTransformer(str(exported), device="cpu", backend="auto", model_kwargs={"export": False})
+    assert no_export.get_backend() == "onnx"  # sentence-transformers' onnx option, accepted by auto too
     assert main(["info", str(exported), "--backend", "auto"]) == 0
     assert "Backend: onnx" in capsys.readouterr().out

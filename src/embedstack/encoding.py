@@ -238,7 +238,7 @@ class EncodeMixin(ModuleStack):
         )
         with progress(show_progress_bar, len(inputs)) as plan.progress:
             if long.per_chunk:
-                chunked = encode_long(self, inputs, long, plan)[0]
+                chunked = encode_long(self, inputs, long, plan)
                 return _per_chunk_output(chunked, precision, singular)
             result = self._compute(inputs, plan, kinds, long)
         self._report_truncation(int(result.truncated.sum()), len(inputs))
@@ -393,7 +393,7 @@ class EncodeMixin(ModuleStack):
 
         def compute(items: list[Any]) -> EncodeResult:
             if long.mode == "chunk":
-                outputs = encode_long(self, items, long, plan)[0]
+                outputs = encode_long(self, items, long, plan)
                 return EncodeResult(outputs, np.zeros(len(items), dtype=bool), EncodeStats(inputs=len(items)))
             return self._run(items, plan, kinds if items is inputs else self.classify_inputs(items))
 

@@ -34,6 +34,7 @@ from embedstack.backends.onnx_smooth import check_calibration_texts
 from embedstack.engine.threads import available_cpus
 from embedstack.errors import MissingExtraError, ModelFormatError
 from embedstack.modules.base import InputModule
+from embedstack.modules.transformer.backends import EXPORTED_FILE_OPTIONS
 from embedstack.modules.transformer.config import TEXT_MODALITY_CONFIG
 from embedstack.modules.transformer.module import Transformer
 from embedstack.modules.transformer.support import add_lowercase
@@ -79,7 +80,7 @@ def auto_onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModu
     """
     model_kwargs = hf_kwargs.get("model_kwargs") or {}
     other_kwargs = any(value for key, value in hf_kwargs.items() if key != "model_kwargs")
-    if other_kwargs or set(model_kwargs) - {"file_name", "provider"}:
+    if other_kwargs or set(model_kwargs) - EXPORTED_FILE_OPTIONS:
         return None  # Hugging Face settings (dtype, attention, ...) only mean something to transformers
     if find_onnx_file(folder, model_kwargs.get("file_name")) is None:
         return None

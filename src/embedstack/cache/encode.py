@@ -52,9 +52,12 @@ def cached_run(
 ) -> EncodeResult:
     """``compute(inputs)``, with the vectors already in ``store`` read from it instead of computed."""
     data = [input_bytes(item) for item in inputs]
+    if plan.output_value != "sentence_embedding" or any(d is None for d in data):  # before the model fingerprint
+        logger.debug("Embedding cache bypassed: inputs or outputs that are not cached")
+        return compute(inputs)
     settings = settings_key(model, encode_settings(model, plan, long_inputs))
-    if plan.output_value != "sentence_embedding" or settings is None or any(d is None for d in data):
-        logger.debug("Embedding cache bypassed: inputs or settings that are not cached")
+    if settings is None:
+        logger.debug("Embedding cache bypassed: settings that are not cached")
         return compute(inputs)
     keys = [input_key(settings, d) for d in data if d is not None]
     found = store.get_many(list(dict.fromkeys(keys)))

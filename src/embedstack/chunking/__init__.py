@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from embedstack.chunking.chunk import encode_chunked, encode_chunks
@@ -44,12 +43,11 @@ def outputs_normalized(model: Any, plan: EncodePlan) -> bool:
 
 def encode_long(
     model: Any, inputs: list[Any], options: LongInputs, plan: EncodePlan
-) -> tuple[torch.Tensor | list[ChunkEmbeddings], np.ndarray]:
+) -> torch.Tensor | list[ChunkEmbeddings]:
     """Encode ``inputs`` under a long-input mode other than "truncate".
 
     Returns:
-        ``(outputs, longer)``: an (N, dim) tensor for "chunk", else one :class:`ChunkEmbeddings` per input; and
-        which inputs were longer than the window (always False in "late" mode, which reads every token).
+        An (N, dim) tensor for "chunk", else one :class:`ChunkEmbeddings` per input.
     """
     if plan.output_value != "sentence_embedding":
         raise ValueError(f"long_inputs={options.mode!r} gives sentence embeddings; output_value must be left as is.")
@@ -60,10 +58,9 @@ def encode_long(
             "Encode other inputs with long_inputs='truncate'."
         )
     if not inputs:
-        empty: torch.Tensor | list[ChunkEmbeddings] = torch.empty(0) if options.mode == "chunk" else []
-        return empty, np.zeros(0, dtype=bool)
+        return torch.empty(0) if options.mode == "chunk" else []
     if options.mode == "chunk":
         return encode_chunked(model, inputs, options, plan, normalized=outputs_normalized(model, plan))
     if options.mode == "chunks":
-        return encode_chunks(model, inputs, options, plan), np.zeros(len(inputs), dtype=bool)
-    return encode_late(model, inputs, options, plan), np.zeros(len(inputs), dtype=bool)
+        return encode_chunks(model, inputs, options, plan)
+    return encode_late(model, inputs, options, plan)

@@ -112,14 +112,14 @@ def pool_chunks(rows: ChunkRows, vectors: torch.Tensor, pooling: str, renormaliz
 
 def encode_chunked(
     model: Encoder, texts: list[str], options: LongInputs, plan: EncodePlan, *, normalized: bool
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Mode "chunk": one vector per input, (N, dim), and which inputs were longer than the window."""
+) -> torch.Tensor:
+    """Mode "chunk": one vector per input, (N, dim)."""
     rows = chunk_rows(model, texts, options, plan)
     vectors = encode_rows(model, rows, plan)
     pooled = pool_chunks(rows, vectors, options.pooling, normalized)
     if plan.progress is not None:
         plan.progress.update(len(texts))
-    return pooled, rows.truncated
+    return pooled
 
 
 def encode_chunks(model: Encoder, texts: list[str], options: LongInputs, plan: EncodePlan) -> list[ChunkEmbeddings]:

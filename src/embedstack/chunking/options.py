@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -82,16 +82,11 @@ class LongInputs:
         return self.mode in ("chunks", "late")
 
     def cache_key(self) -> dict[str, Any]:
-        """The settings that change the vectors, for the embedding cache."""
-        return {
-            "mode": self.mode,
-            "overlap": self.overlap,
-            "pooling": self.pooling,
-            "chunk_tokens": self.chunk_tokens,
-            "boundaries": self.boundaries,
-            "late_window": self.late_window,
-            "late_overlap": self.late_overlap,
-        }
+        """The settings that change the vectors, for the embedding cache: every compared field.
+
+        ``spans`` is left out: calls that give spans bypass the cache.
+        """
+        return {item.name: getattr(self, item.name) for item in fields(self) if item.compare}
 
 
 @dataclass

@@ -187,7 +187,11 @@ class RequestTokenizer:
 
 
 def _untruncated_copy(tokenizer: Any) -> Any:
-    """A private ``tokenizers.Tokenizer`` copy without truncation or padding, to count tokens of long inputs."""
+    """A private ``tokenizers.Tokenizer`` copy without truncation or padding, to count tokens of long inputs.
+
+    Not chunking's ``whole_tokenizer``: that copy is shared with encode calls in the worker thread, and a tokenizer
+    must not be called from two threads at once.
+    """
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
     if not hasattr(backend, "to_str"):
         return None

@@ -17,6 +17,10 @@ from embedstack.modules.base import InputModule
 # that runs the folder, or None when this backend cannot run it exactly.
 BackendFactory = Callable[[Path, dict[str, Any]], InputModule | None]
 
+# model_kwargs that choose an exported file and its runtime (sentence-transformers' onnx and openvino backends);
+# Hugging Face transformers has no use for them.
+EXPORTED_FILE_OPTIONS = frozenset({"file_name", "provider", "export"})
+
 _BACKENDS: dict[str, BackendFactory] = {}
 _RUNS: dict[str, str] = {}
 _AUTO: dict[str, BackendFactory] = {}

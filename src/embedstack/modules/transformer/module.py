@@ -12,7 +12,7 @@ import torch
 from embedstack.errors import BackendOptionError, UnsupportedModalityError
 from embedstack.inputs import Modality
 from embedstack.modules.base import InputModule, check_feature_name, module_dir
-from embedstack.modules.transformer.backends import backend_module
+from embedstack.modules.transformer.backends import EXPORTED_FILE_OPTIONS, backend_module
 from embedstack.modules.transformer.config import (
     CONFIG_FILE_NAMES,
     init_kwargs_from_file,
@@ -42,10 +42,6 @@ logger = logging.getLogger(__name__)
 TransformerTask = Literal["feature-extraction"]
 _FORWARD_SAFETY_NET_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "return_dict"})
 _DEFAULTS_DROPPED_ON_SAVE = {"query_length": None, "document_length": None, "query_expansion": None}
-
-
-# model_kwargs that sentence-transformers reads for its onnx and openvino backends only.
-_EXPORTED_FILE_OPTIONS = frozenset({"file_name", "provider", "export"})
 
 
 @register_module(f"{ST}.base.modules.transformer.Transformer", legacy=True)
@@ -358,7 +354,7 @@ class Transformer(TextTokenizing, InputModule):
         alternative = backend_module(folder, backend, caller_kwargs)
         if alternative is not None:
             return alternative
-        exported_only = sorted(set(model_kwargs or {}) & _EXPORTED_FILE_OPTIONS)
+        exported_only = sorted(set(model_kwargs or {}) & EXPORTED_FILE_OPTIONS)
         if exported_only:
             wanted = (model_kwargs or {}).get("file_name") or "the ONNX export"
             raise BackendOptionError(
