@@ -73,6 +73,10 @@ class EmbeddingStore:
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._pid = -1
+        # The table's bytes as this process last counted them plus what it wrote since (None: count on the next
+        # write). Summing the whole table reads the whole file, so it is done only when this estimate crosses the
+        # cap; other processes' writes show up at that count (each process evicts when its own estimate crosses).
+        self._bytes_estimate: int | None = None
 
     # A store travels to worker processes as its path and settings; each process opens its own connection.
     def __getstate__(self) -> dict[str, Any]:
@@ -118,7 +122,7 @@ class EmbeddingStore:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         records,
                     )
-                self._evict(connection)
+                self._evict(connection, sum(record[4] for record in records))
         except sqlite3.Error as exc:
             self._failed("writing", exc)
 
@@ -138,6 +142,7 @@ class EmbeddingStore:
             with _transaction(connection):
                 deleted = connection.execute("DELETE FROM vectors").rowcount
             connection.execute("VACUUM")
+            self._bytes_estimate = None
         return int(deleted)
 
     def close(self) -> None:
@@ -163,6 +168,7 @@ class EmbeddingStore:
             self._move_aside(exc)
             self._connection = self._open()
         self._pid = os.getpid()
+        self._bytes_estimate = None
         return self._connection
 
     def _open(self) -> sqlite3.Connection:
@@ -224,8 +230,13 @@ class EmbeddingStore:
         except sqlite3.OperationalError as exc:  # busy past the timeout: the read still counts, the order is stale
             logger.debug("Embedding cache %s: could not mark %d vectors used (%s)", self.path, len(keys), exc)
 
-    def _evict(self, connection: sqlite3.Connection) -> None:
+    def _evict(self, connection: sqlite3.Connection, written: int) -> None:
+        if self._bytes_estimate is not None:
+            self._bytes_estimate += written
+            if self._bytes_estimate <= self.max_bytes:
+                return
         total = connection.execute("SELECT COALESCE(SUM(nbytes), 0) FROM vectors").fetchone()[0]
+        self._bytes_estimate = total
         if total <= self.max_bytes:
             return
         target = int(self.max_bytes * 0.9)  # evict a tenth more, so that not every write evicts
@@ -244,6 +255,7 @@ class EmbeddingStore:
                     freed += nbytes
                 connection.executemany("DELETE FROM vectors WHERE key = ?", drop)
                 total -= freed
+        self._bytes_estimate = total
         logger.info("Embedding cache %s: evicted the least recently used vectors down to %d bytes", self.path, total)
 
 
