@@ -26,13 +26,12 @@ from embedstack.chunking.tokens import (
     tokens_in_span,
 )
 from embedstack.engine.batching import longest_first, token_budget_batches
-from embedstack.engine.runner import EncodePlan
+from embedstack.engine.runner import EncodePlan, pass_budget
 from embedstack.modules.pooling import Pooling
 from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
 
 _SPAN_POOLING = {"mean", "max", "mean_sqrt_len_tokens"}  # modes that pool whatever tokens the mask keeps
 _DOCUMENTS_PER_GROUP = 32
-_PASS_TOKENS = 4096  # padded tokens per backbone pass when the call sets no max_batch_tokens
 _POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "bart", "ibert"}
 
 
@@ -96,7 +95,7 @@ def document_token_embeddings(
     module_kwargs = plan.module_kwargs.get(next(iter(model.named_children()))[0], {})
     outputs: list[torch.Tensor | None] = [None] * len(rows)
     order = longest_first(tokenized.lengths)
-    budget, rows_cap = plan.max_batch_tokens or _PASS_TOKENS, plan.batch_size or len(order)
+    budget, rows_cap = pass_budget(model, plan), plan.batch_size or len(order)  # the engine's pass size
     for batch in token_budget_batches(order, tokenized.lengths, max_batch_tokens=budget, batch_size=rows_cap):
         features = pad_batch(tokenized, batch, pad_id=_pad_id(input_module))
         features = {k: v.to(plan.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}

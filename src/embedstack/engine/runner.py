@@ -117,7 +117,7 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
     if tokenized is not None:
         truncated[:] = tokenized.truncated
         order = longest_first(tokenized.lengths)
-        budget = plan.max_batch_tokens or default_max_batch_tokens(plan.device, _width(model))
+        budget = pass_budget(model, plan)
         batches = token_budget_batches(order, tokenized.lengths, max_batch_tokens=budget, batch_size=plan.batch_size)
     else:
         order = longest_first(np.fromiter((input_length(x) for x in unique), dtype=np.int64, count=len(unique)))
@@ -151,6 +151,11 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
         items = [item for chunk in chunks for item in chunk]
         outputs = [_copy(items[i]) for i in take]
     return EncodeResult(outputs, truncated[prepared.inverse], stats)
+
+
+def pass_budget(model: Encoder, plan: EncodePlan) -> int:
+    """Padded tokens per pass: the call's ``max_batch_tokens``, else the device's default for the model's width."""
+    return plan.max_batch_tokens or default_max_batch_tokens(plan.device, _width(model))
 
 
 def _width(model: Encoder) -> int | None:
