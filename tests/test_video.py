@@ -236,3 +236,18 @@ def test_info_lists_video(tmp_path_factory):
     for name, result in cli_info(paths).items():
         assert result.returncode == 0, result.stderr
         assert "Modalities: text, image, video, message" in result.stdout.splitlines(), (name, result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("url", "watch"),
+    [
+        ("https://youtu.be/abc123", "https://www.youtube.com/watch?v=abc123"),
+        ("https://youtu.be/abc123?t=42", "https://www.youtube.com/watch?v=abc123&t=42"),
+        ("https://m.youtube.com/watch?v=abc123", "https://www.youtube.com/watch?v=abc123"),
+        ("https://www.youtube.com/watch?v=abc123", "https://www.youtube.com/watch?v=abc123"),
+    ],
+)
+def test_short_and_mobile_youtube_links_reach_transformers_as_watch_urls(url, watch):
+    from embedstack.modules.transformer.video import youtube_watch_url
+
+    assert youtube_watch_url(url) == watch

@@ -196,6 +196,8 @@ def decode_video(source: str) -> dict[str, Any]:
 
 
 def _decode_pyav(file: Any) -> dict[str, Any]:
+    # Not transformers' read_video_pyav: it sizes the clip from the stream header's frame count, which is 0 for
+    # some files; this counts the frames it decodes.
     import av
     import numpy as np
 
@@ -223,5 +225,18 @@ def _decode_youtube(url: str) -> dict[str, Any]:
         raise MissingExtraError(f"The video {url!r} is on YouTube; fetching it needs yt-dlp. Run: pip install yt-dlp")
     from transformers.video_utils import load_video
 
-    frames, metadata = load_video(url, backend="pyav")  # type: ignore[arg-type]  # it takes a URL too
+    frames, metadata = load_video(youtube_watch_url(url), backend="pyav")  # type: ignore[arg-type]  # URLs too
     return {"array": frames, "video_metadata": {key: metadata[key] for key in metadata}}
+
+
+def youtube_watch_url(url: str) -> str:
+    """``url`` on the host transformers' ``load_video`` recognises (www.youtube.com): short and mobile links moved."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.netloc == "youtu.be":
+        query = f"&{parsed.query}" if parsed.query else ""
+        return f"https://www.youtube.com/watch?v={parsed.path.strip('/')}{query}"
+    if parsed.netloc == "m.youtube.com":
+        return parsed._replace(netloc="www.youtube.com").geturl()
+    return url
