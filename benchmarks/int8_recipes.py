@@ -4,8 +4,9 @@ and STS Benchmark test Spearman.
     .venv/bin/python benchmarks/int8_recipes.py                          # int8, qint8_avx2, quint8_avx2
     .venv/bin/python benchmarks/int8_recipes.py --recipes int8 --rows 32  # one recipe, 32 rows per pass
 
-Every recipe is exported with ``export_onnx(quantize=...)`` (SmoothQuant on the built-in calibration texts) and
-compared with the fp32 export of the same run, on the whole benchmark corpora. No timing: see encode_throughput.py.
+Every recipe quantizes one fp32 export with what ``export_onnx(quantize=...)`` runs (SmoothQuant on the built-in
+calibration texts) and is compared with the fp32 export of the same run, on the whole benchmark corpora. No
+timing: see encode_throughput.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from encode_throughput import cpu_flags
 
 from embedstack import SentenceTransformer
 from embedstack.backends.cpu_features import int8_recipe_for_this_cpu
-from embedstack.backends.onnx_export import QUANTIZED_FILES
+from embedstack.backends.onnx_export import QUANTIZED_FILES, quantize_int8
 from embedstack.defaults import default_model_path
 from embedstack.evaluation.datasets import sts_benchmark
 from embedstack.evaluation.sts import evaluate_sts
@@ -49,9 +50,10 @@ def main() -> None:
         print(f"|---|{'---|' * len(texts)}---|")
         print(f"| fp32 export | {' | '.join('1 / 1' for _ in texts)} | {spearman:.2f} |")
         for recipe in args.recipes.split(","):
-            out = model.export_onnx(Path(staging) / recipe, quantize=recipe)
+            exported = folder / "onnx" / "model.onnx"  # the fp32 export above, quantized in place
+            quantize_int8(exported, exported.with_name(QUANTIZED_FILES[recipe]), model[0], recipe)
             int8 = SentenceTransformer(
-                str(out), device="cpu", backend="onnx", model_kwargs={"file_name": QUANTIZED_FILES[recipe]}
+                str(folder), device="cpu", backend="onnx", model_kwargs={"file_name": QUANTIZED_FILES[recipe]}
             )
             cells = []
             for name, corpus in texts.items():

@@ -163,9 +163,6 @@ def server_command(system: str, port: int, folder: str, venv: Path) -> tuple[lis
     return command, f"{base}/health", f"{base}/embeddings"
 
 
-MODEL_FOLDER = [str(default_model_path())]  # what main() serves, for the in-process rows
-
-
 @functools.cache
 def _model(folder: str) -> SentenceTransformer:
     model = SentenceTransformer(folder, device="cpu", backend="auto")
@@ -173,9 +170,9 @@ def _model(folder: str) -> SentenceTransformer:
     return model
 
 
-def in_process(texts: list[str], seconds: float, **options: int) -> float:
+def in_process(folder: str, texts: list[str], seconds: float, **options: int) -> float:
     """Texts/s of ``model.encode(chunk_of_256, **options)`` over the corpus, in this process."""
-    model = _model(MODEL_FOLDER[0])
+    model = _model(folder)
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         chunk = texts[done % len(texts) : done % len(texts) + 256]
@@ -220,7 +217,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "out" / "server_throughput.json")
     args = parser.parse_args()
     folder = str(args.model or default_model_path())
-    MODEL_FOLDER[0] = folder
     texts = corpora()
     flags = cpu_flags()
     print(f"CPU flags: {flags}; {os.cpu_count()} cores; {platform.processor()}", flush=True)
@@ -240,7 +236,7 @@ def main() -> None:
         for _ in range(args.sweeps):
             for corpus in args.corpora.split(","):
                 for name, options in ENCODE_OPTIONS.items():
-                    rate = in_process(texts[corpus], args.seconds, **options)
+                    rate = in_process(folder, texts[corpus], args.seconds, **options)
                     encode.setdefault(f"{corpus}, {name}", []).append(rate)
                 for size in map(int, args.sizes.split(",")):
                     for concurrency in map(int, args.concurrency.split(",")):
