@@ -19,6 +19,7 @@ from embedstack._version import __version__
 from embedstack.backends.onnx_export import OPTIMIZED_FILES, QUANTIZED_FILES
 from embedstack.cache import EmbeddingStore
 from embedstack.chunking import LONG_INPUT_MODES, ChunkEmbeddings, LongInputs
+from embedstack.chunking.options import DEFAULT_OVERLAP
 from embedstack.defaults import DEFAULT_MODEL_NAME, resolve_cli_model
 from embedstack.errors import EmbedstackError, MissingExtraError
 from embedstack.evaluation.datasets import sts_benchmark
@@ -86,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="texts longer than the model's window: truncate (default), chunk (pool windows into one vector), "
         "chunks or late (one vector per chunk, with its character span; --output must be .jsonl)",
     )  # fmt: skip
-    encode.add_argument("--chunk-overlap", type=int, default=32, help="tokens neighbouring chunk windows share")
+    encode.add_argument(
+        "--chunk-overlap", type=int, default=DEFAULT_OVERLAP, help="tokens neighbouring chunk windows share"
+    )
     encode.add_argument("--chunk-pooling", choices=["mean", "max"], default="mean", help="how 'chunk' pools")
     _add_model_args(encode)
     _add_shard_args(encode)
@@ -193,6 +196,18 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"backend": args.backend}
 
 
+def _encode_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``encode`` that ``embedstack encode``'s options set."""
+    return dict(
+        batch_size=args.batch_size,
+        normalize_embeddings=args.normalize,
+        prompt_name=args.prompt_name,
+        prompt=args.prompt,
+        truncate_dim=args.truncate_dim,
+        long_inputs=LongInputs(args.long_inputs, overlap=args.chunk_overlap, pooling=args.chunk_pooling),
+    )
+
+
 def iter_texts(path: Path, field: str) -> Iterator[str]:
     """Texts from a .txt file (one per line) or a .jsonl file (``field`` of each object), read lazily."""
     with open(path, encoding="utf-8") as handle:
@@ -224,14 +239,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if len(inputs) > 1 or any(path.is_dir() or path.suffix == ".parquet" or "*" in str(path) for path in inputs):
         raise ValueError("Several files, a folder or Parquet input are written as Parquet shards: give -o FOLDER.")
     args.input = inputs[0] if inputs else None
-    options = dict(
-        batch_size=args.batch_size,
-        normalize_embeddings=args.normalize,
-        prompt_name=args.prompt_name,
-        prompt=args.prompt,
-        truncate_dim=args.truncate_dim,
-        long_inputs=LongInputs(args.long_inputs, overlap=args.chunk_overlap, pooling=args.chunk_pooling),
-    )
+    options = _encode_options(args)
     per_chunk = options["long_inputs"].per_chunk
     if per_chunk and args.output is not None and args.output.suffix != ".jsonl":
         raise ValueError(f"--long-inputs {args.long_inputs} gives several vectors per text; write them to .jsonl.")
@@ -275,11 +283,9 @@ def encode_to_folder(args: argparse.Namespace) -> int:
     corpus = extra_module("embedstack.corpus", ("pyarrow",), "parquet")
     shards = extra_module("embedstack.shards", ("pyarrow",), "parquet")
     sources = corpus.expand_inputs(args.input, args.field, args.id_column)
-    long_inputs = LongInputs(args.long_inputs, overlap=args.chunk_overlap, pooling=args.chunk_pooling)
-    if long_inputs.per_chunk:
+    options = _encode_options(args)
+    if options["long_inputs"].per_chunk:
         raise ValueError(f"--long-inputs {args.long_inputs} gives several vectors per text; Parquet shards hold one.")
-    options = dict(batch_size=args.batch_size, normalize_embeddings=args.normalize, prompt_name=args.prompt_name,
-                   prompt=args.prompt, truncate_dim=args.truncate_dim, long_inputs=long_inputs)  # fmt: skip
     counts = None if args.no_progress and not args.ray else shards.row_counts(sources)  # the Ray job needs them
     total = None if args.no_progress or counts is None else sum(counts)
     bar = None if total is None else tqdm(total=total, desc="Encoding", unit="text", disable=total < PROGRESS_THRESHOLD)
