@@ -147,9 +147,9 @@ class ShardWriter:
         self.temporary.unlink(missing_ok=True)
 
 
-def numbered_tables(sources: Sequence[Source], start: int = 0) -> Iterator[pa.Table]:
+def numbered_tables(sources: Sequence[Source]) -> Iterator[pa.Table]:
     """The corpus as tables with its row numbers (``row``, int64) first."""
-    row = start
+    row = 0
     for source in sources:
         for table in iter_tables(source):
             rows = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
