@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,16 @@ from typing import Any
 import pytest
 from _pytest.doctest import DoctestItem
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The tests run offline and keep to their own folders and to loopback, whatever the machine's environment says.
+os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# backend="auto" remembers its measurements in the user's cache folder, and transformers copies remote code into
+# ~/.cache/huggingface/modules: the tests keep both apart (one folder per run, shared by the processes they start).
+_STATE = tempfile.mkdtemp(prefix="embedstack-test-state-")
+os.environ["EMBEDSTACK_CACHE"] = os.path.join(_STATE, "embedstack")
+os.environ["HF_MODULES_CACHE"] = os.path.join(_STATE, "hf-modules")
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+for _name in ("EMBEDSTACK_API_KEY", "RAY_ADDRESS"):  # a server key or a Ray cluster of the user's own
+    os.environ.pop(_name, None)
 
 ROOT = Path(__file__).resolve().parent
 # Code that the tests' model folders carry (imported only as model code) and the golden-file generator: never

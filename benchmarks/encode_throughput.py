@@ -1,9 +1,13 @@
 """embedstack vs sentence-transformers 6.2: encode throughput on the same inputs, in one run.
 
     .venv/bin/python benchmarks/encode_throughput.py --runs 3            # fp32, all corpora
-    .venv/bin/python benchmarks/encode_throughput.py --runs 3 --int8     # also the onnx backend and int8 mode
+    .venv/bin/python benchmarks/encode_throughput.py --runs 3 --int8     # also onnx, auto and int8
 
-Runs are interleaved (reference, embedstack, [int8], reference, ...) and medians are reported. The reference
+With --int8 the model is exported once (onnx/model.onnx and the 8-bit int8 file) into a temporary folder, and the
+run adds: "embedstack onnx" (the fp32 export), "auto" (backend="auto" on that folder: what the probe picks on this
+machine, among torch, native and onnx), "int8" (model.quantize("int8"): the recipe chosen for this CPU) and "int8
+file" (the exported 8-bit file, run as this CPU runs it). Runs are interleaved (reference, embedstack, ...,
+reference, ...) and medians are reported. The reference
 runs at its default batch_size (32); embedstack at its own default (batch_size=None: the token budget decides
 the rows). The fp32 matmul peak is measured in the same run; "useful" FLOPs count real tokens only (no padding).
 """
@@ -15,14 +19,17 @@ import logging
 import os
 import platform
 import statistics
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 from corpora import CORPORA
 
 from embedstack.backends import cpu_features
+from embedstack.backends.onnx_quantize import QUANTIZED_FILES
 from embedstack.defaults import default_model_path
 from embedstack.engine import EncodePlan, run
 from embedstack.engine.batching import longest_first, token_budget_batches
@@ -44,13 +51,7 @@ def matmul_peak_gflops(size: int = 2048, reps: int = 10) -> float:
     return best
 
 
-def cpu_flags() -> str:
-    """The instruction sets int8 and fp32 speed depend on, as /proc/cpuinfo lists them."""
-    flags = cpu_features.cpu_flags()
-    if flags is None:
-        return f"unknown ({platform.machine()}, {platform.processor()})"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-    return ", ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512/vnni/amx"
+cpu_flags = cpu_features.flag_summary  # every benchmark prints the CPU's flags with its results
 
 
 def useful_flops(config, lengths: np.ndarray) -> float:
@@ -113,9 +114,10 @@ def bench_corpus(
     rows = []
     for system in everyone:
         seconds = statistics.median(times[system])
-        if system == "int8":
-            f32, q = vectors["embedstack"], vectors["int8"]
-            quality = f"min cos to fp32 {float((f32 * q).sum(1).min() / 1):.4f}"
+        if system.startswith("int8"):
+            f32, q = vectors["embedstack"], vectors[system]
+            cosines = (f32 * q).sum(1) / np.linalg.norm(f32, axis=1) / np.linalg.norm(q, axis=1)
+            quality = f"min cos to fp32 {float(cosines.min()):.4f}"
         else:
             quality = f"max abs diff {float(np.abs(vectors[system] - vectors['reference']).max()):.1e}"
         rows.append(
@@ -146,9 +148,19 @@ def main() -> None:
         "embedstack": SentenceTransformer(path, device="cpu"),
         "embedstack native": SentenceTransformer(path, device="cpu", backend="native"),
     }
-    if args.int8:  # the onnx backend (fp32) and model.quantize("int8") (the int8 ONNX recipe)
-        systems["embedstack onnx"] = SentenceTransformer(path, device="cpu", backend="onnx")
+    if args.int8:
+        exported = SentenceTransformer(path, device="cpu").export_onnx(
+            Path(tempfile.mkdtemp(prefix="encode-throughput-")) / "exported", quantize="int8"
+        )
+        systems["embedstack onnx"] = SentenceTransformer(str(exported), device="cpu", backend="onnx")
+        systems["auto"] = SentenceTransformer(str(exported), device="cpu", backend="auto")
         systems["int8"] = SentenceTransformer(path, device="cpu").quantize("int8")
+        systems["int8 file"] = SentenceTransformer(
+            str(exported), device="cpu", backend="onnx", model_kwargs={"file_name": QUANTIZED_FILES["int8"]}
+        )
+        print(f"auto: {systems['auto'].backend_choice.summary()}")
+        print(f"int8: {systems['int8'].int8_check.summary()}")
+        print(f"int8 file: {systems['int8 file'].int8_check.summary()}")
     peak = matmul_peak_gflops()
     import sentence_transformers
     import transformers

@@ -23,7 +23,7 @@ from encode_throughput import cpu_flags
 
 from embedstack import SentenceTransformer
 from embedstack.backends.cpu_features import int8_recipe_for_this_cpu
-from embedstack.backends.onnx_export import QUANTIZED_FILES, quantize_int8
+from embedstack.backends.onnx_quantize import QUANTIZED_FILES, quantize_int8
 from embedstack.defaults import default_model_path
 from embedstack.evaluation.datasets import sts_benchmark
 from embedstack.evaluation.sts import evaluate_sts

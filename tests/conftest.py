@@ -4,15 +4,12 @@ import os
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 # One compute thread per test process (and per CLI subprocess, through OMP_NUM_THREADS). On the shared 2-core test
 # machine a second intra-op thread waits on a busy core at every parallel op: with another test run going, the tiny
 # backbones' tests ran 5-30x slower and even MiniLM encodes about 2x slower than with one thread. On an idle machine
 # EMBEDSTACK_TEST_THREADS=2 is somewhat faster for the MiniLM parity tests.
 TEST_THREADS = max(1, int(os.environ.get("EMBEDSTACK_TEST_THREADS", "1")))
-os.environ.setdefault("OMP_NUM_THREADS", str(TEST_THREADS))
+os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
 
 import torch  # noqa: E402
 

@@ -138,3 +138,30 @@ def cli_info(paths: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
         stdout, stderr = process.communicate(timeout=600)
         results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     return results
+
+
+OUTLIER = 3  # the channel outlier_model inflates
+
+
+def outlier_model(tiny_bert_path):
+    """The tiny BERT made to look trained: its layers' weights 10x larger (at random init the residual stream
+    drowns every sublayer, so int8 errors would not show), and one channel of the LayerNorms 10x larger than the
+    rest, as in trained BERTs (not in the last one, whose output is the token embeddings: that outlier would
+    dominate every vector's cosine)."""
+    from embedstack import SentenceTransformer
+    from embedstack.modules import Pooling, Transformer
+
+    model = SentenceTransformer(modules=[Transformer(str(tiny_bert_path)), Pooling(32)], device="cpu")
+    backbone = model[0].model
+    norms = [backbone.embeddings.LayerNorm]
+    for layer in backbone.encoder.layer:
+        norms += [layer.attention.output.LayerNorm, layer.output.LayerNorm]
+    norms.pop()
+    with torch.no_grad():
+        for linear in backbone.encoder.modules():
+            if isinstance(linear, torch.nn.Linear):
+                linear.weight *= 10
+        for norm in norms:
+            norm.weight[OUTLIER] *= 10
+            norm.bias[OUTLIER] += 5
+    return model

@@ -26,7 +26,7 @@ def test_encode_txt_to_npy_matches_the_library(tmp_path, minilm):
     source.write_text("\n".join(texts) + "\n")
     assert main(["encode", "--input", str(source), "--output", str(tmp_path / "out.npy")]) == 0
     vectors = np.load(tmp_path / "out.npy")
-    np.testing.assert_allclose(vectors, minilm.encode(texts), atol=1e-6)
+    np.testing.assert_allclose(vectors, minilm.encode(texts), atol=1e-5)  # auto: native or torch, whichever is faster
 
 
 def test_encode_jsonl_field_to_jsonl(tmp_path, minilm):
@@ -36,7 +36,7 @@ def test_encode_jsonl_field_to_jsonl(tmp_path, minilm):
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [row["text"] for row in rows] == [f"text number {i}" for i in range(3)]
     expected = minilm.encode([row["text"] for row in rows], normalize_embeddings=True)
-    np.testing.assert_allclose(np.array([row["embedding"] for row in rows]), expected, atol=1e-6)
+    np.testing.assert_allclose(np.array([row["embedding"] for row in rows]), expected, atol=1e-5)
 
 
 def test_encode_errors_are_one_clear_line(tmp_path, capsys):

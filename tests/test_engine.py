@@ -150,11 +150,11 @@ def test_stream_matches_encode_and_keeps_order(model):
 
 
 def test_stream_reports_truncation(model, caplog):
-    model[0].max_seq_length = 8
+    saved, model[0].max_seq_length = model[0].max_seq_length, 8
     try:
         list(model.encode_iter(["one two", "one two three four five six seven eight nine"], window_size=1))
     finally:
-        model[0].max_seq_length = 128
+        model[0].max_seq_length = saved
     assert "1 of 2 inputs were longer than max_seq_length=8" in caplog.text
 
 

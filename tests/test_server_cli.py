@@ -53,7 +53,9 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(minilm_path, minilm)
     try:
         wait_for(lambda: any("embedstack serve:" in line for line in lines), 90, "the server to start")
         url = re.search(r" at (http://\S+) ", next(line for line in lines if "embedstack serve:" in line)).group(1)
-        texts = [[f"{i}.{j} {text}" for j, text in enumerate(long_texts(16))] for i in range(4)]
+        # Large enough (about 10,000 tokens each) that all four are still in flight when the fourth arrives, on a
+        # fast many-core machine too.
+        texts = [[f"{i}.{j} {text}" for j, text in enumerate(long_texts(64))] for i in range(4)]
         answers: dict[int, httpx.Response | Exception] = {}
 
         def send(index: int) -> None:

@@ -16,7 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from embedstack._version import __version__
-from embedstack.backends.onnx_export import OPTIMIZED_FILES, QUANTIZED_FILES
+from embedstack.backends.int8_mode import INT8_OPTION
+from embedstack.backends.onnx_optimize import OPTIMIZED_FILES
+from embedstack.backends.onnx_quantize import QUANTIZED_FILES
 from embedstack.cache import EmbeddingStore
 from embedstack.chunking import LONG_INPUT_MODES, ChunkEmbeddings, LongInputs
 from embedstack.chunking.options import DEFAULT_OVERLAP
@@ -44,8 +46,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=backend_names(),
         default="auto",
-        help="auto (default): the folder's ONNX export if it has one and onnxruntime is installed, else plain BERT "
-        "models natively (fast start), else transformers",
+        help="auto (default): of the backends that run the folder exactly (transformers on torch; native for plain "
+        "BERT folders; onnx where the folder holds its export), the one measured fastest on this machine (measured "
+        "once per model and machine, remembered in ~/.cache/embedstack)",
     )
     parser.add_argument(
         "--onnx-file",
@@ -55,7 +58,12 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="quantize the backbone to int8 on CPU at load: faster, nearly the same vectors",
+        help="quantize the backbone to int8 on CPU at load: faster, nearly the same vectors (self-checked)",
+    )
+    parser.add_argument(
+        "--int8-min-cosine",
+        type=float,
+        help="with --int8 or an int8 --onnx-file: the lowest cosine to fp32 the self-check accepts (default 0.99)",
     )
 
 
@@ -101,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a model: modules, dimensions, prompts, similarity")
     info.add_argument("model", nargs="?", help="model folder or Hub id (default: the embedded model)")
     info.add_argument("--trust-remote-code", action="store_true")
-    info.add_argument("--backend", choices=backend_names(), default="torch")
+    info.add_argument("--backend", choices=backend_names(), default="auto")
     info.add_argument("--onnx-file", help="describe the model running this ONNX file of its folder (backend onnx)")
+    info.add_argument("--int8-min-cosine", type=float, help="with an int8 --onnx-file: the self-check's threshold")
 
     export = commands.add_parser("export", help="save a model with its backbone exported (ONNX)")
     export.add_argument("format", choices=["onnx"], help="onnx: onnx/model.onnx beside the saved modules")
@@ -113,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--calibration", type=Path,
         help="texts to calibrate --quantize on: a .txt file (one per line) or .jsonl ('text' field); default: built-in",
+    )  # fmt: skip
+    export.add_argument(
+        "--min-cosine", type=float,
+        help="with --quantize: the lowest cosine to fp32 the self-check accepts on this machine (default 0.99)",
     )  # fmt: skip
     export.add_argument("--trust-remote-code", action="store_true")
 
@@ -178,7 +191,7 @@ def _load_model(args: argparse.Namespace, device: str | None = None) -> Sentence
         **_backend_options(args),
     )
     if getattr(args, "int8", False):
-        model.quantize("int8")
+        model.quantize("int8", min_cosine=getattr(args, "int8_min_cosine", None))
     return model
 
 
@@ -190,9 +203,12 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     if int8:
         return {"backend": "torch"}  # quantize() exports and quantizes the torch backbone
     if onnx_file:
-        if args.command != "info" and args.backend not in ("auto", "onnx"):  # info's --backend defaults to torch
+        if args.backend not in ("auto", "onnx"):
             raise ValueError(f"--onnx-file runs the onnx backend; it cannot be combined with --backend {args.backend}.")
-        return {"backend": "onnx", "model_kwargs": {"file_name": onnx_file}}
+        model_kwargs: dict[str, Any] = {"file_name": onnx_file}
+        if getattr(args, "int8_min_cosine", None) is not None:
+            model_kwargs[INT8_OPTION] = args.int8_min_cosine
+        return {"backend": "onnx", "model_kwargs": model_kwargs}
     return {"backend": args.backend}
 
 
@@ -403,6 +419,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     if message:
         print(f"Message format: {message.get('format', 'auto')}")
     print(f"Backend: {model.get_backend()}")
+    if model.backend_choice is not None:
+        print(f"Backend choice (auto): {model.backend_choice.summary()}")
+    if model.int8_check is not None:
+        print(f"int8: {model.int8_check.summary()}")
     print(f"Similarity function: {model.similarity_fn_name}")
     prompts = {name: text for name, text in model.prompts.items()}
     print(f"Prompts: {json.dumps(prompts, ensure_ascii=False)}")
@@ -434,7 +454,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         resolve_cli_model(args.model), device="cpu", trust_remote_code=args.trust_remote_code, backend="torch"
     )
     texts = None if args.calibration is None else list(iter_texts(args.calibration, "text"))
-    folder = model.export_onnx(args.output, quantize=args.quantize, optimize=args.optimize, calibration_texts=texts)
+    folder = model.export_onnx(
+        args.output, quantize=args.quantize, optimize=args.optimize, calibration_texts=texts, min_cosine=args.min_cosine
+    )
     written = sorted(path.name for path in (folder / "onnx").iterdir())
     print(f"Wrote {folder} with onnx/{', onnx/'.join(written)}", file=sys.stderr)
     return 0

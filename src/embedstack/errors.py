@@ -55,6 +55,10 @@ class BackendOptionError(EmbedstackError, ValueError):
     """A loading option that only another backend reads (e.g. an ONNX ``file_name`` for the torch backend)."""
 
 
+class Int8QualityError(EmbedstackError, ValueError):
+    """An int8 model's vectors are further from the fp32 ones than the threshold allows, on this machine."""
+
+
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" Did you mean: a, b?"`` for the closest candidates, or an empty string."""
     matches = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)

@@ -16,14 +16,20 @@ from typing import Any, Literal, cast
 import torch
 from torch import nn
 
-import embedstack.backends  # noqa: F401  (registers the native backend with Transformer.load)
-from embedstack.backends.onnx import int8_input_module
-from embedstack.backends.onnx_export import export_model
+import embedstack.backends  # noqa: F401  (registers the native and onnx backends with Transformer.load)
+from embedstack.backends.calibration_texts import CALIBRATION_TEXTS
+from embedstack.backends.int8_check import Int8Check
+from embedstack.backends.int8_mode import check_loaded_int8, quantized_module
+from embedstack.backends.onnx_files import ExportOptions, write_onnx_files
+from embedstack.backends.onnx_smooth import check_calibration_texts
+from embedstack.backends.select import BackendChoice
 from embedstack.cache import EmbeddingStore, open_cache
 from embedstack.encoding import EncodeMixin
+from embedstack.engine import EncodePlan, run
 from embedstack.modules.module_io import LoadOptions
 from embedstack.modules.pooling import Pooling
 from embedstack.modules.transformer.module import Transformer
+from embedstack.persistence.atomic import atomic_folder
 from embedstack.persistence.folder import load_folder, save_folder
 from embedstack.persistence.hub import (
     HubOptions,
@@ -36,6 +42,7 @@ from embedstack.persistence.hub import (
 from embedstack.persistence.layout import model_config_dict
 from embedstack.persistence.model_card import ModelCardData, model_card_text
 from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
+from embedstack.stack import ModuleStack
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +70,9 @@ class SentenceTransformer(EncodeMixin):
         similarity_fn_name: "cosine", "dot", "euclidean" or "manhattan".
         truncate_dim: Keep only the first dimensions of each embedding (Matryoshka models).
         backend: "torch" (Hugging Face transformers), "native" (plain BERT encoders without transformers: fast
-            start, same vectors, cannot be saved), or "auto" (native when the folder allows it).
+            start, same vectors, cannot be saved), "onnx" (onnxruntime: the folder's ONNX export, or the file
+            ``model_kwargs={"file_name": ...}`` names), or "auto" (of those that run the folder exactly, the one
+            measured fastest on this machine; the decision is remembered: ``backend_choice`` says what and why).
         cache: A file path (or an :class:`~embedstack.cache.EmbeddingStore`) for a persistent embedding cache:
             encode reads the vectors it already holds for the same model, settings and texts, and stores the rest.
 
@@ -123,6 +132,7 @@ class SentenceTransformer(EncodeMixin):
             warnings.warn("tokenizer_kwargs is deprecated; use processor_kwargs.", FutureWarning, stacklevel=2)
             processor_kwargs = {**tokenizer_kwargs, **(processor_kwargs or {})}
 
+        target_device = device or default_device()
         if model_name_or_path is not None:
             if modules is not None:
                 logger.warning(
@@ -142,11 +152,12 @@ class SentenceTransformer(EncodeMixin):
                 config_kwargs=config_kwargs,
                 backend=backend,
                 resolve_repo=partial(resolve_code_repo, options=hub),
+                device=str(target_device),
             )
             modules = self._load(folder, options, prompt_table)
         super().__init__(_ordered_modules(modules))
         self._cast_to_input_dtype()
-        self.to(device or default_device())
+        self.to(target_device)
         self.prompts = {name: prompt if prompt is not None else "" for name, prompt in prompt_table.items()}
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ValueError(
@@ -156,6 +167,8 @@ class SentenceTransformer(EncodeMixin):
             hook = getattr(module, "on_model_ready", None)
             if callable(hook):
                 hook(self)
+        if model_name_or_path is not None:  # an int8 file is checked against fp32 before it serves a vector
+            check_loaded_int8(self, self._calibration_encoder(None), backend=backend, hf_kwargs=options.hf_kwargs())
 
     def _load(
         self, folder: Path, options: LoadOptions, prompt_table: dict[str, str | None]
@@ -236,6 +249,16 @@ class SentenceTransformer(EncodeMixin):
         """The backend the input module runs on: "torch", "native", ..."""
         return getattr(self.input_module, "backend", "torch")
 
+    @property
+    def backend_choice(self) -> BackendChoice | None:
+        """What ``backend="auto"`` measured and chose for this model, or None when another backend was asked for."""
+        return getattr(self.input_module, "backend_choice", None)
+
+    @property
+    def int8_check(self) -> Int8Check | None:
+        """The int8 self-check of this model's backbone (``quantize``, or an int8 file loaded), or None."""
+        return getattr(self.input_module, "int8_check", None)
+
     def get_embedding_dimension(self) -> int | None:
         """The output width: the last module that knows it, capped at ``truncate_dim``."""
         module: Any  # any nn.Module; its class may define get_embedding_dimension
@@ -279,27 +302,38 @@ class SentenceTransformer(EncodeMixin):
         return model_config_dict(self.prompts, self.default_prompt_name, self.similarity_fn_name, self.truncate_dim)
 
     def quantize(
-        self, mode: Literal["int8"] = "int8", *, calibration_texts: Sequence[str] | None = None
+        self,
+        mode: Literal["int8"] = "int8",
+        *,
+        calibration_texts: Sequence[str] | None = None,
+        min_cosine: float | None = None,
     ) -> SentenceTransformer:
         """Switch the backbone to int8 on CPU (in place): faster encoding, nearly the same vectors.
 
-        The Transformer's backbone is exported to ONNX and quantized with the recipe measured to keep the vectors
-        (SmoothQuant, then int8 weights per output channel with the feed-forward down-projections in fp32; on
-        all-MiniLM-L6-v2 every cosine to the fp32 vector stays >= 0.99 on short and long texts), then run by
-        onnxruntime. On an x86 CPU without VNNI the weights are 7-bit (``qint8_avx2``; 8-bit weights can
-        saturate its 16-bit sums). Needs ``embedstack[onnx]``. A quantized model cannot be saved;
-        ``export_onnx(path, quantize="int8")`` writes the int8 export instead.
+        The Transformer's backbone is exported to ONNX and quantized with the recipe measured fastest on this CPU
+        that keeps the vectors (SmoothQuant, then int8 weights per output channel, with the feed-forward
+        down-projections in fp32): 8-bit weights where the CPU adds int8 products in 32 bits (VNNI, AMX, ARM),
+        7-bit weights rounded with GPTQ where it adds pairs in 16 bits (x86 without VNNI), then run by onnxruntime.
+        Before it serves a vector, the int8 model is compared with fp32 on the calibration texts on this machine
+        (``int8_check``): below ``min_cosine`` it tries the 8-bit recipe (exact everywhere), and if that fails too
+        the model stays fp32 and :class:`~embedstack.errors.Int8QualityError` says why. Needs
+        ``embedstack[onnx]``. A quantized model cannot be saved; ``export_onnx(path, quantize="int8")`` writes an
+        int8 file instead.
 
         Args:
             mode: "int8".
             calibration_texts: Texts like the ones you will encode, to measure each activation channel's range
-                (a few dozen suffice); by default a built-in set of short and long, mostly English texts.
+                and to check the result (a few dozen suffice); by default a built-in set of short and long, mostly
+                English texts.
+            min_cosine: The lowest cosine to the fp32 vectors the self-check accepts (default 0.99).
 
         Example:
             >>> from embedstack.defaults import default_model_path
             >>> model = SentenceTransformer(str(default_model_path()), device="cpu").quantize("int8")
             >>> model.encode(["A cat sits on the mat."]).shape
             (1, 384)
+            >>> model.int8_check.passed
+            True
         """
         if mode != "int8":
             raise ValueError(f"quantize mode {mode!r} is not supported; use 'int8'.")
@@ -308,9 +342,30 @@ class SentenceTransformer(EncodeMixin):
         module = self.input_module
         if not isinstance(module, Transformer) or list(module.modality_config) != ["text"]:
             raise ValueError("int8 mode needs a text Transformer input module (loaded with backend='torch').")
-        self[0] = int8_input_module(module, calibration_texts)
+        texts = None if calibration_texts is None else check_calibration_texts(calibration_texts)
+        encode_with = self._calibration_encoder(texts)
+        self[0] = quantized_module(module, encode_with, calibration_texts=texts, min_cosine=min_cosine)
         self._quantized = mode
         return self
+
+    def _calibration_encoder(self, texts: Sequence[str] | None) -> Callable[[nn.Module], Any]:
+        """A function that encodes ``texts`` with the given input module in place of this model's.
+
+        Through the engine and the rest of the stack: what the int8 self-check runs. ``texts`` defaults to the
+        built-in calibration texts.
+        """
+        inputs = list(CALIBRATION_TEXTS if texts is None else texts)
+
+        def encode_with(module: nn.Module) -> Any:
+            stack = ModuleStack(OrderedDict([("0", module), *list(self.named_children())[1:]]))
+            stack.module_kwargs = self.module_kwargs
+            plan = EncodePlan(device=self.device, prompt=self._resolve_prompt(None, None))
+            with torch.inference_mode():
+                outputs = run(stack, inputs, plan).outputs
+            assert isinstance(outputs, torch.Tensor)  # sentence embeddings of text inputs
+            return outputs.float().numpy()
+
+        return encode_with
 
     def save(
         self,
@@ -386,22 +441,31 @@ class SentenceTransformer(EncodeMixin):
         quantize: str | None = None,
         optimize: str | None = None,
         calibration_texts: Sequence[str] | None = None,
+        min_cosine: float | None = None,
     ) -> Path:
         """Save the model with an ONNX export of its backbone, loadable with ``backend="onnx"``.
 
         Writes ``onnx/model.onnx`` beside the saved modules, and with ``quantize`` an int8 export under
-        sentence-transformers' name for the recipe: "int8" (our measured recipe, written as
-        ``model_qint8_avx512_vnni.onnx``), "qint8_avx512_vnni", "qint8_avx2" or "quint8_avx2"; with ``optimize``
-        ("O1" to "O4", optimum's levels) ``model_O1.onnx`` ... ``model_O4.onnx``. Load one with
-        ``model_kwargs={"file_name": "onnx/<file>"}``. Needs ``embedstack[onnx]``.
+        sentence-transformers' name for the recipe: "int8" (8-bit weights, exact on every CPU; written as
+        ``model_qint8_avx512_vnni.onnx``), "qint8_avx512_vnni" (the same), "qint8_avx2" (7-bit weights: the fast
+        int8 kernels on every CPU, a little coarser) or "quint8_avx2"; with ``optimize`` ("O1" to "O4", optimum's
+        levels) ``model_O1.onnx`` ... ``model_O4.onnx``. Load one with ``model_kwargs={"file_name": "onnx/<file>"}``.
+        The int8 file is checked against fp32 on this machine first (see ``quantize``); if it falls short,
+        :class:`~embedstack.errors.Int8QualityError` is raised and nothing is written. The folder appears whole
+        or not at all. Needs ``embedstack[onnx]``.
 
         Args:
             path: The folder to write.
             quantize: The int8 recipe, or None.
             optimize: The graph optimization level, or None.
             calibration_texts: For ``quantize``: texts like the ones you will encode (see ``quantize``).
+            min_cosine: For ``quantize``: the self-check's threshold (default 0.99).
         """
-        return export_model(self, Path(path), quantize, optimize, calibration_texts)
+        options = ExportOptions(quantize, optimize, calibration_texts, min_cosine).checked()
+        with atomic_folder(path) as staging:
+            self.save(str(staging))
+            write_onnx_files(self, staging, options, self._calibration_encoder(options.calibration_texts))
+        return Path(path)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
         """Turn on gradient checkpointing in every Hugging Face backbone of the model (for training)."""

@@ -20,7 +20,7 @@ from embedstack.fileio import read_json
 from embedstack.inputs import Modality
 from embedstack.modules.base import InputModule
 from embedstack.modules.transformer.config import CONFIG_FILE_NAMES, TEXT_MODALITY_CONFIG, normalize_file_config
-from embedstack.modules.transformer.support import split_text_inputs
+from embedstack.modules.transformer.support import position_limit, split_text_inputs
 from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
 
 if TYPE_CHECKING:
@@ -102,7 +102,9 @@ class NativeTransformer(InputModule):
             self._tokenizer.normalizer = Sequence(parts)
         limit = module_config.get("max_seq_length")
         if limit is None:
-            limit = min(int(tokenizer_config.get("model_max_length", _VERY_LARGE)), config["max_position_embeddings"])
+            limit = min(
+                int(tokenizer_config.get("model_max_length", _VERY_LARGE)), position_limit(config) or _VERY_LARGE
+            )
         self.max_seq_length = int(limit)
         pad_token = tokenizer_config.get("pad_token", "[PAD]")
         pad_token = pad_token.get("content") if isinstance(pad_token, dict) else pad_token

@@ -28,26 +28,21 @@ from embedstack.chunking.tokens import (
 from embedstack.engine.batching import longest_first, token_budget_batches
 from embedstack.engine.runner import EncodePlan, pass_budget
 from embedstack.modules.pooling import Pooling
+from embedstack.modules.transformer.support import position_limit
 from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
 
 _SPAN_POOLING = {"mean", "max", "mean_sqrt_len_tokens"}  # modes that pool whatever tokens the mask keeps
 _DOCUMENTS_PER_GROUP = 32
-_POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "bart", "ibert"}
 
 
 def backbone_window(input_module: Any) -> int:
     """Tokens the backbone takes in one pass: its position table (less RoBERTa's padding offset)."""
-    config = getattr(input_module, "config", None)
-    read = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
-    positions = read("max_position_embeddings")
-    if not isinstance(positions, int) or positions < 1:
+    positions = position_limit(getattr(input_module, "config", None) or {})
+    if positions is None:
         raise ValueError(
             f"Late chunking needs the backbone's max_position_embeddings; {type(input_module).__name__}'s config "
             "has none. Pass LongInputs(mode='late', late_window=N)."
         )
-    pad_token_id = read("pad_token_id")
-    if read("model_type") in _POSITION_OFFSET_TYPES and isinstance(pad_token_id, int):
-        positions -= pad_token_id + 1
     return min(positions, 8192)
 
 

@@ -34,6 +34,7 @@ class LoadOptions:
         backend: "torch", "native", "auto", or another registered backend (modules/transformer/backends.py).
         resolve_repo: Turns a Hub repository id into a local folder of its code files, with the model's Hub
             options; None where no Hub may be reached.
+        device: The device the model will run on, when known ("auto" measures backends only for the CPU).
     """
 
     trust_remote_code: bool = False
@@ -42,6 +43,7 @@ class LoadOptions:
     config_kwargs: dict[str, Any] | None = None
     backend: str = "torch"
     resolve_repo: RepoResolver | None = None
+    device: str | None = None
 
     def hf_kwargs(self) -> dict[str, dict[str, Any] | None]:
         """The caller's Hugging Face kwargs dicts, by name."""

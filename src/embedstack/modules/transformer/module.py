@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -12,7 +13,7 @@ import torch
 from embedstack.errors import BackendOptionError, UnsupportedModalityError
 from embedstack.inputs import Modality
 from embedstack.modules.base import InputModule, check_feature_name, module_dir
-from embedstack.modules.transformer.backends import EXPORTED_FILE_OPTIONS, backend_module
+from embedstack.modules.transformer.backends import EXPORTED_FILE_OPTIONS, auto_module, backend_module
 from embedstack.modules.transformer.config import (
     CONFIG_FILE_NAMES,
     init_kwargs_from_file,
@@ -27,6 +28,7 @@ from embedstack.modules.transformer.multimodal import (
 )
 from embedstack.modules.transformer.support import (
     add_lowercase,
+    cap_to_positions,
     check_tokenizer_vocabulary,
     join_modality,
     load_processor,
@@ -351,9 +353,33 @@ class Transformer(TextTokenizing, InputModule):
             "processor_kwargs": processor_kwargs,
             "config_kwargs": config_kwargs,
         }
-        alternative = backend_module(folder, backend, caller_kwargs)
-        if alternative is not None:
-            return alternative
+
+        def build_torch() -> Transformer:
+            torch_kwargs = caller_kwargs
+            if backend == "auto":  # the exported-file options are for the other candidates
+                kept = {k: v for k, v in (model_kwargs or {}).items() if k not in EXPORTED_FILE_OPTIONS}
+                torch_kwargs = {**caller_kwargs, "model_kwargs": kept or None}
+            return cls._load_torch(folder, backend, torch_kwargs, trust_remote_code, init_defaults)
+
+        device = getattr(kwargs.get("load_options"), "device", None)
+        if backend == "auto" and (device is None or str(device).startswith("cpu")):
+            return auto_module(folder, caller_kwargs, build_torch)  # measured on this CPU (backends/select.py)
+        if backend == "auto" and not set(model_kwargs or {}) & EXPORTED_FILE_OPTIONS:
+            return build_torch()  # on a GPU: the other backends run on the CPU
+        alternative = backend_module(folder, "onnx" if backend == "auto" else backend, caller_kwargs)
+        return alternative if alternative is not None else build_torch()
+
+    @classmethod
+    def _load_torch(
+        cls,
+        folder: Path,
+        backend: str,
+        caller_kwargs: dict[str, Any],
+        trust_remote_code: bool,
+        init_defaults: dict[str, Any] | None,
+    ) -> Transformer:
+        """The Transformer module itself (Hugging Face transformers on torch) for ``folder``."""
+        model_kwargs = caller_kwargs["model_kwargs"]
         exported_only = sorted(set(model_kwargs or {}) & EXPORTED_FILE_OPTIONS)
         if exported_only:
             wanted = (model_kwargs or {}).get("file_name") or "the ONNX export"
@@ -375,9 +401,8 @@ class Transformer(TextTokenizing, InputModule):
         tokenizer = self.tokenizer
         if tokenizer is None:
             return
-        limit = getattr(self.config, "max_position_embeddings", None)
-        if "model_max_length" not in processor_kwargs and isinstance(limit, int) and limit > 0:
-            tokenizer.model_max_length = min(tokenizer.model_max_length, limit)
+        if "model_max_length" not in processor_kwargs:
+            cap_to_positions(tokenizer, self.config)
         if do_lower_case:
             add_lowercase(tokenizer)
 

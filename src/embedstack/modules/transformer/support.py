@@ -88,6 +88,35 @@ def check_tokenizer_vocabulary(tokenizer: Any, config: Any, path: str) -> None:
         )
 
 
+# Backbones that number positions from padding_idx + 1, so the position table holds pad_token_id + 1 fewer tokens.
+_POSITION_OFFSET_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "ibert", "data2vec-text"}
+)
+
+
+def position_limit(config: Any) -> int | None:
+    """How many tokens the backbone's position table takes, or None when its config does not say.
+
+    ``max_position_embeddings``, less the offset of backbones that number positions from ``padding_idx + 1``
+    (RoBERTa, XLM-R, MPNet, ...: 514 positions hold 512 tokens). ``config`` is a Hugging Face config or a dict.
+    """
+    read = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
+    positions = read("max_position_embeddings")
+    if not isinstance(positions, int) or positions < 1:
+        return None
+    pad_token_id = read("pad_token_id")
+    if read("model_type") in _POSITION_OFFSET_TYPES and isinstance(pad_token_id, int):
+        positions -= pad_token_id + 1
+    return positions
+
+
+def cap_to_positions(tokenizer: Any, config: Any) -> None:
+    """Lower ``tokenizer.model_max_length`` to what the backbone's position table takes."""
+    limit = position_limit(config)
+    if limit is not None:
+        tokenizer.model_max_length = min(tokenizer.model_max_length, limit)
+
+
 def add_lowercase(tokenizer: Any) -> None:
     """Make ``tokenizer`` lowercase its inputs (a no-op when its normalizer already does)."""
     from tokenizers.normalizers import Lowercase, Sequence
