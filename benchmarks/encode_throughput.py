@@ -37,16 +37,19 @@ from embedstack.engine.batching import longest_first, token_budget_batches
 BATCH_SIZE = 32
 
 
-def matmul_peak_gflops(size: int = 2048, reps: int = 10) -> float:
-    """Best of three timings of a square fp32 matmul."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_gflops(size: int = 2048, reps: int = 10, device: str = "cpu") -> float:
+    """Best of three timings of a square fp32 matmul on ``device``."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(2):
         a @ b
     best = 0.0
     for _ in range(3):
+        sync()
         start = time.perf_counter()
         for _ in range(reps):
             a @ b
+        sync()
         best = max(best, 2 * size**3 * reps / (time.perf_counter() - start) / 1e9)
     return best
 
@@ -133,6 +136,7 @@ def main() -> None:
     parser.add_argument("--corpus", choices=[*CORPORA, "all"], default="all")
     parser.add_argument("--int8", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU run (fp32; --int8 is CPU only)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
@@ -143,10 +147,10 @@ def main() -> None:
     from embedstack import SentenceTransformer
 
     path = str(default_model_path())
-    reference = Reference(path, device="cpu")
+    reference = Reference(path, device=args.device)
     systems = {
-        "embedstack": SentenceTransformer(path, device="cpu"),
-        "embedstack native": SentenceTransformer(path, device="cpu", backend="native"),
+        "embedstack": SentenceTransformer(path, device=args.device),
+        "embedstack native": SentenceTransformer(path, device=args.device, backend="native"),
     }
     if args.int8:
         exported = SentenceTransformer(path, device="cpu").export_onnx(
@@ -161,12 +165,14 @@ def main() -> None:
         print(f"auto: {systems['auto'].backend_choice.summary()}")
         print(f"int8: {systems['int8'].int8_check.summary()}")
         print(f"int8 file: {systems['int8 file'].int8_check.summary()}")
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(device=args.device)
     import sentence_transformers
     import transformers
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads")
     print(f"CPU flags: {cpu_flags()}")
+    if args.device != "cpu":
+        print(f"device: {torch.cuda.get_device_name(args.device)}, fp32 peak below is that device's (TF32 off)")
     print(
         f"versions: embedstack {embedstack.__version__}, sentence-transformers {sentence_transformers.__version__}, "
         f"transformers {transformers.__version__}, torch {torch.__version__}"

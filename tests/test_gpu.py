@@ -34,3 +34,10 @@ def test_half_precision_keeps_quality(minilm_path, dtype):
     assert half.dtype == np.float32 if dtype == torch.bfloat16 else half.dtype in (np.float16, np.float32)
     cosine = (full * half.astype(np.float32)).sum(1)
     assert cosine.min() > 0.995
+
+
+def test_auto_on_a_gpu_takes_torch_and_measures_nothing(minilm_path):
+    from embedstack import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_path), device="cuda", backend="auto")
+    assert model.get_backend() == "torch" and model.backend_choice is None and model.device.type == "cuda"
