@@ -1,4 +1,4 @@
-"""Long documents: retrieval quality of long_inputs "truncate", "chunk" and "late" with all-MiniLM-L6-v2.
+"""Long documents: retrieval quality of long_inputs "truncate", "pool" and "late" with all-MiniLM-L6-v2.
 
     .venv/bin/python benchmarks/long_inputs.py               # the proxy set below, every mode
     .venv/bin/python benchmarks/long_inputs.py --max-seq-length 128   # a 128-token window: many more long docs
@@ -10,7 +10,7 @@ runs the same comparison with a 128-token window over many more); each query is 
 the window in its document (taken out of the document, so the match is on meaning, not on a copy); the
 document it came from is the one relevant answer. The judgement is that provenance, not a human's. Scores: nDCG@10
 and recall@10 over the same corpus and queries for each mode, and the same with each document's chunk vectors
-searched separately (a document scores its best chunk) for "chunks" and "late".
+searched separately (a document scores its best chunk) for "split" and "late".
 """
 
 from __future__ import annotations
@@ -87,9 +87,9 @@ def main() -> None:
     done: dict[LongInputs, tuple] = {}
     for name, options in [
         ("truncate", LongInputs("truncate")),
-        ("chunk (mean, overlap 32)", LongInputs("chunk")),
-        ("chunk (max, overlap 32)", LongInputs("chunk", pooling="max")),
-        ("chunks (best chunk)", LongInputs("chunks")),
+        ("pool (mean, overlap 32)", LongInputs("pool")),
+        ("pool (max, overlap 32)", LongInputs("pool", pooling="max")),
+        ("split (best chunk)", LongInputs("split")),
         ("late (mean of chunks)", LongInputs("late")),
         ("late (best chunk)", LongInputs("late")),
     ]:

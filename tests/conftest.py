@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-# One compute thread per test process (and per CLI subprocess, through OMP_NUM_THREADS). On the shared 2-core test
-# machine a second intra-op thread waits on a busy core at every parallel op: with another test run going, the tiny
-# backbones' tests ran 5-30x slower and even MiniLM encodes about 2x slower than with one thread. On an idle machine
-# EMBEDSTACK_TEST_THREADS=2 is somewhat faster for the MiniLM parity tests.
+# Compute threads per test process (and per CLI subprocess, through OMP_NUM_THREADS): 1 by default, 2 from
+# scripts/test.sh (EMBEDSTACK_TEST_THREADS). On an idle 2-core machine 2 threads run the MiniLM tests ~15% faster; on
+# one shared with another test run a second intra-op thread waits on a busy core at every parallel op (the tiny
+# backbones' tests ran 5-30x slower, MiniLM encodes about 2x slower than with one thread).
 TEST_THREADS = max(1, int(os.environ.get("EMBEDSTACK_TEST_THREADS", "1")))
 os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
 
@@ -28,6 +28,15 @@ def minilm(minilm_path):
     from embedstack import SentenceTransformer
 
     return SentenceTransformer(str(minilm_path), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm_pool(minilm):
+    """Two CPU worker processes holding MiniLM (the multi-process pool), started once: each start costs ~15 s."""
+    pool = minilm.start_multi_process_pool(["cpu", "cpu"])
+    yield pool
+    minilm.stop_multi_process_pool(pool)
+    assert not any(process.is_alive() for process in pool["processes"]), "stop_multi_process_pool left workers"
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +70,11 @@ def stack_folder(tmp_path_factory, tiny_bert_path):
     modules = [Transformer(str(tiny_bert_path)), Pooling(32), Dense(32, 8), Normalize()]
     SentenceTransformer(modules=modules, device="cpu").save(str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def minilm_int8(minilm, tmp_path_factory):
+    """all-MiniLM-L6-v2 exported to ONNX with its 8-bit int8 file (checked on this machine while exporting): the
+    fp32 ``onnx/model.onnx`` and ``onnx/model_qint8_avx512_vnni.onnx``. Exported once per session, shared by the
+    backend tests (copy it before changing it)."""
+    return minilm.export_onnx(tmp_path_factory.mktemp("minilm-int8") / "minilm", quantize="int8")

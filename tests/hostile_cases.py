@@ -1,6 +1,6 @@
 """Hostile and damaged model folders: each case mutates a good folder; loading must raise the named error.
 
-Used by tests/test_hostile_folders.py; ``python tests/hostile_cases.py`` prints the table of what a user sees.
+Used by tests/persistence/test_hostile_folders.py; ``python tests/hostile_cases.py`` prints what a user sees.
 """
 
 from __future__ import annotations

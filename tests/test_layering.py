@@ -1,8 +1,12 @@
 """The package's layering, checked from the source: no import cycle, no function-level imports of our own
-modules, and every import pointing down the layers
+modules, every import pointing down the layers, and every module of the package in exactly one named layer
 
-    errors <- fileio / inputs / remote_code / engine / similarity / quantization <- registry <- modules
-    <- backends <- persistence <- encoding / stack / model <- cli / evaluation / the package's lazy __init__
+    errors <- io helpers (fileio, inputs, prompts, remote_code, engine, similarity, maxsim, quantization, util,
+    defaults, corpus, shards) <- registry <- modules <- backends <- persistence <- stack / encode_io / chunking / cache
+    <- base / encode_paths <- encoding / model / evaluation <- cli / server / ray <- the package's lazy __init__
+
+A new package or top-level module must be added to LAYERS (the root package matches only itself, so nothing
+lands in a layer by default).
 """
 
 from __future__ import annotations
@@ -14,17 +18,22 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "embedstack"
+ROOT = "embedstack"
 
-# Lowest first; a module may import modules of its own layer or of lower ones. Prefixes match dotted names.
+# Lowest first; a module may import modules of its own layer or of lower ones. Each entry names a top-level
+# module or package of embedstack (its submodules included); ROOT matches the package's __init__ alone.
 LAYERS: list[tuple[str, ...]] = [
     ("embedstack._version", "embedstack.errors"),
     (
         "embedstack.fileio",
         "embedstack.inputs",
+        "embedstack.prompts",
         "embedstack.remote_code",
         "embedstack.engine",
         "embedstack.similarity",
+        "embedstack.maxsim",
         "embedstack.quantization",
+        "embedstack.util",
         "embedstack.defaults",
         "embedstack.corpus",
         "embedstack.shards",
@@ -34,8 +43,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("embedstack.backends",),
     ("embedstack.persistence",),
     ("embedstack.stack", "embedstack.encode_io", "embedstack.chunking", "embedstack.cache"),
+    ("embedstack.base", "embedstack.encode_paths"),
     ("embedstack.encoding", "embedstack.model", "embedstack.evaluation"),
-    ("embedstack.cli", "embedstack"),
+    ("embedstack.cli", "embedstack.server", "embedstack.ray"),
+    (ROOT,),
 ]
 # Optional extras may be imported inside functions (they are not ours); nothing else of ours may.
 OPTIONAL_SUBPACKAGES: tuple[str, ...] = ()
@@ -48,14 +59,16 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def layer_of(name: str) -> int:
-    best, best_length = -1, -1
-    for index, prefixes in enumerate(LAYERS):
-        for prefix in prefixes:
-            if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best_length:
-                best, best_length = index, len(prefix)
-    assert best >= 0, f"{name} is in no layer; add it to LAYERS"
-    return best
+def layer_of_entry(name: str, entry: str) -> bool:
+    """Whether LAYERS' ``entry`` holds module ``name`` (the root entry holds only the root)."""
+    return name == entry or (entry != ROOT and name.startswith(entry + "."))
+
+
+def layer_of(name: str, layers: list[tuple[str, ...]] = LAYERS) -> int:
+    """The layer of module ``name``; an AssertionError when no entry of ``layers`` holds it."""
+    found = [index for index, entries in enumerate(layers) for entry in entries if layer_of_entry(name, entry)]
+    assert len(found) == 1, f"{name} is in {len(found)} layers; add it to exactly one in LAYERS"
+    return found[0]
 
 
 def resolve(node: ast.ImportFrom | ast.Import, current: str, is_package: bool) -> list[str]:
@@ -165,3 +178,25 @@ def test_imports_point_down_the_layers():
 )
 def test_the_cycle_finder_finds_cycles(graph, expected):
     assert find_cycle(graph) == expected
+
+
+def test_every_module_is_in_exactly_one_layer():
+    graph, _ = scan()
+    for name in graph:
+        layer_of(name)  # raises for a module no entry holds
+
+
+def test_every_layer_entry_names_something_that_exists():
+    graph, _ = scan()
+    missing = [entry for entries in LAYERS for entry in entries if not any(layer_of_entry(n, entry) for n in graph)]
+    assert missing == []
+
+
+def test_a_new_unlisted_package_is_in_no_layer():
+    # The test of the test: the root entry must not swallow a new package, so its assert fires.
+    with pytest.raises(AssertionError, match="embedstack.newkind is in 0 layers"):
+        layer_of("embedstack.newkind")
+    with pytest.raises(AssertionError, match="embedstack.newkind.model is in 0 layers"):
+        layer_of("embedstack.newkind.model")
+    assert layer_of("embedstack") == len(LAYERS) - 1
+    assert layer_of("embedstack.server.app") == layer_of("embedstack.cli")

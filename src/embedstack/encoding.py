@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import logging
 import warnings
 from collections.abc import Iterable, Iterator
@@ -12,20 +10,13 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import torch
 
-from embedstack.cache import EmbeddingStore, cached_run
-from embedstack.chunking import ChunkEmbeddings, LongInputMode, LongInputs, encode_long
-from embedstack.encode_io import (
-    as_batch,
-    checked_options,
-    convert_output,
-    is_singular_input,
-    progress,
-    windows,
-)
-from embedstack.engine import EncodePlan, limit_cpu_threads, run, stream
-from embedstack.engine.processes import Pool, encode_with_pool, start_pool, stop_pool
-from embedstack.engine.runner import EncodeResult, EncodeStats
-from embedstack.inputs import BatchKinds, Modality
+from embedstack import encode_paths
+from embedstack.cache import EmbeddingStore
+from embedstack.chunking import LongInputMode, LongInputs
+from embedstack.encode_io import as_batch, checked_options, convert_output, is_singular_input, progress, windows
+from embedstack.engine import EncodePlan, limit_cpu_threads, stream
+from embedstack.engine.processes import Pool, start_pool, stop_pool
+from embedstack.prompts import task_prompt_name
 from embedstack.quantization import Precision, quantize_embeddings
 from embedstack.similarity import SimilarityFunction
 from embedstack.stack import ModuleStack
@@ -35,7 +26,6 @@ logger = logging.getLogger(__name__)
 # What encode returns: an array (the default), a tensor, a list of tensors or of per-input feature dicts, or
 # for a single input with output_value=None its feature dict.
 EncodeOutput = np.ndarray | torch.Tensor | list[Any] | dict[str, Any]
-_DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 
 
 class EncodeMixin(ModuleStack):
@@ -59,6 +49,9 @@ class EncodeMixin(ModuleStack):
         @property
         def device(self) -> torch.device:
             """The device the model runs on."""
+
+        def _resolve_prompt(self, prompt: str | None, prompt_name: str | None, task: str | None = None) -> str | None:
+            """The prompt text a call uses (see :mod:`embedstack.prompts`)."""
 
     @staticmethod
     def is_singular_input(inputs: Any) -> bool:
@@ -183,13 +176,13 @@ class EncodeMixin(ModuleStack):
                 activations would spill out of the CPU caches; see ``embedstack.engine.pass_size``), 16,384 on
                 a GPU.
             long_inputs: What happens to texts longer than ``max_seq_length``: "truncate" (the default; counted
-                in a warning), "chunk" (overlapping windows, pooled into one vector), "chunks" or "late" (one vector
+                in a warning), "pool" (overlapping windows, pooled into one vector), "split" or "late" (one vector
                 per chunk: a list of :class:`~embedstack.chunking.ChunkEmbeddings`), or a
                 :class:`~embedstack.chunking.LongInputs` for the stride, pooling and late-chunking settings.
             **kwargs: Keyword arguments routed to module ``forward`` methods (see ``get_model_kwargs``).
 
         Returns:
-            An (N, D) array by default, (D,) for a single string; with ``long_inputs`` "chunks" or "late", a list of
+            An (N, D) array by default, (D,) for a single string; with ``long_inputs`` "split" or "late", a list of
             ChunkEmbeddings (one ChunkEmbeddings for a single string).
 
         Example:
@@ -215,12 +208,15 @@ class EncodeMixin(ModuleStack):
         if isinstance(device, (list, tuple)) and not inputs:
             device = None  # nothing to spread over processes
         if inputs and (pool is not None or isinstance(device, (list, tuple))):
-            worker_kwargs = dict(
+            # The workers return float32; quantizing here takes the ranges from the whole input, as in one process.
+            worker_options = dict(
                 prompt_name=prompt_name, prompt=prompt, batch_size=batch_size, output_value=output_value,
-                precision=precision, normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
-                max_batch_tokens=max_batch_tokens, long_inputs=long_inputs, **kwargs,
+                precision="float32", normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
+                max_batch_tokens=max_batch_tokens, long_inputs=long_inputs, chunk_size=chunk_size, **kwargs,
             )  # fmt: skip
-            pooled = self._encode_on_processes(inputs, pool, device, chunk_size, worker_kwargs)
+            pooled = encode_paths.on_processes(self, inputs, pool, device, worker_options)
+            if precision != "float32":
+                pooled = quantize_embeddings(pooled, precision=precision)
             pooled = convert_output(pooled, convert_to_tensor, convert_to_numpy, torch.device("cpu"))
             return pooled[0] if singular else pooled
         kinds = self.classify_inputs(inputs) if inputs else None  # each input's modality, decided once
@@ -238,14 +234,12 @@ class EncodeMixin(ModuleStack):
         )
         with progress(show_progress_bar, len(inputs)) as plan.progress:
             if long.per_chunk:
-                chunked = encode_long(self, inputs, long, plan)
-                return _per_chunk_output(chunked, precision, singular)
-            result = self._compute(inputs, plan, kinds, long)
-        self._report_truncation(int(result.truncated.sum()), len(inputs))
-        embeddings: torch.Tensor | np.ndarray | list[Any] = result.outputs
-        if len(inputs) and precision != "float32":
-            embeddings = quantize_embeddings(embeddings, precision=precision)
-        embeddings = convert_output(embeddings, convert_to_tensor, convert_to_numpy, self.device)
+                chunked = encode_paths.per_chunk(self, inputs, long, plan, precision)
+                return chunked[0] if singular else chunked
+            result = encode_paths.computed(self, inputs, plan, kinds, long, self.embedding_cache)
+        embeddings = encode_paths.finished(
+            self, result, precision, to_tensor=convert_to_tensor, to_numpy=convert_to_numpy
+        )
         return embeddings[0] if singular else embeddings
 
     @torch.inference_mode()
@@ -270,7 +264,7 @@ class EncodeMixin(ModuleStack):
         Memory stays bounded by ``window_size`` inputs, however long the stream: each window is deduplicated,
         tokenized (the next one in a background thread while the model runs), batched by token length and
         encoded. Use it for corpora that do not fit in memory. With a cache, or ``long_inputs`` other than
-        "truncate", each window goes through :meth:`encode` (for "chunks" and "late", one ChunkEmbeddings per input).
+        "truncate", each window goes through :meth:`encode` (for "split" and "late", one ChunkEmbeddings per input).
 
         Example:
             >>> lines = (f"Sentence number {n}." for n in range(300))  # e.g. the lines of a file, read lazily
@@ -302,11 +296,11 @@ class EncodeMixin(ModuleStack):
                 results = stream(self, inputs, plan, window_size=window_size)
             else:  # images, audio, ...: each window is checked and split by modality, as in encode()
                 chunks = windows(inputs, window_size)
-                results = (self._run(window, plan, self.classify_inputs(window)) for window in chunks)
+                results = (encode_paths.by_modality(self, w, plan, self.classify_inputs(w)) for w in chunks)
             for result in results:
                 seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
                 yield from result.embeddings.float().numpy()
-        self._report_truncation(cut, seen)
+        encode_paths.report_truncation(self, cut, seen)
 
     def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Pool:
         """Start worker processes that each hold a copy of the model.
@@ -321,30 +315,12 @@ class EncodeMixin(ModuleStack):
         """Stop the workers of ``pool``."""
         stop_pool(pool)
 
-    def _encode_on_processes(
-        self,
-        inputs: list[Any],
-        pool: Pool | None,
-        devices: Any,
-        chunk_size: int | None,
-        worker_kwargs: dict[str, Any],
-    ) -> Any:
-        if LongInputs.of(worker_kwargs.get("long_inputs")).per_chunk:
-            raise ValueError("long_inputs 'chunks' and 'late' run in this process; leave out pool and device lists.")
-        if pool is not None:
-            return encode_with_pool(pool, inputs, chunk_size, worker_kwargs)
-        own = start_pool(self, devices)
-        try:
-            return encode_with_pool(own, inputs, chunk_size, worker_kwargs)
-        finally:
-            stop_pool(own)
-
     def encode_query(
         self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
     ) -> EncodeOutput:
         """Encode search queries: uses the "query" prompt (when neither prompt nor prompt_name is given)."""
-        if prompt_name is None and prompt is None and "query" in self.prompts:
-            prompt_name = "query"
+        if prompt_name is None and prompt is None:
+            prompt_name = task_prompt_name(self.prompts, "query")
         return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
 
     def encode_document(
@@ -352,7 +328,7 @@ class EncodeMixin(ModuleStack):
     ) -> EncodeOutput:
         """Encode documents: uses the first of the "document", "passage", "corpus" prompts."""
         if prompt_name is None and prompt is None:
-            prompt_name = next((name for name in _DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
+            prompt_name = task_prompt_name(self.prompts, "document")
         return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
@@ -387,61 +363,7 @@ class EncodeMixin(ModuleStack):
                     flags[start : start + batch_size] = found.numpy()
         return flags[0] if singular else flags
 
-    # ----- helpers ----------------------------------------------------------------------------------------
-    def _compute(self, inputs: list[Any], plan: EncodePlan, kinds: BatchKinds | None, long: LongInputs) -> EncodeResult:
-        """Run ``inputs`` (long inputs as ``long`` says), through the embedding cache when the model has one."""
-
-        def compute(items: list[Any]) -> EncodeResult:
-            if long.mode == "chunk":
-                outputs = encode_long(self, items, long, plan)
-                return EncodeResult(outputs, np.zeros(len(items), dtype=bool), EncodeStats(inputs=len(items)))
-            return self._run(items, plan, kinds if items is inputs else self.classify_inputs(items))
-
-        if self.embedding_cache is None or not inputs:
-            return compute(inputs)
-        return cached_run(self, self.embedding_cache, inputs, plan, long.cache_key(), compute)
-
-    def _run(self, inputs: list[Any], plan: EncodePlan, kinds: BatchKinds | None) -> EncodeResult:
-        """Run ``inputs`` whose modalities ``kinds`` holds.
-
-        One pass, or one per modality when the model takes each kind but not a mix (a CLIP model takes texts and
-        images, not both in one batch).
-        """
-        if kinds is None or kinds.groups is None:
-            return run(self, inputs, self._for_modality(plan, kinds.modality if kinds else None))
-        truncated = np.zeros(len(inputs), dtype=bool)
-        outputs: list[Any] = [None] * len(inputs)
-        stats = EncodeStats()
-        for modality, positions in kinds.groups.items():
-            result = run(self, [inputs[i] for i in positions], self._for_modality(plan, modality))
-            truncated[positions] = result.truncated
-            for position, output in zip(positions, result.outputs):
-                outputs[position] = output
-            stats.inputs += result.stats.inputs
-        if plan.output_value == "sentence_embedding":
-            return EncodeResult(torch.stack(outputs), truncated, stats)
-        return EncodeResult(outputs, truncated, stats)
-
-    def _for_modality(self, plan: EncodePlan, modality: Modality | None) -> EncodePlan:
-        """``plan`` telling the input module the modality already decided, when its preprocess takes one."""
-        preprocess = getattr(self.input_module, "preprocess", None)
-        if modality is None or preprocess is None or "modality" not in inspect.signature(preprocess).parameters:
-            return plan
-        return dataclasses.replace(plan, preprocess_kwargs={**plan.preprocess_kwargs, "modality": modality})
-
-    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
-        if prompt is not None:
-            if prompt_name is not None:
-                logger.warning("Both prompt and prompt_name were given; prompt_name %r is ignored.", prompt_name)
-            return prompt
-        if prompt_name is not None:
-            if prompt_name not in self.prompts:
-                raise ValueError(f"Prompt name {prompt_name!r} is not one of the model's prompts {list(self.prompts)}.")
-            return self.prompts[prompt_name]
-        if self.default_prompt_name is not None:
-            return self.prompts.get(self.default_prompt_name)
-        return None
-
+    # ----- helpers ---------------------------------------------------------------------------------------
     def _plan(self, *, device: str | torch.device | None, **fields: Any) -> EncodePlan:
         if device is not None and torch.device(device) != self.device:
             self.to(device)
@@ -449,22 +371,3 @@ class EncodeMixin(ModuleStack):
             limit_cpu_threads()
         self.eval()
         return EncodePlan(device=self.device, **fields)
-
-    def _report_truncation(self, count: int, total: int) -> None:
-        if count:
-            logger.warning(
-                "%d of %d inputs were longer than max_seq_length=%s tokens and were truncated. "
-                "model.truncated(inputs) tells which; raise model.max_seq_length if the model allows it.",
-                count,
-                total,
-                self.max_seq_length,
-            )
-
-
-def _per_chunk_output(chunked: Any, precision: Precision, singular: bool) -> Any:
-    """The ChunkEmbeddings of each input, their vectors quantized to ``precision`` over the whole call."""
-    if precision != "float32" and chunked:
-        flat = quantize_embeddings(np.concatenate([item.embeddings for item in chunked]), precision=precision)
-        bounds = np.cumsum([0] + [len(item) for item in chunked])
-        chunked = [ChunkEmbeddings(flat[a:b], item.spans) for item, a, b in zip(chunked, bounds, bounds[1:])]
-    return chunked[0] if singular else chunked

@@ -59,6 +59,10 @@ class Int8QualityError(EmbedstackError, ValueError):
     """An int8 model's vectors are further from the fp32 ones than the threshold allows, on this machine."""
 
 
+class UnknownPromptError(EmbedstackError, ValueError):
+    """A prompt name that is not one of the model's prompts."""
+
+
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" Did you mean: a, b?"`` for the closest candidates, or an empty string."""
     matches = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)

@@ -23,11 +23,11 @@ _MEDIA_EXTENSIONS = {
     "video": (".mp4", ".avi", ".mov", ".wmv", ".flv", ".mkv"),
     "audio": (".mp3", ".wav", ".ogg", ".flac", ".aac"),
 }
-_VIDEO_HOSTS = ("www.youtube.com", "youtube.com", "youtu.be", "m.youtube.com")
+YOUTUBE_HOSTS = ("www.youtube.com", "youtube.com", "youtu.be", "m.youtube.com")  # a URL on these is a video
 
 
 def format_modality(modality: Modality) -> str:
-    """``("image", "text")`` -> ``"image+text"``."""
+    """``("image", "text")`` -> ``"image+text"``: how messages and ``sentence_bert_config.json`` write it."""
     return "+".join(modality) if isinstance(modality, tuple) else modality
 
 
@@ -53,7 +53,7 @@ def media_kind_of_string(text: str) -> str | None:
         for kind, extensions in _MEDIA_EXTENSIONS.items():
             if path.endswith(extensions):
                 return kind
-        return "video" if parsed.netloc in _VIDEO_HOSTS else None
+        return "video" if parsed.netloc in YOUTUBE_HOSTS else None
     lowered = text.lower()
     for kind, extensions in _MEDIA_EXTENSIONS.items():
         if lowered.endswith(extensions) and os.path.isfile(text):

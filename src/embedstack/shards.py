@@ -173,14 +173,20 @@ def by_shard(tables: Iterable[pa.Table], shard_rows: int) -> Iterator[tuple[int,
         yield shard, (table for _, table in group)
 
 
-def check_skipped(folder: Path, index: int, rows: int) -> None:
-    """A complete shard must hold as many rows as the corpus has for it now."""
+def skip_complete_shard(folder: Path, index: int, rows: int, report: JobReport, progress: Any) -> None:
+    """Count shard ``index``, already complete, as skipped, once it is checked to hold the corpus's ``rows`` for it.
+
+    What both jobs (this process's and the Ray one) do with a shard a previous run wrote.
+    """
     held = pq.read_metadata(folder / shard_name(index)).num_rows
     if held != rows:
         raise JobFolderError(
             f"{folder / shard_name(index)} holds {held} rows, but the corpus now has {rows} for that shard: the "
             "input changed since the shard was written. Write to a new folder, or delete this one to start over."
         )
+    report.skipped += 1
+    if progress is not None:
+        progress.update(rows)
 
 
 def encode_shard(model: Any, tables: Iterable[pa.Table], writer: ShardWriter, precision: str, options: dict) -> None:
@@ -232,11 +238,7 @@ def encode_to_shards(
     report, start = JobReport(), time.perf_counter()
     for index, tables in by_shard(numbered_tables(sources), shard_rows):
         if index in done:
-            rows = sum(table.num_rows for table in tables)
-            check_skipped(folder, index, rows)
-            report.skipped += 1
-            if progress is not None:
-                progress.update(rows)
+            skip_complete_shard(folder, index, sum(table.num_rows for table in tables), report, progress)
             continue
         writer = ShardWriter(folder, index)
         try:

@@ -105,6 +105,27 @@ def pairwise_manhattan_sim(a: Any, b: Any) -> torch.Tensor:
     return -(_dense(to_tensor(a)) - _dense(to_tensor(b))).abs().sum(dim=-1)
 
 
+def pairwise_angle_sim(a: Any, b: Any) -> torch.Tensor:
+    """AnglE similarity of row i of ``a`` with row i of ``b``: ``|cos + sin|`` of the unit rows.
+
+    Dimensions ``k`` and ``k + D/2`` form the complex pairs of the sine term (an odd width gets a zero column), as
+    in sentence-transformers' ``pairwise_angle_sim`` and AnglE (https://huggingface.co/papers/2309.12871).
+    """
+    a, b = _dense(to_tensor(a)), _dense(to_tensor(b))
+    if a.shape[1] % 2:
+        a, b = F.pad(a, (0, 1)), F.pad(b, (0, 1))
+    a, b = F.normalize(a, p=2, dim=1), F.normalize(b, p=2, dim=1)
+    first_a, last_a = torch.chunk(a, 2, dim=1)
+    first_b, last_b = torch.chunk(b, 2, dim=1)
+    sines = (last_a * first_b - first_a * last_b).sum(dim=1)
+    return ((a * b).sum(dim=1) + sines).abs()
+
+
+def pytorch_cos_sim(a: Any, b: Any) -> torch.Tensor:
+    """The old name of :func:`cos_sim`."""
+    return cos_sim(a, b)
+
+
 def _pairwise_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.is_sparse or b.is_sparse:
         product = (a * b) if a.is_sparse else (b * a)

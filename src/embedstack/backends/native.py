@@ -15,13 +15,12 @@ import numpy as np
 import torch
 
 from embedstack.backends.native_bert import NativeBert, supports
+from embedstack.backends.stand_in import TransformerStandIn
+from embedstack.engine.tokenized import TokenizedTexts, pad_batch
 from embedstack.errors import ModelFormatError
 from embedstack.fileio import read_json
-from embedstack.inputs import Modality
-from embedstack.modules.base import InputModule
 from embedstack.modules.transformer.config import CONFIG_FILE_NAMES, TEXT_MODALITY_CONFIG, normalize_file_config
-from embedstack.modules.transformer.support import position_limit, split_text_inputs
-from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
+from embedstack.modules.transformer.support import split_text_inputs
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -75,8 +74,11 @@ def _module_config(folder: Path) -> dict[str, Any] | None:
     return config
 
 
-class NativeTransformer(InputModule):
+class NativeTransformer(TransformerStandIn):
     """Runs a BERT folder like the Transformer module, with ``tokenizers`` and :class:`NativeBert`."""
+
+    backend = "native"
+    exact = True  # the Transformer's vectors, so its repr is the Transformer's
 
     def __init__(
         self,
@@ -88,29 +90,17 @@ class NativeTransformer(InputModule):
     ) -> None:
         super().__init__()
         from tokenizers import Tokenizer
-        from tokenizers.normalizers import Lowercase, Sequence
 
         self.model = encoder
         self.config = config
-        self.transformer_task = "feature-extraction"
-        self.modality_config = {"text": dict(TEXT_MODALITY_CONFIG["text"])}
-        self.module_output_name = "token_embeddings"
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_padding()
-        if module_config.get("do_lower_case") and "Lowercase" not in repr(self._tokenizer.normalizer):
-            parts = [Lowercase()] + ([self._tokenizer.normalizer] if self._tokenizer.normalizer else [])
-            self._tokenizer.normalizer = Sequence(parts)
-        limit = module_config.get("max_seq_length")
-        if limit is None:
-            limit = min(
-                int(tokenizer_config.get("model_max_length", _VERY_LARGE)), position_limit(config) or _VERY_LARGE
-            )
-        self.max_seq_length = int(limit)
+        own_limit = int(tokenizer_config.get("model_max_length", _VERY_LARGE))
+        self.max_seq_length = self.limit_and_case(self._tokenizer, config, module_config, own_limit=own_limit)
         pad_token = tokenizer_config.get("pad_token", "[PAD]")
         pad_token = pad_token.get("content") if isinstance(pad_token, dict) else pad_token
         self.pad_token_id = self._tokenizer.token_to_id(pad_token) if pad_token else 0
         self.special_ids = {i for i, token in self._tokenizer.get_added_tokens_decoder().items() if token.special}
-        self.backend = "native"
 
     @property
     def max_seq_length(self) -> int:
@@ -126,11 +116,6 @@ class NativeTransformer(InputModule):
     def tokenizer(self) -> Tokenizer:
         """The ``tokenizers.Tokenizer`` read from ``tokenizer.json``."""
         return self._tokenizer
-
-    @property
-    def modalities(self) -> list[Modality]:
-        """Text only."""
-        return ["text"]
 
     def get_embedding_dimension(self) -> int:
         """The encoder's hidden size."""
@@ -185,21 +170,14 @@ class NativeTransformer(InputModule):
         features["token_embeddings"] = output.last_hidden_state  # (batch, seq, hidden)
         return features
 
-    def get_config_dict(self) -> dict[str, Any]:
-        """The Transformer module's config for this folder, as ``print(model)`` shows it."""
-        return {
-            "transformer_task": self.transformer_task,
-            "modality_config": self.modality_config,
-            "module_output_name": self.module_output_name,
-        }
-
     def save(self, output_path: str, *args: Any, **kwargs: Any) -> None:
         """Refuse: a native model is saved from the torch backend (``backend='torch'``)."""
         raise ValueError("A model loaded with backend='native' cannot be saved; load it with backend='torch' to save.")
 
-    def __repr__(self) -> str:
-        architecture = (self.config.get("architectures") or ["BertModel"])[0]
-        return f"Transformer({dict(self.get_config_dict(), architecture=architecture)})"
+    @property
+    def architecture(self) -> str:
+        """The backbone class the folder's config names (a BERT)."""
+        return (self.config.get("architectures") or ["BertModel"])[0]
 
 
 __all__ = ["NativeTransformer", "native_input_module"]

@@ -25,13 +25,13 @@ from embedstack.backends.cpu_features import int8_pairs_saturate
 from embedstack.backends.int8_check import Int8Check
 from embedstack.backends.onnx_export import ONNX_FILE, ONNX_FOLDER, OUTPUT_NAME, export_backbone, require_onnx
 from embedstack.backends.onnx_quantize import QUANTIZED_FILES, is_int8_file, quantize_int8
+from embedstack.backends.stand_in import TransformerStandIn
 from embedstack.engine.threads import available_cpus
 from embedstack.errors import MissingExtraError, ModelFormatError
 from embedstack.modules.base import InputModule
-from embedstack.modules.transformer.backends import EXPORTED_FILE_OPTIONS
+from embedstack.modules.transformer.backend_registry import EXPORTED_FILE_OPTIONS
 from embedstack.modules.transformer.config import TEXT_MODALITY_CONFIG
 from embedstack.modules.transformer.module import Transformer
-from embedstack.modules.transformer.support import add_lowercase, cap_to_positions
 from embedstack.modules.transformer.text import TextTokenizing
 
 logger = logging.getLogger(__name__)
@@ -123,10 +123,11 @@ def inference_session(model: Path | bytes, provider: str) -> Any:
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=[provider])
 
 
-class OnnxTransformer(TextTokenizing, InputModule):
+class OnnxTransformer(TextTokenizing, TransformerStandIn):
     """Runs a text Transformer folder with its tokenizer and an ONNX export of its backbone."""
 
     saves_as = Transformer  # saved in the Transformer's layout, so any reader loads it with either backend
+    backend = "onnx"
 
     def __init__(
         self,
@@ -147,22 +148,12 @@ class OnnxTransformer(TextTokenizing, InputModule):
         self.folder, self.onnx_model, self.provider = folder, onnx_model, provider
         self.config = config
         self.processor = tokenizer
-        self.transformer_task = "feature-extraction"
-        self.modality_config = {"text": dict(TEXT_MODALITY_CONFIG["text"])}
-        self.module_output_name = "token_embeddings"
         self.processing_kwargs = dict(settings.get("processing_kwargs") or {})
         self.query_length, self.document_length = settings.get("query_length"), settings.get("document_length")
-        self.do_lower_case = bool(settings.get("do_lower_case", False))
         self._prompt_lengths = {}
-        if settings.get("max_seq_length") is not None:
-            self.tokenizer.model_max_length = int(settings["max_seq_length"])
-        else:
-            cap_to_positions(self.tokenizer, self.config)
-        if self.do_lower_case:
-            add_lowercase(self.tokenizer)
+        self.tokenizer.model_max_length = self.limit_and_case(self.tokenizer, config, settings)
         self.session = inference_session(onnx_model, provider)
         self.input_names = [node.name for node in self.session.get_inputs()]
-        self.backend = "onnx"
         self.int8_check: Int8Check | None = None  # set where an int8 model was checked (int8_mode)
 
     @functools.cached_property
@@ -194,11 +185,6 @@ class OnnxTransformer(TextTokenizing, InputModule):
     def max_seq_length(self, value: int) -> None:
         self.tokenizer.model_max_length = value
 
-    @property
-    def modalities(self) -> list[str | tuple[str, ...]]:
-        """Text only."""
-        return ["text"]
-
     def get_embedding_dimension(self) -> int:
         """The backbone's hidden size."""
         return int(self.config.hidden_size)
@@ -216,14 +202,6 @@ class OnnxTransformer(TextTokenizing, InputModule):
         (hidden,) = self.session.run([OUTPUT_NAME], feed)
         features["token_embeddings"] = torch.from_numpy(hidden)
         return features
-
-    def get_config_dict(self) -> dict[str, Any]:
-        """The Transformer config this module was read from."""
-        return {
-            "transformer_task": self.transformer_task,
-            "modality_config": self.modality_config,
-            "module_output_name": self.module_output_name,
-        }
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """Copy the backbone's files and its ONNX file (under ``onnx/``), and write the module config."""
@@ -246,9 +224,10 @@ class OnnxTransformer(TextTokenizing, InputModule):
             shutil.copyfile(self.onnx_model, target / ONNX_FOLDER / self.onnx_model.name)
         self.save_config(output_path, "sentence_bert_config.json")
 
-    def __repr__(self) -> str:
-        architecture = (getattr(self.config, "architectures", None) or ["?"])[0]
-        return f"Transformer({dict(self.get_config_dict(), architecture=architecture, backend='onnx')})"
+    @property
+    def architecture(self) -> str:
+        """The backbone class the folder's config names."""
+        return (getattr(self.config, "architectures", None) or ["?"])[0]
 
 
 def int8_input_module(transformer: Any, recipe: str, calibration_texts: Sequence[str] | None = None) -> OnnxTransformer:
@@ -262,12 +241,7 @@ def int8_input_module(transformer: Any, recipe: str, calibration_texts: Sequence
         target = Path(staging) / QUANTIZED_FILES[recipe]
         int8 = quantize_int8(exported, target, transformer, recipe, calibration_texts).read_bytes()
     logger.info("Quantized the backbone to int8 with the %s recipe", recipe)
-    settings = {
-        "max_seq_length": transformer.max_seq_length,
-        "processing_kwargs": transformer.processing_kwargs,
-        "query_length": transformer.query_length,
-        "document_length": transformer.document_length,
-    }
+    settings = {**transformer.get_config_dict(), "max_seq_length": transformer.max_seq_length}
     return OnnxTransformer(transformer.tokenizer, transformer.config, int8, settings)
 
 

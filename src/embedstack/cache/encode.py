@@ -3,7 +3,7 @@
 What is cached: the sentence embedding of each text (or text pair), exactly as the engine returned it, before
 ``precision`` quantization (int8/uint8 calibrate on the whole batch, so they are applied to hits and misses
 together afterwards, as without a cache). Not cached: other inputs (images, audio, messages: the call runs as
-without a cache), other ``output_value``s, and the per-chunk outputs of ``long_inputs`` "chunks" and "late".
+without a cache), other ``output_value``s, and the per-chunk outputs of ``long_inputs`` "split" and "late".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Long inputs: truncate (the default), chunk and pool, one vector per chunk, or late chunking.
+"""Long inputs: truncate (the default), pool windows into one vector, split into one vector per chunk, or late chunking.
 
 ``SentenceTransformer.encode(texts, long_inputs=...)`` and ``encode_iter`` reach this package through
 :func:`encode_long`; the options are a :class:`LongInputs` (or just its mode as a string).
@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 
-from embedstack.chunking.chunk import encode_chunked, encode_chunks
+from embedstack.chunking.chunk import encode_pooled, encode_split
 from embedstack.chunking.late import encode_late
 from embedstack.chunking.options import (
+    DEPRECATED_LONG_INPUT_MODES,
     LONG_INPUT_MODES,
     ChunkEmbeddings,
     ChunkPooling,
@@ -24,6 +25,7 @@ from embedstack.engine.runner import EncodePlan
 from embedstack.modules.normalize import Normalize
 
 __all__ = [
+    "DEPRECATED_LONG_INPUT_MODES",
     "LONG_INPUT_MODES",
     "ChunkEmbeddings",
     "ChunkPooling",
@@ -47,7 +49,7 @@ def encode_long(
     """Encode ``inputs`` under a long-input mode other than "truncate".
 
     Returns:
-        An (N, dim) tensor for "chunk", else one :class:`ChunkEmbeddings` per input.
+        An (N, dim) tensor for "pool", else one :class:`ChunkEmbeddings` per input ("split", "late").
     """
     if plan.output_value != "sentence_embedding":
         raise ValueError(f"long_inputs={options.mode!r} gives sentence embeddings; output_value must be left as is.")
@@ -58,9 +60,9 @@ def encode_long(
             "Encode other inputs with long_inputs='truncate'."
         )
     if not inputs:
-        return torch.empty(0) if options.mode == "chunk" else []
-    if options.mode == "chunk":
-        return encode_chunked(model, inputs, options, plan, normalized=outputs_normalized(model, plan))
-    if options.mode == "chunks":
-        return encode_chunks(model, inputs, options, plan)
+        return torch.empty(0) if options.pooled else []
+    if options.pooled:
+        return encode_pooled(model, inputs, options, plan, normalized=outputs_normalized(model, plan))
+    if options.mode == "split":
+        return encode_split(model, inputs, options, plan)
     return encode_late(model, inputs, options, plan)

@@ -17,7 +17,7 @@ from embedstack.chunking.options import ChunkEmbeddings, LongInputs
 from embedstack.chunking.tokens import covering_spans, token_windows, tokenize_whole
 from embedstack.engine.protocol import Encoder
 from embedstack.engine.runner import EncodePlan, Prepared, run_prepared
-from embedstack.modules.transformer.tokenized import TokenizedTexts
+from embedstack.engine.tokenized import TokenizedTexts
 
 
 @dataclass
@@ -37,7 +37,7 @@ def chunk_rows(model: Encoder, texts: list[str], options: LongInputs, plan: Enco
     plain = batcher.tokenize_unpadded(texts, prompt=plan.prompt, **plan.preprocess_kwargs) if batcher else None
     if plain is None:
         raise ValueError(
-            "long_inputs='chunk'/'chunks' needs a text model whose input module tokenizes with a fast tokenizer "
+            "long_inputs='pool'/'split' needs a text model whose input module tokenizes with a fast tokenizer "
             "(a Transformer), inputs that are strings, and no processing_kwargs or max_length. Use "
             "long_inputs='truncate' for this call."
         )
@@ -110,10 +110,10 @@ def pool_chunks(rows: ChunkRows, vectors: torch.Tensor, pooling: str, renormaliz
     return torch.stack(pooled) if pooled else torch.empty(0)
 
 
-def encode_chunked(
+def encode_pooled(
     model: Encoder, texts: list[str], options: LongInputs, plan: EncodePlan, *, normalized: bool
 ) -> torch.Tensor:
-    """Mode "chunk": one vector per input, (N, dim)."""
+    """Mode "pool": one vector per input, (N, dim), pooled from the vectors of its overlapping windows."""
     rows = chunk_rows(model, texts, options, plan)
     vectors = encode_rows(model, rows, plan)
     pooled = pool_chunks(rows, vectors, options.pooling, normalized)
@@ -122,8 +122,8 @@ def encode_chunked(
     return pooled
 
 
-def encode_chunks(model: Encoder, texts: list[str], options: LongInputs, plan: EncodePlan) -> list[ChunkEmbeddings]:
-    """Mode "chunks": per input, the vector and character span of each chunk (one chunk for a short input)."""
+def encode_split(model: Encoder, texts: list[str], options: LongInputs, plan: EncodePlan) -> list[ChunkEmbeddings]:
+    """Mode "split": per input, the vector and character span of each chunk (one chunk for a short input)."""
     rows = chunk_rows(model, texts, options, plan)
     vectors = encode_rows(model, rows, plan).float().numpy()
     if plan.progress is not None:

@@ -27,9 +27,9 @@ from embedstack.chunking.tokens import (
 )
 from embedstack.engine.batching import longest_first, token_budget_batches
 from embedstack.engine.runner import EncodePlan, pass_budget
+from embedstack.engine.tokenized import TokenizedTexts, pad_batch
 from embedstack.modules.pooling import Pooling
 from embedstack.modules.transformer.support import position_limit
-from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
 
 _SPAN_POOLING = {"mean", "max", "mean_sqrt_len_tokens"}  # modes that pool whatever tokens the mask keeps
 _DOCUMENTS_PER_GROUP = 32
@@ -54,7 +54,7 @@ def check_pooling(model: Any) -> Pooling:
         found = f"{type(pooling).__name__}({getattr(pooling, 'pooling_mode', '')})" if pooling else "nothing"
         raise ValueError(
             f"Late chunking pools each chunk's tokens, so the module after the input module must be a Pooling with "
-            f"mode mean, max or mean_sqrt_len_tokens; this model has {found}. Use long_inputs='chunks' instead."
+            f"mode mean, max or mean_sqrt_len_tokens; this model has {found}. Use long_inputs='split' instead."
         )
     return pooling
 

@@ -1,16 +1,22 @@
-"""What encode does with inputs longer than the model's window, and what "chunks" and "late" give back."""
+"""What encode does with inputs longer than the model's window, and what "split" and "late" give back."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
 
-LongInputMode = Literal["truncate", "chunk", "chunks", "late"]
+from embedstack.errors import close_matches
+
+LongInputMode = Literal["truncate", "pool", "split", "late"]
+DeprecatedLongInputMode = Literal["chunk", "chunks"]
 ChunkPooling = Literal["mean", "max"]
-LONG_INPUT_MODES: tuple[str, ...] = ("truncate", "chunk", "chunks", "late")
+LONG_INPUT_MODES: tuple[str, ...] = ("truncate", "pool", "split", "late")
+# Old mode names, one letter apart, still read (with a FutureWarning) and never written: old name -> mode.
+DEPRECATED_LONG_INPUT_MODES: dict[str, str] = {"chunk": "pool", "chunks": "split"}
 DEFAULT_OVERLAP = 32  # tokens two neighbouring chunk windows share
 DEFAULT_LATE_OVERLAP = 64  # tokens of context two neighbouring backbone windows share in late chunking
 
@@ -20,12 +26,13 @@ class LongInputs:
     """How ``encode(..., long_inputs=...)`` treats inputs longer than ``max_seq_length``.
 
     Args:
-        mode: "truncate" (cut to the window, as sentence-transformers; the default), "chunk" (overlapping token
-            windows, each encoded, pooled into one vector per input), "chunks" (one vector per window, with its
+        mode: "truncate" (cut to the window, as sentence-transformers; the default), "pool" (overlapping token
+            windows, each encoded, pooled into one vector per input), "split" (one vector per window, with its
             character span), or "late" (late chunking: the document runs through the backbone in windows as long
-            as its position table allows, and each chunk's token span is pooled; one vector per chunk).
-        overlap: Tokens two neighbouring windows share ("chunk", "chunks"); the stride is the window minus this.
-        pooling: How "chunk" pools its windows: "mean" (weighted by each window's token count) or "max"
+            as its position table allows, and each chunk's token span is pooled; one vector per chunk). The old
+            names "chunk" (for "pool") and "chunks" (for "split") still work, with a FutureWarning.
+        overlap: Tokens two neighbouring windows share ("pool", "split"); the stride is the window minus this.
+        pooling: How "pool" pools its windows: "mean" (weighted by each window's token count) or "max"
             (element-wise). Vectors of normalized models are normalized again after pooling.
         chunk_tokens: Tokens per chunk (default: what fits in ``max_seq_length`` beside the special tokens and the
             prompt). In "late" mode, the size of the automatic chunks.
@@ -35,11 +42,11 @@ class LongInputs:
         late_overlap: "late" mode: tokens of context two neighbouring backbone passes share.
 
     Example:
-        >>> LongInputs.of("chunk").mode, LongInputs.of("chunk").pooling
-        ('chunk', 'mean')
+        >>> LongInputs.of("pool").mode, LongInputs.of("pool").pooling
+        ('pool', 'mean')
     """
 
-    mode: LongInputMode = "truncate"
+    mode: LongInputMode | DeprecatedLongInputMode = "truncate"
     overlap: int = DEFAULT_OVERLAP
     pooling: ChunkPooling = "mean"
     chunk_tokens: int | None = None
@@ -49,8 +56,17 @@ class LongInputs:
     late_overlap: int = DEFAULT_LATE_OVERLAP
 
     def __post_init__(self) -> None:
+        if self.mode in DEPRECATED_LONG_INPUT_MODES:
+            new = DEPRECATED_LONG_INPUT_MODES[self.mode]
+            warnings.warn(
+                f"long_inputs mode {self.mode!r} is deprecated; use {new!r} (the same thing).",
+                FutureWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "mode", new)
         if self.mode not in LONG_INPUT_MODES:
-            raise ValueError(f"long_inputs mode {self.mode!r} is not one of {list(LONG_INPUT_MODES)}.")
+            hint = close_matches(str(self.mode), LONG_INPUT_MODES)
+            raise ValueError(f"long_inputs mode {self.mode!r} is not one of {list(LONG_INPUT_MODES)}.{hint}")
         if self.pooling not in ("mean", "max"):
             raise ValueError(f"long_inputs pooling {self.pooling!r} is not 'mean' or 'max'.")
         if self.boundaries not in ("tokens", "sentences"):
@@ -77,9 +93,14 @@ class LongInputs:
         raise TypeError(f"long_inputs must be one of {list(LONG_INPUT_MODES)} or a LongInputs, got {value!r}.")
 
     @property
+    def pooled(self) -> bool:
+        """Whether long inputs are embedded in windows pooled into one vector each (mode "pool")."""
+        return self.mode == "pool"
+
+    @property
     def per_chunk(self) -> bool:
-        """Whether each input gives several vectors ("chunks", "late") rather than one."""
-        return self.mode in ("chunks", "late")
+        """Whether each input gives several vectors ("split", "late") rather than one."""
+        return self.mode in ("split", "late")
 
     def cache_key(self) -> dict[str, Any]:
         """The settings that change the vectors, for the embedding cache: every compared field.
@@ -93,9 +114,9 @@ class LongInputs:
 class ChunkEmbeddings:
     """The chunk vectors of one input, with the character span of each chunk in the input's text.
 
-    ``embeddings[i]`` is the vector of ``text[spans[i][0]:spans[i][1]]``. Iterating gives ``(vector, (start, end))``
-    pairs, ``len()`` counts the chunks, and ``chunks[i]`` is the i-th pair. To put every chunk of many inputs in
-    one vector index, use :func:`embedstack.chunking.flatten_chunks`.
+    The result of modes "split" and "late". ``embeddings[i]`` is the vector of ``text[spans[i][0]:spans[i][1]]``.
+    Iterating gives ``(vector, (start, end))`` pairs, ``len()`` counts the chunks, and ``chunks[i]`` is the i-th
+    pair. To put every chunk of many inputs in one vector index, use :func:`embedstack.chunking.flatten_chunks`.
 
     Attributes:
         embeddings: (chunks, dim) vectors.

@@ -35,6 +35,9 @@ class Encoder(Protocol):
         """Features for one batch of inputs whose modality was already checked."""
         ...
 
-    def forward_modules(self, features: dict[str, Any], module_kwargs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """Run every module; ``module_kwargs`` holds each module's forward keywords, by module name."""
+    def __call__(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Run the model on one batch's features; the keywords go to the modules that take them.
+
+        The engine calls the model itself (``nn.Module.__call__``), so forward hooks and ``model.compile()`` apply.
+        """
         ...

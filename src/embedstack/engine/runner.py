@@ -24,6 +24,7 @@ from embedstack.engine.batching import (
 )
 from embedstack.engine.pass_size import default_max_batch_tokens
 from embedstack.engine.protocol import Encoder
+from embedstack.engine.tokenized import TokenizedTexts
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class Prepared:
 
     unique: list[Any]
     inverse: np.ndarray
-    tokenized: Any  # TokenizedTexts or None
+    tokenized: TokenizedTexts | None  # None: the model preprocesses each batch itself
 
 
 def prepare(model: Encoder, inputs: list[Any], plan: EncodePlan) -> Prepared:
@@ -125,6 +126,8 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
     chunks: list[Any] = []
     copies = np.bincount(prepared.inverse, minlength=len(unique))  # inputs each unique input stands for
     batcher = model.token_batcher if tokenized is not None else None
+    # Through the model's __call__ (forward hooks, compile), with the keywords the modules take, as one dict.
+    forward_kwargs = {key: value for keywords in plan.module_kwargs.values() for key, value in keywords.items()}
     for indices in batches:
         if batcher is not None:
             features = batcher.collate(tokenized, indices)
@@ -136,7 +139,7 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
             if flags is not None:
                 truncated[indices] = flags.cpu().numpy()
         _count(stats, features, len(indices))
-        features = model.forward_modules(_to_device(features, plan.device), plan.module_kwargs)
+        features = model(_to_device(features, plan.device), **forward_kwargs)
         chunks.append(_batch_outputs(features, len(indices), plan))
         if plan.progress is not None:
             plan.progress.update(int(copies[indices].sum()))
@@ -161,7 +164,10 @@ def pass_budget(model: Encoder, plan: EncodePlan) -> int:
 def _width(model: Encoder) -> int | None:
     """The hidden size of the model's token batcher (its input module), which sets the CPU pass size."""
     batcher = model.token_batcher
-    return batcher.get_embedding_dimension() if batcher is not None else None
+    try:
+        return batcher.get_embedding_dimension() if batcher is not None else None
+    except ValueError:  # a backbone whose config names no width: the default pass size
+        return None
 
 
 def _count(stats: EncodeStats, features: dict[str, Any], rows: int) -> None:

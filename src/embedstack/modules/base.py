@@ -64,11 +64,14 @@ def module_dir(model_name_or_path: str | os.PathLike[str], subfolder: str = "") 
 class Module(ABC, torch.nn.Module):
     """One step of a model: takes the features dict and returns it with its own outputs added.
 
-    Subclasses implement ``forward`` and ``save``. List the constructor arguments to serialize in
-    ``config_keys``; the default ``load`` reads them back from ``config_file_name`` and calls ``cls(**config)``.
+    Subclasses implement ``forward``, and ``save`` when they have weights or files of their own (the default writes
+    the config). List the constructor arguments to serialize in ``config_keys``; the default ``load`` reads them
+    back from ``config_file_name`` and calls ``cls(**config)``. Old spellings of the file are data:
+    ``legacy_config_file_names``, ``config_key_renames``, and :meth:`adapt_config` for anything more.
     """
 
     config_file_name: str = "config.json"
+    legacy_config_file_names: tuple[str, ...] = ()  # read, in order, when config_file_name is absent
     config_keys: list[str] = []
     config_key_renames: dict[str, str] = {}
     save_in_root: bool = False
@@ -78,9 +81,12 @@ class Module(ABC, torch.nn.Module):
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Read from and write to ``features``; return it."""
 
-    @abstractmethod
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Write this module's config and weights into ``output_path``."""
+        """Write this module's config into ``output_path`` (its :meth:`legacy_config` with ``legacy_layout``).
+
+        Modules with weights or files of their own override this (and may call it for the config).
+        """
+        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
 
     def get_config_dict(self) -> dict[str, Any]:
         """The values of ``config_keys``: what ``save_config`` writes and ``load`` passes to ``__init__``."""
@@ -124,11 +130,17 @@ class Module(ABC, torch.nn.Module):
         config_filename: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Read the module's config file (``{}`` when there is none) and apply ``config_key_renames``."""
-        path = cls.load_file_path(model_name_or_path, config_filename or cls.config_file_name, subfolder=subfolder)
-        if path is None:
-            return {}
-        config = read_json(path)
+        """Read the module's config file (``{}`` when there is none), keys renamed, through :meth:`adapt_config`.
+
+        Without ``config_filename``, the file is ``config_file_name`` or else the first of
+        ``legacy_config_file_names`` that exists.
+        """
+        if config_filename is None:
+            names = (cls.config_file_name, *cls.legacy_config_file_names)
+            found = (name for name in names if cls.load_file_path(model_name_or_path, name, subfolder=subfolder))
+            config_filename = next(found, cls.config_file_name)
+        path = cls.load_file_path(model_name_or_path, config_filename, subfolder=subfolder)
+        config = read_json(path) if path is not None else {}
         if not isinstance(config, dict):
             raise ModelFormatError(
                 f"{path} must hold a JSON object of {cls.__name__} settings, but holds a {type(config).__name__}. "
@@ -138,6 +150,15 @@ class Module(ABC, torch.nn.Module):
             if old in config:
                 value = config.pop(old)
                 config.setdefault(new, value)
+        return cls.adapt_config(config)
+
+    @classmethod
+    def adapt_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The config as read (``config_key_renames`` applied) made into what ``__init__`` takes; ``{}`` if absent.
+
+        The hook for older spellings beyond renamed keys (Pooling's ``pooling_mode_*`` flags, the Transformer's
+        legacy kwargs). The default returns ``config`` as it is.
+        """
         return config
 
     @classmethod
@@ -252,7 +273,7 @@ class ModuleWithWeights(Module):
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         """Write the config and the weights (from CPU: safetensors cannot write some device storages)."""
-        self.save_config(output_path)
+        super().save(output_path, safe_serialization=safe_serialization, **kwargs)
         device = next((p.device for p in self.parameters()), None)
         self.cpu()  # safetensors cannot write some non-CPU storages (LSTM weights)
         try:

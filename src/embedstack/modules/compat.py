@@ -56,6 +56,9 @@ def _old_transformer_init_kwargs(
         config[key] = {**config.get(key, {}), "trust_remote_code": trust_remote_code, **(hf_kwargs.get(key) or {})}
     if old_names and not new_names:
         config = {OLD_NAMES.get(key, key): value for key, value in config.items()}
+    for key in ("modality_config", "module_output_name"):  # defaults an old module may not know (as the reference)
+        if key not in init:
+            config.pop(key, None)
     if not any(p.kind is p.VAR_KEYWORD for p in init.values()):
         config = {key: value for key, value in config.items() if key in init}
     return config

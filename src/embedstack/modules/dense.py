@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from embedstack.errors import ModelFormatError, UntrustedCodeError
-from embedstack.modules.base import Module, check_feature_name, read_feature
+from embedstack.modules.base import ModuleWithWeights, check_feature_name, read_feature
 from embedstack.registry import ST, register_module
 
 _DEFAULT_ACTIVATION: Any = object()  # stands for a fresh nn.Tanh() per instance
@@ -55,7 +55,7 @@ def resolve_activation(
 
 
 @register_module(f"{ST}.base.modules.dense.Dense", legacy=True)
-class Dense(Module):
+class Dense(ModuleWithWeights):
     """``activation(linear(x))`` over ``features[module_input_name]``, with an optional residual.
 
     Args:
@@ -142,11 +142,6 @@ class Dense(Module):
         return "config.json", {
             key: config[key] for key in ("in_features", "out_features", "bias", "activation_function")
         }
-
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Write the config (its pre-5 form with ``legacy_layout``) and the weights."""
-        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
 
     @classmethod
     def load(

@@ -30,8 +30,10 @@ class LoadOptions:
 
     Attributes:
         trust_remote_code: Allow code from the model folder, the Hub or installed modules to run.
-        model_kwargs / processor_kwargs / config_kwargs: The caller's Hugging Face ``from_pretrained`` kwargs.
-        backend: "torch", "native", "auto", or another registered backend (modules/transformer/backends.py).
+        model_kwargs: The caller's kwargs for the Hugging Face model's ``from_pretrained``.
+        processor_kwargs: The caller's kwargs for the processor's ``from_pretrained``.
+        config_kwargs: The caller's kwargs for the config's ``from_pretrained``.
+        backend: "torch", "native", "auto", or another registered backend (modules/transformer/backend_registry.py).
         resolve_repo: Turns a Hub repository id into a local folder of its code files, with the model's Hub
             options; None where no Hub may be reached.
         device: The device the model will run on, when known ("auto" measures backends only for the CPU).
@@ -113,9 +115,25 @@ def save_module(
     elif legacy_layout and spec_of(type(module)) is not None:  # only registered modules know the legacy layout
         save(str(target), safe_serialization=safe_serialization, legacy_layout=True)
     else:
-        save(str(target), safe_serialization=safe_serialization)
+        _save_with_fallback(save, str(target), safe_serialization)
     _copy_remote_code(module, target, parent)
     return type_name_for(module, legacy=legacy_layout)
+
+
+def _save_with_fallback(save: Callable[..., Any], target: str, safe_serialization: bool) -> None:
+    """``save(target, safe_serialization=...)``, or ``save(target)`` when the keyword is refused at the call.
+
+    A save wrapped by a decorator taking ``*args, **kwargs`` looks as if it took the keyword; the function inside
+    then raises TypeError naming it. sentence-transformers retries without the keyword on any TypeError; here only
+    on one that names the keyword, so other errors in a save still surface.
+    """
+    try:
+        save(target, safe_serialization=safe_serialization)
+    except TypeError as exc:
+        if "safe_serialization" not in str(exc):
+            raise
+        logger.debug("%s refused safe_serialization (%s); saving without it", save, exc)
+        save(target)
 
 
 def _copy_remote_code(module: nn.Module, target: Path, root: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch.nn.functional as F
@@ -40,19 +39,7 @@ class Normalize(Module):
         """sentence-transformers < 5 wrote no config for Normalize."""
         return None, {}
 
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Write the config (none with ``legacy_layout``, as sentence-transformers < 5 did)."""
-        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
-
     @classmethod
-    def load_config(
-        cls,
-        model_name_or_path: str | os.PathLike[str],
-        subfolder: str = "",
-        config_filename: str | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """The config, or ``{}`` for a legacy folder; keys that are not ours are dropped."""
-        # Legacy folders hold no config (or none at all); keys other than ours are dropped.
-        config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
+    def adapt_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The config without keys that are not ours (legacy folders hold no config, or other keys)."""
         return {key: value for key, value in config.items() if key in cls.config_keys}

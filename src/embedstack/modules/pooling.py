@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import logging
 import warnings
 from typing import Any, Literal
 
@@ -10,6 +10,8 @@ import torch
 
 from embedstack.modules.base import Module
 from embedstack.registry import ST, register_module
+
+logger = logging.getLogger(__name__)
 
 PoolingMode = Literal["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
 POOLING_MODES: tuple[str, ...] = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -60,6 +62,35 @@ def pooling_mode_from_flags(flags: dict[str, Any]) -> str | tuple[str, ...]:
     return modes[0] if len(modes) == 1 else modes
 
 
+def _legacy_arguments(
+    embedding_dimension: int | None, pooling_mode: Any, legacy_kwargs: dict[str, Any]
+) -> tuple[int | None, Any]:
+    """``(embedding_dimension, pooling_mode)`` with the spellings of sentence-transformers < 5 applied.
+
+    ``word_embedding_dimension`` and the ``pooling_mode_*`` flags still work, with the warning the reference gives
+    for each (a flag sets the modes only when ``pooling_mode`` is left at "mean").
+    """
+    width = legacy_kwargs.pop("word_embedding_dimension", None)
+    unknown = set(legacy_kwargs) - set(LEGACY_POOLING_FLAGS)
+    if unknown:
+        raise TypeError(f"Pooling got unexpected arguments {sorted(unknown)}")
+    if width is not None:
+        logger.warning(
+            "The `word_embedding_dimension` argument was renamed and is deprecated; use `embedding_dimension`."
+        )
+        embedding_dimension = embedding_dimension if embedding_dimension is not None else width
+    if legacy_kwargs:
+        warnings.warn(
+            f"The {', '.join(f'`{flag}`' for flag in legacy_kwargs)} argument(s) are deprecated; pass "
+            "pooling_mode (a mode such as 'mean', or a list of modes) instead.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        if pooling_mode == "mean":
+            pooling_mode = pooling_mode_from_flags(legacy_kwargs)
+    return embedding_dimension, pooling_mode
+
+
 @register_module(f"{ST}.sentence_transformer.modules.pooling.Pooling", legacy=True)
 class Pooling(Module):
     """Pool token embeddings into a sentence embedding.
@@ -81,24 +112,13 @@ class Pooling(Module):
 
     def __init__(
         self,
-        embedding_dimension: int,
+        embedding_dimension: int | None = None,
         pooling_mode: PoolingMode | list[PoolingMode] | tuple[PoolingMode, ...] = "mean",
         include_prompt: bool = True,
-        **legacy_flags: Any,
+        **legacy_kwargs: Any,
     ) -> None:
         super().__init__()
-        unknown = set(legacy_flags) - set(LEGACY_POOLING_FLAGS)
-        if unknown:
-            raise TypeError(f"Pooling got unexpected arguments {sorted(unknown)}")
-        requested: str | list[PoolingMode] | tuple[str, ...] = pooling_mode
-        if any(legacy_flags.values()):
-            warnings.warn(
-                "The pooling_mode_* flags are deprecated; pass pooling_mode='mean' (or a list) instead.",
-                FutureWarning,
-                stacklevel=2,
-            )
-            if pooling_mode == "mean":
-                requested = pooling_mode_from_flags(legacy_flags)
+        embedding_dimension, requested = _legacy_arguments(embedding_dimension, pooling_mode, legacy_kwargs)
         if isinstance(embedding_dimension, bool) or not isinstance(embedding_dimension, int) or embedding_dimension < 1:
             raise ValueError(f"Pooling embedding_dimension must be a positive int, got {embedding_dimension!r}")
         modes = (requested,) if isinstance(requested, str) else tuple(requested)
@@ -106,7 +126,10 @@ class Pooling(Module):
             raise ValueError(f"Pooling needs at least one pooling_mode; choose from {list(POOLING_MODES)}")
         for mode in modes:
             if mode not in POOLING_MODES:
-                raise ValueError(f"Unknown pooling_mode {mode!r}; choose from {list(POOLING_MODES)}")
+                raise ValueError(
+                    f"Unknown pooling_mode {mode!r} (Invalid pooling mode). Valid pooling modes are: "
+                    f"{list(POOLING_MODES)}, or a list of them (their outputs are concatenated in order)."
+                )
         self.embedding_dimension = embedding_dimension
         # One mode is kept as its name, several as a tuple (as sentence-transformers does; saved as a JSON list).
         self.pooling_mode: str | tuple[str, ...] = modes[0] if len(modes) == 1 else modes
@@ -193,20 +216,9 @@ class Pooling(Module):
         legacy["include_prompt"] = self.include_prompt
         return "config.json", legacy
 
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Write the config (the pre-5 flags with ``legacy_layout``)."""
-        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
-
     @classmethod
-    def load_config(
-        cls,
-        model_name_or_path: str | os.PathLike[str],
-        subfolder: str = "",
-        config_filename: str | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
+    def adapt_config(cls, config: dict[str, Any]) -> dict[str, Any]:
         """The config, with legacy ``pooling_mode_*`` flags turned into ``pooling_mode``."""
-        config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
         flags = {key: config.pop(key) for key in list(config) if key in LEGACY_POOLING_FLAGS}
         if "pooling_mode" not in config and flags:
             config["pooling_mode"] = pooling_mode_from_flags(flags)

@@ -61,6 +61,7 @@ class Router(InputModule):
     config_file_name = "router_config.json"
     save_in_root: bool = True  # as the first module, its config and route folders go in the model root
     checks_own_inputs: bool = True  # routes check their inputs; legacy {task: text} dicts are not a modality
+    forward_kwargs: set[str] = {"task", "modality"}  # an instance adds the keywords its routed modules take
 
     def __init__(
         self,
@@ -72,7 +73,10 @@ class Router(InputModule):
     ) -> None:
         super().__init__()
         if not sub_modules:
-            raise ValueError("Router needs at least one route in sub_modules.")
+            raise ValueError(
+                "The sub_modules dictionary cannot be empty: a Router needs at least one route (a name -> its "
+                "modules), e.g. Router.for_query_document(query_modules, document_modules)."
+            )
         self.sub_modules = nn.ModuleDict(
             {
                 name: modules if isinstance(modules, nn.Sequential) else nn.Sequential(*modules)
@@ -80,11 +84,15 @@ class Router(InputModule):
             }
         )
         if default_route is not None and default_route not in self.sub_modules:
-            raise ValueError(f"default_route {default_route!r} is not a route; routes: {list(self.sub_modules)}.")
+            raise ValueError(
+                f"Default route {default_route!r} not found in route keys: {list(self.sub_modules)}. Pass one of "
+                "them, or None for the first route."
+            )
         for key, route in (route_mappings or {}).items():
             if route not in self.sub_modules:
                 raise ValueError(
-                    f"route_mappings maps {key} to {route!r}, which is not a route: {list(self.sub_modules)}."
+                    f"route_mappings contains mapping to {route!r} which is not in sub_modules (key {key}). "
+                    f"Available routes: {list(self.sub_modules)}; map the key to one of them."
                 )
         if allow_empty_key and default_route is None:
             default_route = next(iter(self.sub_modules))
@@ -96,7 +104,8 @@ class Router(InputModule):
         }
         # ``task`` and ``modality``, plus the ``encode`` keywords any routed module takes.
         routed = {kw for route in self._routes().values() for m in route for kw in getattr(m, "forward_kwargs", ())}
-        self.forward_kwargs: set[str] = {"task", "modality"} | routed
+        self.forward_kwargs = type(self).forward_kwargs | routed
+        self._warned_lengths: set[frozenset[int]] = set()  # max_seq_length mismatches already warned about
 
     @classmethod
     def for_query_document(
@@ -126,21 +135,28 @@ class Router(InputModule):
         if isinstance(modality, str) and modality in self.sub_modules:
             return modality
         if task is not None:
-            raise ValueError(f"No route for task {task!r}. Routes: {self._routes_text()}.")
-        if self.default_route is None:
             raise ValueError(
-                f"No route for task=None, modality={format_modality(modality) if modality else None!r}. Routes: "
+                f"No route found for task type {task!r}. Available routes: {self._routes_text()}. Pass one of "
+                "these tasks, or map the task to a route with route_mappings."
+            )
+        if self.default_route is None:
+            shown = format_modality(modality) if modality else None
+            raise ValueError(
+                f"Could not determine route for task=None, modality={shown!r}. Available routes: "
                 f"{self._routes_text()}. Pass task= to encode (or use encode_query / encode_document), or give the "
                 "Router a default_route."
             )
         return self.default_route
 
     def _routes_text(self) -> str:
+        """The routes, as the reference lists them: "task='query' and task='document'"."""
         routes = [f"task={name!r}" for name in self.sub_modules]
         for task, modality in self.route_mappings:
-            shown = format_modality(modality) if modality is not None else None
-            routes.append(f"(task={task!r}, modality={shown!r})")
-        return ", ".join(routes)
+            if modality is None or task is None:
+                routes.append(f"task={task!r}" if modality is None else f"modality={format_modality(modality)!r}")
+            else:
+                routes.append(f"(task={task!r}, modality={format_modality(modality)!r})")
+        return routes[0] if len(routes) == 1 else ", ".join(routes[:-1]) + " and " + routes[-1]
 
     def _routes(self) -> dict[str, nn.Sequential]:
         """The modules of each route, by route name (``__init__`` makes every route an ``nn.Sequential``)."""
@@ -169,7 +185,10 @@ class Router(InputModule):
             keys = {key for item in inputs for key in item}
             if not keys & MODALITY_KEYS:  # legacy Asym input: [{"query": text}, ...]
                 if len(keys) > 1:
-                    raise ValueError(f"All inputs must use the same task key (Asym format); got {sorted(keys)}.")
+                    raise ValueError(
+                        f"You cannot pass a list of dictionaries with different task types (Asym format): got "
+                        f"{sorted(keys)}. Give every input the same task key, or pass plain inputs with task=."
+                    )
                 task = keys.pop()
                 inputs = [item[task] for item in inputs]
         if modality is None and inputs:
@@ -207,7 +226,11 @@ class Router(InputModule):
                     dimensions.append(module.get_embedding_dimension())
                     break
         if len(set(dimensions)) > 1:
-            logger.warning("The routes give embeddings of different widths %s; reporting the first.", dimensions)
+            logger.warning(
+                "Different embedding dimensions detected across routes: %s. Using the first value; embeddings of "
+                "different widths cannot be compared with each other.",
+                dimensions,
+            )
         return dimensions[0] if dimensions else None
 
     @property
@@ -224,17 +247,21 @@ class Router(InputModule):
     def max_seq_length(self) -> int | None:
         """The longest token limit among the routes; setting it sets every route's."""
         lengths = {length for route in self._routes().values() if (length := getattr(route[0], "max_seq_length", None))}
+        if len(lengths) > 1 and frozenset(lengths) not in self._warned_lengths:
+            self._warned_lengths.add(frozenset(lengths))
+            logger.warning("Different max_seq_lengths detected: %s. Using the maximum value.", sorted(lengths))
         return max(lengths) if lengths else None
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        first: Any  # a route's input module, whatever its class
-        for first in (route[0] for route in self._routes().values()):
-            if hasattr(first, "max_seq_length"):
-                try:
-                    first.max_seq_length = value
-                except AttributeError:  # a read-only max_seq_length (StaticEmbedding)
-                    pass
+        inputs: list[Any] = [route[0] for route in self._routes().values() if hasattr(route[0], "max_seq_length")]
+        if not inputs:
+            logger.warning("No modules have a max_seq_length attribute to set; max_seq_length=%s is ignored.", value)
+        for first in inputs:
+            try:
+                first.max_seq_length = value
+            except AttributeError:  # a read-only max_seq_length (StaticEmbedding)
+                pass
 
     def on_model_ready(self, model: Any) -> None:
         """Pass the model-ready hook on to every routed module."""

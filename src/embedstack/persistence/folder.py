@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,21 +40,29 @@ class LoadedFolder:
     card_text: str | None = None
 
 
-def load_folder(folder: Path, options: LoadOptions | None = None) -> LoadedFolder:
-    """Build the modules of the model in the local ``folder`` with ``options``."""
+def load_folder(
+    folder: Path,
+    options: LoadOptions | None = None,
+    *,
+    model_type: str = MODEL_TYPE,
+    default_stack: Callable[[Path, LoadOptions], OrderedDict[str, nn.Module]] = default_modules,
+) -> LoadedFolder:
+    """Build the modules of the ``model_type`` model in the local ``folder`` with ``options``.
+
+    A folder without modules.json, or saved as another model kind, gets ``default_stack`` (for a
+    SentenceTransformer: Transformer + mean Pooling).
+    """
     options = options or LoadOptions()
     config = read_model_config(folder)
     card = folder / "README.md"
     card_text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else None
     entries = read_modules_json(folder)
-    model_type = config.get("model_type", MODEL_TYPE)
-    if entries is None or model_type != MODEL_TYPE:
+    saved_type = config.get("model_type", model_type)
+    if entries is None or saved_type != model_type:
         if entries is not None:
-            logger.warning(
-                "Converting the %s model in %s to a SentenceTransformer (Transformer + Pooling)", model_type, folder
-            )
+            logger.warning("Converting the %s model in %s to a %s", saved_type, folder, model_type)
             config = {}
-        return LoadedFolder(default_modules(folder, options), {}, config, card_text)
+        return LoadedFolder(default_stack(folder, options), {}, config, card_text)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     module_kwargs: dict[str, list[str]] = {}
     for entry in entries:

@@ -45,6 +45,12 @@ def hub_repo_id(name: str) -> str:
     return f"{DEFAULT_ORGANIZATION}/{name}"
 
 
+def snapshot_revision(folder: Path) -> str | None:
+    """The commit hash of a Hub cache snapshot folder (``.../snapshots/<40 hex>``), or None for another folder."""
+    name = folder.name
+    return name if len(name) == 40 and all(c in "0123456789abcdef" for c in name) else None
+
+
 @dataclass(frozen=True)
 class HubOptions:
     """How to reach the Hugging Face Hub: one set, given by the caller, used for every download of a load.

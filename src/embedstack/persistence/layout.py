@@ -141,9 +141,16 @@ def check_requirements(requirements: dict[str, Any], file: Path) -> None:
 
 
 def model_config_dict(
-    prompts: dict[str, str], default_prompt_name: str | None, similarity_fn_name: str, truncate_dim: int | None
+    prompts: dict[str, str],
+    default_prompt_name: str | None,
+    *,
+    model_type: str = MODEL_TYPE,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The contents of ``config_sentence_transformers.json`` as sentence-transformers 6.2 writes them."""
+    """The contents of ``config_sentence_transformers.json`` as sentence-transformers 6.2 writes them.
+
+    ``settings`` are the model kind's own keys (e.g. ``similarity_fn_name``); those set to None are left out.
+    """
     versions = {
         "sentence_transformers": FORMAT_VERSION,
         "embedstack": __version__,
@@ -152,13 +159,11 @@ def model_config_dict(
     }
     config: dict[str, Any] = {
         "__version__": versions,
-        "model_type": MODEL_TYPE,
+        "model_type": model_type,
         "prompts": prompts,
         "default_prompt_name": default_prompt_name,
-        "similarity_fn_name": similarity_fn_name,
     }
-    if truncate_dim is not None:
-        config["truncate_dim"] = truncate_dim
+    config.update({key: value for key, value in (settings or {}).items() if value is not None})
     return config
 
 

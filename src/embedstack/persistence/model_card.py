@@ -11,7 +11,7 @@ SIMILARITY_NAMES = {
     "euclidean": "Euclidean Distance",
     "manhattan": "Manhattan Distance",
 }
-_PLACEHOLDER = 'SentenceTransformer("sentence_transformers_model_id"'
+_PLACEHOLDER_ID = "sentence_transformers_model_id"
 
 
 @dataclass
@@ -40,14 +40,16 @@ class ModelCardData:
     local_files_only: bool = False
     generate_widget_examples: bool = True
     base_model: str | None = field(default=None, init=False)
+    base_model_revision: str | None = field(default=None, init=False)
 
     def set_model_id(self, model_id: str) -> None:
         """Record the Hub id the model is published under."""
         self.model_id = model_id
 
     def set_base_model(self, model_id: str, revision: str | None = None) -> None:
-        """Record the model this one was fine-tuned from."""
+        """Record the model this one was loaded (and may be fine-tuned) from, and its revision."""
         self.base_model = model_id
+        self.base_model_revision = revision
 
     def metadata_lines(self) -> list[str]:
         """Extra YAML front-matter lines for the card."""
@@ -69,11 +71,9 @@ def model_card_text(model: Any, *, model_name: str | None = None, loaded_card: s
     describing the model.
     """
     data: ModelCardData = getattr(model, "model_card_data", None) or ModelCardData()
-    model_id = model_name or data.model_id or "sentence_transformers_model_id"
+    model_id = model_name or data.model_id or _PLACEHOLDER_ID
     if loaded_card:
-        if model_name:
-            return loaded_card.replace(_PLACEHOLDER, f'SentenceTransformer("{model_name}"')
-        return loaded_card
+        return _filled_in(loaded_card, "SentenceTransformer", model_name)
     dimension = model.get_embedding_dimension()
     similarity = SIMILARITY_NAMES.get(model.similarity_fn_name, model.similarity_fn_name)
     metadata = "".join(f"{line}\n" for line in data.metadata_lines())
@@ -127,3 +127,41 @@ print(embeddings.shape)
 similarities = model.similarity(embeddings, embeddings)
 ```
 """
+
+
+def kind_card_text(model: Any, *, model_name: str | None = None, loaded_card: str | None = None) -> str:
+    """A short README.md for a model kind without a card template of its own: its modules and how to load it."""
+    kind = type(model).__name__
+    if loaded_card:
+        return _filled_in(loaded_card, kind, model_name)
+    data: ModelCardData = getattr(model, "model_card_data", None) or ModelCardData()
+    model_id = model_name or data.model_id or _PLACEHOLDER_ID
+    metadata = "".join(f"{line}\n" for line in data.metadata_lines())
+    return f"""---
+{metadata}library_name: sentence-transformers
+tags:
+- sentence-transformers
+- embedstack
+---
+
+# {data.model_name or kind}
+
+A {kind} model saved by embedstack, in the sentence-transformers folder format.
+
+```
+{model!r}
+```
+
+```python
+from embedstack import {kind}
+
+model = {kind}("{model_id}")
+```
+"""
+
+
+def _filled_in(card: str, kind: str, model_name: str | None) -> str:
+    """A loaded card with the placeholder model id in its usage example replaced by ``model_name``."""
+    if not model_name:
+        return card
+    return card.replace(f'{kind}("{_PLACEHOLDER_ID}"', f'{kind}("{model_name}"')

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,8 @@ def embed_dataset(
     trust_remote_code: bool = False,
     model_kwargs: dict[str, Any] | None = None,
     ray_remote_args: dict[str, Any] | None = None,
-    **encode_options: Any,
+    encode_options: Mapping[str, Any] | None = None,
+    **encode_kwargs: Any,
 ) -> ray.data.Dataset:
     """Embed ``ds[column]`` on a pool of model actors; the other columns (ids) come along.
 
@@ -168,8 +170,8 @@ def embed_dataset(
             :func:`plan_actors`).
         num_cpus: CPUs per actor (default 1); its torch threads.
         num_gpus: GPUs per actor; the model then runs on the actor's GPU.
-        batch_size: Rows per batch handed to an actor (None: each block whole); the engine batches by tokens
-            inside it.
+        batch_size: Rows per batch handed to an actor (Ray Data's ``batch_size``; None: each block whole); the
+            engine batches by tokens inside it. Not encode's ``batch_size``: that one goes in ``encode_options``.
         precision: "float32", "binary" or "ubinary".
         keep_text: Keep the text column in the output (default: dropped, the vectors stand beside the ids).
         reserve_cpus: CPUs left free for Ray Data's read and write tasks.
@@ -180,8 +182,12 @@ def embed_dataset(
         model_kwargs: ``SentenceTransformer``'s model_kwargs, e.g. ``{"file_name": "model_qint8_avx512_vnni.onnx"}``
             with ``backend="onnx"``.
         ray_remote_args: More Ray options for the actors (e.g. ``{"accelerator_type": "A100"}``, a runtime_env).
-        **encode_options: Keyword arguments of ``encode`` (normalize_embeddings, prompt_name, max_batch_tokens,
-            batch_size of the engine as ``encode_batch_size``...).
+        encode_options: Keyword arguments of ``encode``, passed to each actor's ``encode`` unchanged
+            (``{"batch_size": 32, "normalize_embeddings": True, ...}``; ``batch_size`` here is encode's cap on rows
+            per forward pass).
+        **encode_kwargs: More keyword arguments of ``encode`` (normalize_embeddings, prompt_name,
+            max_batch_tokens, ...), added to ``encode_options``. ``encode_batch_size`` is a deprecated spelling of
+            ``encode_options={"batch_size": ...}``.
 
     Returns:
         A lazy dataset; write it with ``write_parquet`` or iterate it.
@@ -199,8 +205,15 @@ def embed_dataset(
     actors, num_cpus = plan_actors(
         ray.cluster_resources(), actors=actors, num_cpus=num_cpus, num_gpus=num_gpus, reserve_cpus=reserve_cpus
     )
-    if "encode_batch_size" in encode_options:
-        encode_options["batch_size"] = encode_options.pop("encode_batch_size")
+    options = {**(encode_options or {}), **encode_kwargs}
+    if "encode_batch_size" in options:
+        warnings.warn(
+            "embed_dataset(encode_batch_size=...) is deprecated; pass encode_options={'batch_size': ...} (encode's "
+            "batch_size; embed_dataset's own batch_size is the rows per actor batch).",
+            FutureWarning,
+            stacklevel=2,
+        )
+        options["batch_size"] = options.pop("encode_batch_size")
     load_options: dict[str, Any] = {"device": device or ("cuda" if num_gpus else "cpu"), "backend": backend}
     if trust_remote_code:
         load_options["trust_remote_code"] = True
@@ -217,7 +230,7 @@ def embed_dataset(
         threads=max(1, math.floor(num_cpus)),
         keep_text=keep_text,
         load_options=load_options,
-        encode_options=encode_options,
+        encode_options=options,
         batch_size=batch_size,
     )
     logger.info("Embedding with %d actors x %g CPU, %g GPU", actors, num_cpus, num_gpus)

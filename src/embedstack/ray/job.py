@@ -22,7 +22,7 @@ import ray.data
 
 from embedstack.corpus import Source, count_rows, read_range
 from embedstack.ray.dataset import embed_dataset
-from embedstack.shards import JobReport, ShardWriter, by_shard, check_skipped, job_spec, prepare_folder
+from embedstack.shards import JobReport, ShardWriter, by_shard, job_spec, prepare_folder, skip_complete_shard
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ def encode_to_shards_on_ray(
         shard_rows: Rows per shard.
         piece_rows: Rows per batch handed to an actor.
         precision: "float32", "binary" or "ubinary".
-        options: Keyword arguments of ``encode`` (batch_size, normalize_embeddings, prompt, ...).
+        options: Keyword arguments of ``encode`` (batch_size, normalize_embeddings, prompt, ...), as for the
+            single-process job; they reach each actor's ``encode`` unchanged.
         actors: Actor pool size (default: one per CPU, or per GPU for GPU actors).
         num_cpus: CPUs per actor (default 1).
         num_gpus: GPUs per actor.
@@ -100,18 +101,14 @@ def encode_to_shards_on_ray(
             "same files as an uninterrupted one."
         )
     options = dict(options or {})
-    encode_options = {("encode_batch_size" if key == "batch_size" else key): value for key, value in options.items()}
     spec = job_spec(sources, model=model, shard_rows=shard_rows, precision=precision, options=options)
     done = prepare_folder(folder, spec)
     counts = list(counts) if counts is not None else [count_rows(source) for source in sources]
     offsets = [int(value) for value in np.cumsum([0, *counts])[:-1]]
     total = sum(counts)
+    report, start = JobReport(), time.perf_counter()
     for index in sorted(done):
-        rows = min(shard_rows, total - index * shard_rows)
-        check_skipped(folder, index, rows)
-        if progress is not None:
-            progress.update(rows)
-    report, start = JobReport(skipped=len(done)), time.perf_counter()
+        skip_complete_shard(folder, index, min(shard_rows, total - index * shard_rows), report, progress)
     pieces = plan_pieces(total, shard_rows, piece_rows, done)
     if not pieces:
         return report
@@ -130,7 +127,7 @@ def encode_to_shards_on_ray(
         )
         ds = embed_dataset(
             ds, model, "text", "embedding", batch_size=piece_rows, precision=precision, actors=actors,
-            num_cpus=num_cpus, num_gpus=num_gpus, reserve_cpus=0.0, **(load_options or {}), **encode_options,
+            num_cpus=num_cpus, num_gpus=num_gpus, reserve_cpus=0.0, encode_options=options, **(load_options or {}),
         )  # fmt: skip
         _write(ds.iter_batches(batch_size=None, batch_format="pyarrow"), folder, shard_rows, total, report, progress)
     finally:

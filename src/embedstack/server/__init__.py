@@ -10,7 +10,7 @@ Needs the ``server`` extra (``pip install 'embedstack[server]'``). Start it with
 """
 
 from embedstack.server.app import create_app
-from embedstack.server.runner import RunningServer, serve, start_server
+from embedstack.server.lifecycle import RunningServer, serve, start_server
 from embedstack.server.settings import API_KEY_ENV, ServerSettings
 
 __all__ = ["API_KEY_ENV", "RunningServer", "ServerSettings", "create_app", "serve", "start_server"]

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from embedstack.chunking import LongInputs
 from embedstack.chunking.options import DEFAULT_OVERLAP
 from embedstack.server.errors import ApiError
-from embedstack.server.parsing import input_list, read_json, validate, watch_disconnect
+from embedstack.server.read_request import input_list, read_json, validate, watch_disconnect
 from embedstack.server.responses import JSONResponse, encode_base64, finish
 from embedstack.server.schemas import EmbeddingRequest, EmbeddingResponse, EmbedRequest
 from embedstack.server.service import Embedded

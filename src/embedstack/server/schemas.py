@@ -31,14 +31,15 @@ class _Request(BaseModel):
     truncate: StrictBool = Field(
         True, description="Cut inputs longer than the model's window (counted in the response); false: 422."
     )
-    long_inputs: Literal["truncate", "chunk"] = Field(
+    long_inputs: Literal["truncate", "pool", "chunk"] = Field(
         "truncate",
-        description="Texts longer than the model's window: 'truncate' (see truncate) or 'chunk' (overlapping "
-        "token windows, each embedded, pooled into one vector per input, as encode(long_inputs='chunk')).",
+        description="Texts longer than the model's window: 'truncate' (see truncate) or 'pool' (overlapping "
+        "token windows, each embedded, pooled into one vector per input, as encode(long_inputs='pool')); "
+        "'chunk' is the deprecated name of 'pool'.",
     )
-    chunk_overlap: StrictInt | None = Field(None, description="'chunk': tokens two neighbouring windows share.")
+    chunk_overlap: StrictInt | None = Field(None, description="'pool': tokens two neighbouring windows share.")
     chunk_pooling: Literal["mean", "max"] | None = Field(
-        None, description="'chunk': 'mean' of the windows weighted by their tokens (default), or 'max'."
+        None, description="'pool': 'mean' of the windows weighted by their tokens (default), or 'max'."
     )
 
 

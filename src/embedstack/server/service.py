@@ -19,7 +19,9 @@ import torch
 from embedstack.chunking import LongInputs
 from embedstack.chunking.chunk import ChunkRows, pool_chunks
 from embedstack.engine import available_cpus, limit_cpu_threads
+from embedstack.errors import UnknownPromptError
 from embedstack.model import SentenceTransformer
+from embedstack.prompts import resolve_prompt
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import Metrics
 from embedstack.server.queue import Job, TokenQueue
@@ -27,7 +29,6 @@ from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import BatchKey, RequestTokenizer, RequestTokens
 from embedstack.server.worker import FailureCount, ModelWorker, Occupancy
 
-DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # as SentenceTransformer.encode_document
 # Two CPU workers, each with half the cores: two forward passes side by side beat one pass over every core
 # (measured here 10% faster on a quiet machine, and far steadier on a shared one, where one busy core stalls
 # a pass that spans both), and one round is assembled while the other runs.
@@ -108,22 +109,17 @@ class EmbeddingService:
 
     def batch_key(self, prompt_name: str | None, input_type: str | None) -> BatchKey:
         """The prompt and task for a request, resolved as ``encode``, ``encode_query`` and ``encode_document``."""
-        prompts = self.model.prompts
         if prompt_name is not None and input_type is not None:
             raise ApiError(422, "Give prompt_name or input_type, not both.", "conflicting_options", "input_type")
-        if prompt_name is not None and prompt_name not in prompts:
+        prompts = self.model.prompts
+        try:
+            prompt = resolve_prompt(prompts, self.model.default_prompt_name, prompt_name=prompt_name, task=input_type)
+        except UnknownPromptError:
             names = ", ".join(repr(name) for name in prompts) or "none"
             raise ApiError(
-                422, f"prompt_name {prompt_name!r} is not one of the model's prompts ({names}).", "unknown_prompt",
-                "prompt_name",
-            )  # fmt: skip
-        if input_type == "query":
-            prompt_name = "query" if "query" in prompts else None
-        elif input_type == "document":
-            prompt_name = next((name for name in DOCUMENT_PROMPT_NAMES if name in prompts), None)
-        elif prompt_name is None:
-            prompt_name = self.model.default_prompt_name
-        prompt = prompts.get(prompt_name) if prompt_name is not None else None
+                422, f"prompt_name {prompt_name!r} is not one of the model's prompts ({names}). Send one of those, "
+                "or input_type instead.", "unknown_prompt", "prompt_name",
+            ) from None  # fmt: skip
         return BatchKey(prompt=prompt or None, task=input_type)
 
     async def embed(
@@ -144,7 +140,7 @@ class EmbeddingService:
             truncate: Cut inputs longer than the model's window; False makes them a 422.
             disconnected: Done when the client went away; what still waits is then dropped.
             field: The request field holding the inputs, for error messages.
-            long_inputs: With mode "chunk", texts longer than the window are embedded as overlapping windows,
+            long_inputs: With mode "pool", texts longer than the window are embedded as overlapping windows,
                 pooled into one vector each (``truncate`` then does not apply).
         """
         problem = self.problem()
@@ -153,8 +149,8 @@ class EmbeddingService:
         if self.queue.full:
             raise self._queue_full(0)
         rows = None
-        if long_inputs is not None and long_inputs.mode == "chunk":
-            tokens, rows = await self._chunk(inputs, key, long_inputs, field)
+        if long_inputs is not None and long_inputs.pooled:
+            tokens, rows = await self._window_rows(inputs, key, long_inputs, field)
         else:
             tokens = await self._tokenize(inputs, key, field)
             await self._check_truncation(inputs, tokens, key, truncate, field)
@@ -180,19 +176,19 @@ class EmbeddingService:
         self.metrics.truncated_inputs.inc(truncated)
         return Embedded(job.future.result()[tokens.inverse], tokens.request_tokens, truncated)
 
-    async def _chunk(
+    async def _window_rows(
         self, inputs: list[str] | list[list[int]], key: BatchKey, options: LongInputs, field: str
     ) -> tuple[RequestTokens, ChunkRows]:
         if not isinstance(inputs[0], str) or self.model.token_batcher is None:
             raise ApiError(
-                422, "long_inputs 'chunk' takes texts, with a model that tokenizes them ahead (a Transformer); send "
+                422, "long_inputs 'pool' takes texts, with a model that tokenizes them ahead (a Transformer); send "
                 "texts, or leave long_inputs out.", "chunk_unsupported", "long_inputs",
             )  # fmt: skip
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self.tokenizer.chunked, inputs, key, options)
+            return await loop.run_in_executor(self._executor, self.tokenizer.window_rows, inputs, key, options)
         except ValueError as exc:
-            raise ApiError(422, f"long_inputs 'chunk' cannot embed {field}: {exc}", "chunk_unsupported") from exc
+            raise ApiError(422, f"long_inputs 'pool' cannot embed {field}: {exc}", "chunk_unsupported") from exc
 
     async def _tokenize(self, inputs: list[str] | list[list[int]], key: BatchKey, field: str) -> RequestTokens:
         loop = asyncio.get_running_loop()

@@ -4,7 +4,8 @@ Texts go through the model's own token batcher (the engine's ``tokenize_unpadded
 what ``model.encode`` would compute. Token-id inputs (OpenAI's ``input: [[1, 2, 3]]``) are ids of this model's
 tokenizer without special tokens; the server frames them with the special tokens the tokenizer adds to one
 sequence and truncates them as it would. Models whose input module cannot tokenize ahead (no fast tokenizer,
-non-Transformer input modules) take the general path: token counts are estimated and ``model.encode`` runs them.
+non-Transformer input modules) take the general path: token counts are estimated and the worker's engine run
+preprocesses them batch by batch.
 
 Every function here runs on the server's single tokenizer thread, never on the event loop.
 """
@@ -23,8 +24,8 @@ from embedstack.chunking import LongInputs
 from embedstack.chunking.chunk import ChunkRows, chunk_rows
 from embedstack.engine.batching import dedupe
 from embedstack.engine.runner import EncodePlan
+from embedstack.engine.tokenized import TokenizedTexts
 from embedstack.model import SentenceTransformer
-from embedstack.modules.transformer.tokenized import TokenizedTexts
 
 _NO_LIMIT = 1 << 30
 CHARS_PER_TOKEN_ESTIMATE = 4  # for models without a token batcher: queue accounting only
@@ -41,6 +42,24 @@ class BatchKey:
     def preprocess_kwargs(self) -> dict[str, Any]:
         """The keywords the input module's tokenization takes for this request."""
         return {"task": self.task} if self.task else {}
+
+
+def encode_plan(
+    model: SentenceTransformer, key: BatchKey, *, batch_size: int | None = None, max_batch_tokens: int | None = None
+) -> EncodePlan:
+    """The engine plan for inputs of ``key``: what ``model.encode(inputs, prompt=key.prompt)`` would run.
+
+    The one place the server builds a plan, for tokenizing (chunk rows) and for the workers' forward passes.
+    """
+    return EncodePlan(
+        prompt=key.prompt,
+        batch_size=batch_size,
+        max_batch_tokens=max_batch_tokens,
+        truncate_dim=model.truncate_dim,
+        device=model.device,
+        preprocess_kwargs=key.preprocess_kwargs,
+        module_kwargs=model.split_forward_kwargs(key.preprocess_kwargs, strict=False),
+    )
 
 
 @dataclass
@@ -111,14 +130,13 @@ class RequestTokenizer:
         estimate = [min(self.max_length, (len(text) + prompt_chars) // CHARS_PER_TOKEN_ESTIMATE + 2) for text in unique]
         return RequestTokens(unique, inverse, None, np.asarray(estimate, dtype=np.int64), truncated.astype(bool), key)
 
-    def chunked(self, texts: list[str], key: BatchKey, options: LongInputs) -> tuple[RequestTokens, ChunkRows]:
-        """Rows for long_inputs="chunk": one per text that fits the window, overlapping windows for the others.
+    def window_rows(self, texts: list[str], key: BatchKey, options: LongInputs) -> tuple[RequestTokens, ChunkRows]:
+        """Rows for long_inputs="pool": one per text that fits the window, overlapping windows for the others.
 
         The rows are queued like any request's inputs; the service pools each text's rows afterwards.
         """
-        plan = EncodePlan(prompt=key.prompt, preprocess_kwargs=key.preprocess_kwargs)
         with self.lock:
-            rows = chunk_rows(self.model, texts, options, plan)
+            rows = chunk_rows(self.model, texts, options, encode_plan(self.model, key))
         tokenized = rows.tokenized
         count = len(tokenized.input_ids)
         unique: list[Any] = list(tokenized.input_ids)  # id lists: distinct by construction

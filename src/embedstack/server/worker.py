@@ -12,6 +12,7 @@ worker stays dead until the server process is restarted (what a supervisor does 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,14 +22,14 @@ import torch
 
 from embedstack.engine.batching import dedupe
 from embedstack.engine.pass_size import DEFAULT_MAX_BATCH_TOKENS
-from embedstack.engine.runner import EncodePlan, Prepared, run_prepared
+from embedstack.engine.runner import Prepared, run_prepared
+from embedstack.engine.tokenized import TokenizedTexts
 from embedstack.model import SentenceTransformer
-from embedstack.modules.transformer.tokenized import TokenizedTexts
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import Metrics
 from embedstack.server.queue import Slice, TokenQueue
 from embedstack.server.settings import ServerSettings
-from embedstack.server.tokens import BatchKey
+from embedstack.server.tokens import encode_plan
 
 logger = logging.getLogger(__name__)
 # On CPU, small forward passes of similar lengths beat large padded ones. Measured here on rounds of 64
@@ -218,35 +219,21 @@ class ModelWorker:
 
     @torch.inference_mode()
     def _compute(self, slices: list[Slice]) -> np.ndarray:
-        """(inputs, dim) float32 vectors of the round's inputs, in slice order."""
-        key = slices[0].job.tokens.key
-        inputs = [item for piece in slices for item in piece.job.tokens.unique[piece.start : piece.stop]]
-        if slices[0].job.tokens.tokenized is None:  # the general path: the model tokenizes in encode
-            with self.tokenizer_lock:
-                return self._encode(inputs, key)
-        unique, inverse = dedupe(inputs)
-        tokenized = _merge(slices, inverse, len(unique))
-        plan = EncodePlan(
-            prompt=key.prompt,
-            batch_size=self.settings.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-            device=self.model.device,
-            preprocess_kwargs=key.preprocess_kwargs,
-            module_kwargs=self.model.split_forward_kwargs(key.preprocess_kwargs, strict=False),
-        )
-        result = run_prepared(self.model, Prepared(unique, inverse, tokenized), plan)
-        return result.embeddings.float().numpy()
+        """(inputs, dim) float32 vectors of the round's inputs, in slice order.
 
-    def _encode(self, inputs: list[str], key: BatchKey) -> np.ndarray:
-        """The general path, for models whose input module cannot tokenize ahead: ``model.encode``."""
-        vectors = self.model.encode(
-            inputs,
-            prompt=key.prompt or "",  # the key holds the resolved prompt; "" keeps encode from adding a default
-            batch_size=self.settings.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-            **key.preprocess_kwargs,
+        Inputs tokenized ahead are batched by token count; the others (models whose input module cannot tokenize
+        ahead) are preprocessed by the engine batch by batch, on this thread, under the tokenizer lock.
+        """
+        tokens = slices[0].job.tokens
+        inputs = [item for piece in slices for item in piece.job.tokens.unique[piece.start : piece.stop]]
+        unique, inverse = dedupe(inputs)
+        tokenized = _merge(slices, inverse, len(unique)) if tokens.tokenized is not None else None
+        plan = encode_plan(
+            self.model, tokens.key, batch_size=self.settings.batch_size, max_batch_tokens=self.max_batch_tokens
         )
-        return vectors.astype(np.float32, copy=False)
+        with self.tokenizer_lock if tokenized is None else contextlib.nullcontext():
+            result = run_prepared(self.model, Prepared(unique, inverse, tokenized), plan)
+        return result.embeddings.float().numpy()
 
 
 def _merge(slices: list[Slice], inverse: np.ndarray, unique: int) -> TokenizedTexts:

@@ -1,7 +1,8 @@
 """What a Transformer module's ``sentence_bert_config.json`` may say.
 
-Its file names over the years, renamed keys, and the Hugging Face keyword arguments a file may never set. Read
-by the Transformer and the native backend.
+Its file names over the years, renamed keys, the Hugging Face keyword arguments a file may never set, and how its
+``modality_config`` reads back (compound keys, files from before modalities). Read by the Transformer and the
+native backend.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+
+from embedstack.inputs import MODALITY_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,43 @@ FORBIDDEN_FILE_KWARGS = frozenset({"trust_remote_code", "cache_dir", "offload_fo
 TEXT_MODALITY_CONFIG: dict[str, dict[str, Any]] = {
     "text": {"method": "forward", "method_output_name": "last_hidden_state"}
 }
+
+
+# The modalities a modality_config key (or each part of a compound "image+text" key) may name.
+MODALITY_NAMES = MODALITY_KEYS | {"message"}
+
+
+def restore_modality_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved Transformer config with its ``modality_config`` as the module holds it, as the reference reads it.
+
+    Compound keys become tuples (``"image+text"`` -> ``("image", "text")``) and keys naming no known modality are
+    dropped with a warning. A non-empty config without ``modality_config`` was saved before modalities existed
+    (sentence-transformers < 6), when the module was text-only: it gets the text-only entry, so a backbone whose
+    tokenizer has a chat template is still run on plain text as it was then. An empty config (no file, a plain
+    Hugging Face folder) is left to inference from the backbone.
+    """
+    config = dict(config)
+    if config and "modality_config" not in config:
+        config["modality_config"] = {key: dict(value) for key, value in TEXT_MODALITY_CONFIG.items()}
+        config["module_output_name"] = "token_embeddings"
+        return config
+    if not isinstance(config.get("modality_config"), dict):
+        return config  # validated (and refused) by the module
+    restored: dict[Any, Any] = {}
+    for key, settings in config["modality_config"].items():
+        parts = key.split("+") if isinstance(key, str) else []
+        unknown = [part for part in parts if part not in MODALITY_NAMES] if parts else [key]
+        if unknown:
+            logger.warning(
+                "Ignoring unknown modality key %r in modality_config (unknown parts %s); known modalities are %s.",
+                key,
+                unknown,
+                sorted(MODALITY_NAMES),
+            )
+            continue
+        restored[tuple(sorted(parts)) if len(parts) > 1 else key] = settings
+    config["modality_config"] = restored
+    return config
 
 
 def rename_legacy_keys(config: dict[str, Any]) -> dict[str, Any]:

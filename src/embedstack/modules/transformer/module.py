@@ -10,15 +10,17 @@ from typing import Any, Literal
 
 import torch
 
+import embedstack.modules.transformer.checks as checks
 from embedstack.errors import BackendOptionError, UnsupportedModalityError
-from embedstack.inputs import Modality
+from embedstack.inputs import Modality, format_modality
 from embedstack.modules.base import InputModule, check_feature_name, module_dir
-from embedstack.modules.transformer.backends import EXPORTED_FILE_OPTIONS, auto_module, backend_module
+from embedstack.modules.transformer.backend_registry import EXPORTED_FILE_OPTIONS, auto_module, backend_module
 from embedstack.modules.transformer.config import (
     CONFIG_FILE_NAMES,
     init_kwargs_from_file,
     merge_hf_kwargs,
     normalize_file_config,
+    restore_modality_config,
 )
 from embedstack.modules.transformer.multimodal import (
     infer_modality_config,
@@ -27,11 +29,9 @@ from embedstack.modules.transformer.multimodal import (
     processor_modalities,
 )
 from embedstack.modules.transformer.support import (
-    add_lowercase,
-    cap_to_positions,
     check_tokenizer_vocabulary,
-    join_modality,
     load_processor,
+    prepare_tokenizer,
     read_method_output,
     tokenizer_location,
     validate_modality_config,
@@ -73,7 +73,8 @@ class Transformer(TextTokenizing, InputModule):
         torch.Size([1, 4, 32])
     """
 
-    config_file_name = "sentence_bert_config.json"
+    config_file_name = CONFIG_FILE_NAMES[0]  # "sentence_bert_config.json"
+    legacy_config_file_names = CONFIG_FILE_NAMES[1:]
     config_keys = [
         "transformer_task",
         "modality_config",
@@ -107,22 +108,15 @@ class Transformer(TextTokenizing, InputModule):
         **legacy_kwargs: Any,
     ) -> None:
         super().__init__()
-        if transformer_task != "feature-extraction":
-            raise ValueError(
-                f"transformer_task {transformer_task!r} is not supported; embedstack builds embedding models on "
-                "'feature-extraction' backbones (AutoModel)."
-            )
-        if backend != "torch":
-            raise ValueError(
-                f"The Transformer module runs backend 'torch'; load a folder with Transformer.load(path, "
-                f"backend={backend!r}) (or SentenceTransformer(path, backend=...)) for other backends."
-            )
+        checks.check_task_and_backend(transformer_task, backend)
+        checks.check_custom_modality_config(modality_config, module_output_name)
         model_kwargs, processor_kwargs, config_kwargs = merge_hf_kwargs(
             model_kwargs, processor_kwargs, config_kwargs, legacy_kwargs
         )
         self.transformer_task = transformer_task
         self.backend = backend
         self.processing_kwargs = dict(processing_kwargs or {})
+        checks.warn_unknown_processing_sections(self.processing_kwargs, per_call=False)
         self.unpad_inputs = unpad_inputs
         self.query_length = query_length
         self.document_length = document_length
@@ -133,9 +127,10 @@ class Transformer(TextTokenizing, InputModule):
 
         # A local folder, or a Hub id that transformers resolves itself (a user building a model from a backbone).
         path = str(model_name_or_path)
-        from transformers import AutoConfig, AutoModel
+        from transformers import AutoConfig, AutoModel, __version__
 
         config = AutoConfig.from_pretrained(path, **config_kwargs)
+        checks.warn_unsupported_attention(config, __version__)
         if "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
             config.use_cache = False
         self.model = AutoModel.from_pretrained(path, config=config, **model_kwargs)
@@ -152,6 +147,8 @@ class Transformer(TextTokenizing, InputModule):
 
         if max_seq_length is not None and "model_max_length" not in processor_kwargs:
             processor_kwargs["model_max_length"] = max_seq_length
+        if tokenizer_name_or_path is not None:
+            checks.warn_tokenizer_name_or_path()
         tokenizer_path = str(tokenizer_name_or_path) if tokenizer_name_or_path else path
         self.processor = load_processor(tokenizer_path, processor_kwargs)
         check_tokenizer_vocabulary(self.tokenizer, self.config, tokenizer_path)
@@ -212,21 +209,23 @@ class Transformer(TextTokenizing, InputModule):
         """The modalities ``processor`` handles (tokenizer -> text, image processor -> image, ...)."""
         return list(processor_modalities(processor))
 
-    def get_embedding_dimension(self) -> int | None:
-        """The backbone's hidden size, read from its config (or its text config)."""
-        for config in (self.config, getattr(self.config, "text_config", None)):
-            if config is None:
-                continue
-            projection = getattr(config, "projection_dim", None)
-            if isinstance(projection, int) and self.module_output_name == "sentence_embedding":
-                return projection  # a dual encoder's projected sentence embedding (CLIP-style)
-            for key in ("hidden_size", "d_model", "hidden_dim", "dim", "n_embd"):
-                value = getattr(config, key, None)
-                if isinstance(value, int):
-                    return value
-            if getattr(config, "hidden_sizes", None):
-                return config.hidden_sizes[-1]
-        return None
+    @property
+    def unpad_inputs(self) -> bool | None:
+        """Whether inputs should skip padding (None: decide automatically); they never do here, see checks.py."""
+        return self._unpad_inputs
+
+    @unpad_inputs.setter
+    def unpad_inputs(self, value: bool | None) -> None:
+        checks.warn_unpad_inputs(value)
+        self._unpad_inputs = value
+
+    def get_embedding_dimension(self) -> int:
+        """The backbone's width (a CLIP-style projected sentence embedding's ``projection_dim``), from its config.
+
+        Raises:
+            ModelFormatError: (a ValueError) The config names no width.
+        """
+        return checks.embedding_dimension(self.config, self.module_output_name)
 
     # ----- preprocessing ----------------------------------------------------------------------------------
     def preprocess(
@@ -267,7 +266,7 @@ class Transformer(TextTokenizing, InputModule):
                 f"The Transformer module has no modality_config entry for {modality!r} inputs; it takes "
                 f"{', '.join(map(str, self.modality_config))}."
             )
-        method = getattr(self.model, settings["method"])
+        method = checks.backbone_method(self.model, settings["method"], modality)
         params = self._forward_params if settings["method"] == "forward" else set(inspect.signature(method).parameters)
         model_inputs = {key: value for key, value in features.items() if key in params and key != "modality"}
         output_path = settings["method_output_name"]
@@ -290,7 +289,7 @@ class Transformer(TextTokenizing, InputModule):
     def get_config_dict(self) -> dict[str, Any]:
         """The config, without the keys a default value leaves out of the file."""
         config = super().get_config_dict()
-        config["modality_config"] = {join_modality(key): value for key, value in self.modality_config.items()}
+        config["modality_config"] = {format_modality(key): value for key, value in self.modality_config.items()}
         if not self.processing_kwargs:
             del config["processing_kwargs"]
         if self.unpad_inputs is None:
@@ -311,22 +310,12 @@ class Transformer(TextTokenizing, InputModule):
         """Write the backbone, its processor and ``sentence_bert_config.json``."""
         self.model.save_pretrained(output_path)
         self.processor.save_pretrained(output_path)
-        self.save_config(output_path, legacy_layout=bool(kwargs.get("legacy_layout")))
+        super().save(output_path, safe_serialization=safe_serialization, **kwargs)
 
     @classmethod
-    def load_config(
-        cls,
-        model_name_or_path: str | os.PathLike[str],
-        subfolder: str = "",
-        config_filename: str | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        """``sentence_bert_config.json`` (or an older name), legacy keys renamed, forbidden keys dropped."""
-        if config_filename is None:
-            names = (name for name in CONFIG_FILE_NAMES if cls.load_file_path(model_name_or_path, name, subfolder))
-            config_filename = next(names, None)
-        config = super().load_config(model_name_or_path, subfolder=subfolder, config_filename=config_filename)
-        return normalize_file_config(config)
+    def adapt_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The config file, legacy keys renamed, forbidden keys dropped, modality keys restored (config.py)."""
+        return restore_modality_config(normalize_file_config(config))
 
     @classmethod
     def load(
@@ -345,7 +334,7 @@ class Transformer(TextTokenizing, InputModule):
         """Build the Transformer from a local folder, reading ``sentence_bert_config.json`` (or a legacy name).
 
         ``backend`` "native" (or "auto", or another registered backend) returns that backend's input module
-        when it runs the folder exactly; see backends.py.
+        when it runs the folder exactly; see backend_registry.py.
         """
         folder = module_dir(model_name_or_path, subfolder)
         caller_kwargs = {
@@ -399,12 +388,11 @@ class Transformer(TextTokenizing, InputModule):
 
     def _configure_tokenizer(self, processor_kwargs: dict[str, Any], do_lower_case: bool) -> None:
         tokenizer = self.tokenizer
-        if tokenizer is None:
-            return
-        if "model_max_length" not in processor_kwargs:
-            cap_to_positions(tokenizer, self.config)
-        if do_lower_case:
-            add_lowercase(tokenizer)
+        if tokenizer is not None:
+            tokenizer.model_max_length = prepare_tokenizer(
+                tokenizer, self.config, max_seq_length=processor_kwargs.get("model_max_length"),
+                do_lower_case=do_lower_case,
+            )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"Transformer({dict(self.get_config_dict(), architecture=type(self.model).__name__)})"

@@ -24,6 +24,7 @@ from typing import Any, get_args, get_type_hints
 from embedstack.errors import MissingExtraError, UnsupportedModalityError
 from embedstack.inputs import Modality
 from embedstack.modules.transformer.chat_suffix import restore_suffix, truncation_limit
+from embedstack.modules.transformer.checks import unsupported_modality_error
 from embedstack.modules.transformer.parsing import MessageFormat, batch_to_messages, parse_inputs, with_system_prompt
 from embedstack.modules.transformer.video import check_video_support
 
@@ -65,6 +66,11 @@ def processor_modalities(processor: Any) -> list[str]:
     for modality, kind in kinds:
         if kind and isinstance(processor, kind):
             return [modality]
+    logger.warning(
+        "Could not determine modalities from processor of type %s: it is no tokenizer, feature extractor, image "
+        "or video processor, nor a processor made of them. Pass modality_config (and module_output_name).",
+        type(processor).__name__,
+    )
     return []
 
 
@@ -249,9 +255,7 @@ def preprocess_multimodal(
             raise UnsupportedModalityError("Text pairs cannot be encoded by a chat-template model; pass single texts.")
         values, modality = {"message": batch_to_messages(modality, values, style)}, "message"
     elif modality not in supported:
-        raise UnsupportedModalityError(
-            f"The Transformer module cannot take {modality!r} inputs; it takes {', '.join(map(str, supported))}."
-        )
+        raise unsupported_modality_error(inputs, modality, supported)
     if prompt:
         _add_prompt(values, modality, prompt, style)
     if modality == "message":

@@ -11,13 +11,8 @@ from embedstack.errors import MissingExtraError, ModelFormatError, UnsupportedMo
 from embedstack.modules.transformer.video import VIDEO_ENVIRONMENT
 
 
-def join_modality(modality: str | tuple[str, ...]) -> str:
-    """``("image", "text")`` -> ``"image+text"``, the form written to ``sentence_bert_config.json``."""
-    return modality if isinstance(modality, str) else "+".join(modality)
-
-
 def split_modality(key: str) -> str | tuple[str, ...]:
-    """``"image+text"`` -> ``("image", "text")``."""
+    """``"image+text"`` -> ``("image", "text")`` (the inverse of ``embedstack.inputs.format_modality``)."""
     return tuple(sorted(key.split("+"))) if "+" in key else key
 
 
@@ -27,11 +22,15 @@ _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_
 def load_processor(path: str, processor_kwargs: dict[str, Any]) -> Any:
     """The backbone's processor, or its tokenizer.
 
-    AutoProcessor when the folder has a processor or feature-extractor config, else AutoTokenizer.
+    For a local folder: AutoProcessor when it has a processor or feature-extractor config, else AutoTokenizer. For
+    a Hub id (a user building a module from a backbone; transformers resolves it, as it does the config and the
+    weights): AutoProcessor, which looks for those configs in the resolved repository and falls back to the
+    tokenizer, as sentence-transformers does.
     """
     from transformers import AutoProcessor, AutoTokenizer
 
-    multimodal = any(Path(path, name).is_file() for name in _PROCESSOR_FILES)
+    local = Path(path).is_dir()
+    multimodal = not local or any(Path(path, name).is_file() for name in _PROCESSOR_FILES)
     try:
         if multimodal:
             return AutoProcessor.from_pretrained(path, **processor_kwargs)
@@ -110,18 +109,33 @@ def position_limit(config: Any) -> int | None:
     return positions
 
 
-def cap_to_positions(tokenizer: Any, config: Any) -> None:
-    """Lower ``tokenizer.model_max_length`` to what the backbone's position table takes."""
-    limit = position_limit(config)
-    if limit is not None:
-        tokenizer.model_max_length = min(tokenizer.model_max_length, limit)
+def prepare_tokenizer(
+    tokenizer: Any, config: Any, *, max_seq_length: int | None, do_lower_case: bool, own_limit: int | None = None
+) -> int:
+    """Make ``tokenizer`` lowercase its inputs when asked; return the token limit it should truncate to.
+
+    The limit is ``max_seq_length`` when given, else the tokenizer's own (``own_limit``, by default its
+    ``model_max_length``) capped at what the backbone's position table takes. The Transformer module and the
+    native and onnx backends all set their tokenizer up here, so they truncate and lowercase alike.
+    """
+    if do_lower_case:
+        add_lowercase(tokenizer)
+    if max_seq_length is not None:
+        return int(max_seq_length)
+    own = int(tokenizer.model_max_length if own_limit is None else own_limit)
+    positions = position_limit(config)
+    return own if positions is None else min(own, positions)
 
 
 def add_lowercase(tokenizer: Any) -> None:
-    """Make ``tokenizer`` lowercase its inputs (a no-op when its normalizer already does)."""
+    """Make ``tokenizer`` lowercase its inputs (a no-op when its normalizer already does).
+
+    ``tokenizer`` is a Hugging Face tokenizer (fast or slow) or a ``tokenizers.Tokenizer``.
+    """
+    from tokenizers import Tokenizer
     from tokenizers.normalizers import Lowercase, Sequence
 
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    backend = tokenizer if isinstance(tokenizer, Tokenizer) else getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         tokenizer.do_lower_case = True
         return

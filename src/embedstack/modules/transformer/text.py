@@ -7,18 +7,14 @@ the tokenizer's own padding.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from embedstack.engine.tokenized import TokenizedTexts, pad_batch
+from embedstack.modules.transformer.checks import PROCESSING_KWARGS_KEYS, warn_unknown_processing_sections
 from embedstack.modules.transformer.support import split_text_inputs
-from embedstack.modules.transformer.tokenized import TokenizedTexts, pad_batch
-
-logger = logging.getLogger(__name__)
-
-PROCESSING_KWARGS_KEYS = ("common", "text", "audio", "image", "video", "chat_template")
 
 
 class TextTokenizing:
@@ -132,15 +128,10 @@ class TextTokenizing:
     def _merged_processing_kwargs(self, per_call: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
         """The module's ``processing_kwargs`` with the per-call ones merged in, section by section."""
         merged = {section: dict(values) for section, values in self.processing_kwargs.items()}
+        warn_unknown_processing_sections(per_call or {}, per_call=True)
         for section, values in (per_call or {}).items():
-            if section not in PROCESSING_KWARGS_KEYS:
-                logger.warning(
-                    "Ignoring processing_kwargs section %r: it is none of %s. Did you mean to nest it under 'text'?",
-                    section,
-                    list(PROCESSING_KWARGS_KEYS),
-                )
-                continue
-            merged[section] = {**merged.get(section, {}), **values}
+            if section in PROCESSING_KWARGS_KEYS:
+                merged[section] = {**merged.get(section, {}), **values}
         return merged
 
     def _prompt_length(self, prompt: str, call_kwargs: dict[str, Any]) -> int:

@@ -20,14 +20,13 @@ from functools import cached_property
 from typing import Any
 
 from embedstack.errors import MissingExtraError, UnsupportedModalityError
-from embedstack.inputs import infer_modality
+from embedstack.inputs import YOUTUBE_HOSTS, infer_modality
 
 VIDEO_ENVIRONMENT = (
     "In a clone of embedstack, run `scripts/setup.sh video` and use `.venv-video/bin/python` (torch 2.14.1 with "
     "torchvision 0.29.1 and PyAV); elsewhere, pip install 'embedstack[video]' with a torchvision built for your "
     "torch."
 )
-_YOUTUBE_HOSTS = ("www.youtube.com", "youtube.com", "youtu.be", "m.youtube.com")
 _MESSAGE_VIDEO_KEYS = ("video", "url", "path")
 
 
@@ -184,7 +183,7 @@ def decode_video(source: str) -> dict[str, Any]:
         )
     from urllib.parse import urlparse
 
-    if urlparse(source).netloc in _YOUTUBE_HOSTS:
+    if urlparse(source).netloc in YOUTUBE_HOSTS:
         return _decode_youtube(source)
     if source.startswith(("http://", "https://")):
         import httpx

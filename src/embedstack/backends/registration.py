@@ -1,0 +1,37 @@
+"""Registers the native and onnx backends (and the auto chooser) with ``Transformer.load``.
+
+Called once by the model base (base/model.py); ``import embedstack.backends`` alone stays light.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from embedstack.backends.native import native_input_module
+from embedstack.backends.onnx import auto_onnx_input_module, onnx_input_module
+from embedstack.backends.select import choose_backend
+from embedstack.modules.transformer.backend_registry import register_auto_chooser, register_backend
+
+
+def _native(folder: Any, hf_kwargs: dict[str, Any]) -> Any:
+    # Hugging Face kwargs (dtype, attention implementation, ...) only mean something to transformers.
+    return None if any(hf_kwargs.values()) else native_input_module(folder)
+
+
+@cache
+def register_backends() -> None:
+    """Make ``backend="onnx"``, ``"native"`` and ``"auto"`` available to ``Transformer.load`` (once)."""
+    register_backend(
+        "onnx",
+        onnx_input_module,
+        runs="Transformer folders whose backbone exports to ONNX",
+        auto=auto_onnx_input_module,
+    )
+    register_backend(
+        "native",
+        _native,
+        runs="plain BERT folders (with tokenizer.json and model.safetensors) with no model/processor/config kwargs",
+        auto=True,
+    )
+    register_auto_chooser(choose_backend)

@@ -1,0 +1,77 @@
+"""The options every model-loading command shares (--model, --backend, --int8, ...), and the model they load."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from embedstack.backends.int8_mode import INT8_OPTION
+from embedstack.defaults import resolve_cli_model
+from embedstack.model import SentenceTransformer
+from embedstack.modules.transformer.backend_registry import backend_names
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --device, --trust-remote-code and the backend options."""
+    parser.add_argument("--model", "-m", help="model folder or Hub id (default: the embedded all-MiniLM-L6-v2)")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model folder to run")
+    add_backend_arguments(parser)
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantize the backbone to int8 on CPU at load: faster, nearly the same vectors (self-checked)",
+    )
+    parser.add_argument(
+        "--int8-min-cosine",
+        type=float,
+        help="with --int8 or an int8 --onnx-file: the lowest cosine to fp32 the self-check accepts (default 0.99)",
+    )
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend and --onnx-file."""
+    parser.add_argument(
+        "--backend",
+        choices=backend_names(),
+        default="auto",
+        help="auto (default): of the backends that run the folder exactly (transformers on torch; native for plain "
+        "BERT folders; onnx where the folder holds its export), the one measured fastest on this machine (measured "
+        "once per model and machine, remembered in ~/.cache/embedstack)",
+    )
+    parser.add_argument(
+        "--onnx-file",
+        help="run this ONNX file of the model folder, e.g. model_qint8_avx512_vnni.onnx (written by 'embedstack export "
+        "onnx --quantize int8'); implies --backend onnx",
+    )
+
+
+def load_model(args: argparse.Namespace, device: str | None = None) -> SentenceTransformer:
+    """The model the command's options name, on ``device`` (default: --device, else the best available)."""
+    model = SentenceTransformer(
+        resolve_cli_model(args.model),
+        device=device or getattr(args, "device", None),
+        trust_remote_code=args.trust_remote_code,
+        cache=getattr(args, "cache", None),
+        **backend_options(args),
+    )
+    if getattr(args, "int8", False):
+        model.quantize("int8", min_cosine=getattr(args, "int8_min_cosine", None))
+    return model
+
+
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``backend`` (and ``model_kwargs``) for --backend, --onnx-file and --int8."""
+    int8, onnx_file = getattr(args, "int8", False), getattr(args, "onnx_file", None)
+    if int8 and onnx_file:
+        raise ValueError("--int8 quantizes the model at load and --onnx-file runs an exported file: choose one.")
+    if int8:
+        return {"backend": "torch"}  # quantize() exports and quantizes the torch backbone
+    if onnx_file:
+        if args.backend not in ("auto", "onnx"):
+            raise ValueError(f"--onnx-file runs the onnx backend; it cannot be combined with --backend {args.backend}.")
+        model_kwargs: dict[str, Any] = {"file_name": onnx_file}
+        if getattr(args, "int8_min_cosine", None) is not None:
+            model_kwargs[INT8_OPTION] = args.int8_min_cosine
+        return {"backend": "onnx", "model_kwargs": model_kwargs}
+    return {"backend": args.backend}

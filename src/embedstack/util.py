@@ -1,0 +1,38 @@
+"""sentence-transformers' ``util`` functions for embeddings, under the same names.
+
+Similarity matrices and row pairs, late-interaction (MaxSim) scores, and embedding quantization. Code that
+imported them from ``sentence_transformers.util`` imports them from here.
+"""
+
+from embedstack.maxsim import maxsim, maxsim_pairwise
+from embedstack.quantization import quantize_embeddings
+from embedstack.similarity import (
+    SimilarityFunction,
+    cos_sim,
+    dot_score,
+    euclidean_sim,
+    manhattan_sim,
+    pairwise_angle_sim,
+    pairwise_cos_sim,
+    pairwise_dot_score,
+    pairwise_euclidean_sim,
+    pairwise_manhattan_sim,
+    pytorch_cos_sim,
+)
+
+__all__ = [
+    "SimilarityFunction",
+    "cos_sim",
+    "dot_score",
+    "euclidean_sim",
+    "manhattan_sim",
+    "maxsim",
+    "maxsim_pairwise",
+    "pairwise_angle_sim",
+    "pairwise_cos_sim",
+    "pairwise_dot_score",
+    "pairwise_euclidean_sim",
+    "pairwise_manhattan_sim",
+    "pytorch_cos_sim",
+    "quantize_embeddings",
+]
