@@ -99,3 +99,14 @@ def _doctest_objects(request: pytest.FixtureRequest) -> Iterator[None]:
     registry._SPECS.update(specs)
     registry._BY_TYPE.clear()
     registry._BY_TYPE.update(by_type)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist's ``--dist loadgroup`` (scripts/test.sh runs two workers).
+
+    Each file runs on one worker, so its module fixtures (a server, a Ray cluster, an export) are built once; the
+    Ray files share one worker, since two local Ray clusters on one machine would compete for the same ports.
+    """
+    for item in items:
+        path = item.path.as_posix()
+        item.add_marker(pytest.mark.xdist_group("ray" if "/tests/ray/" in path else path))

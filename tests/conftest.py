@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-# Compute threads per test process (and per CLI subprocess, through OMP_NUM_THREADS): 1 by default, 2 from
-# scripts/test.sh (EMBEDSTACK_TEST_THREADS). On an idle 2-core machine 2 threads run the MiniLM tests ~15% faster; on
-# one shared with another test run a second intra-op thread waits on a busy core at every parallel op (the tiny
-# backbones' tests ran 5-30x slower, MiniLM encodes about 2x slower than with one thread).
+# One compute thread per test process (and per CLI subprocess, through OMP_NUM_THREADS): scripts/test.sh runs two
+# test processes on the 2-core machine. With more threads than free cores a second intra-op thread waits on a busy
+# core at every parallel op (the tiny backbones' tests ran 5-30x slower, MiniLM encodes about 2x slower).
+# EMBEDSTACK_TEST_THREADS=2 suits a single test process on an idle 2-core machine.
 TEST_THREADS = max(1, int(os.environ.get("EMBEDSTACK_TEST_THREADS", "1")))
 os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 DEFAULT_CHUNK_ELEMENTS = 100_000_000  # padded queries + documents + token scores per chunk (~400 MB in fp32)
+EMPTY_SCORE = -1e9  # a document with no token to score (all masked): last in any ranking, finite in a loss
 
 
 def maxsim(
@@ -51,16 +52,19 @@ def maxsim(
     if not queries or not documents:
         return scores
     budget = chunk_elements or DEFAULT_CHUNK_ELEMENTS
-    query_width = max(len(query) for query in queries)
-    for q_start, q_end in _ranges([query_width] * len(queries), budget // 2):
+    dim = queries[0].shape[-1]
+    document_width = max(len(document) for document in documents)
+    # A query chunk holds its padded queries and, per query token, one score per token of the widest document.
+    query_ranges = _ranges([len(q) for q in queries], document_width + dim, budget - document_width * dim)
+    for q_start, q_end in query_ranges:
         query_block, query_real = _padded(queries[q_start:q_end], where)
-        per_document = (q_end - q_start) * query_block.shape[1]  # token scores per document token
-        for d_start, d_end in _ranges([len(d) * (per_document + 1) for d in documents], budget // 2):
+        per_token = query_block.shape[0] * query_block.shape[1] + dim  # scores + the embedding, per doc token
+        for d_start, d_end in _ranges([len(d) for d in documents], per_token, budget - query_block.numel()):
             document_block, document_real = _padded(documents[d_start:d_end], where)
             tokens = torch.einsum("qtd,bud->qbtu", query_block, document_block)  # (queries, docs, q_tok, d_tok)
-            tokens = tokens.masked_fill(~document_real[None, :, None, :], float("-inf"))
-            best = tokens.amax(dim=-1).masked_fill(~query_real[:, None, :], 0.0)  # (queries, docs, q_tok)
-            scores[q_start:q_end, d_start:d_end] = best.sum(dim=-1).to(home)
+            best = _best_per_query_token(tokens, document_real[None, :, None, :])  # (queries, docs, q_tok)
+            totals = best.masked_fill(~query_real[:, None, :], 0.0).sum(dim=-1)
+            scores[q_start:q_end, d_start:d_end] = totals.masked_fill(~document_real.any(dim=-1), EMPTY_SCORE).to(home)
     return _normalized(scores, queries, length_normalize)
 
 
@@ -82,15 +86,21 @@ def maxsim_pairwise(
     if len(queries) != len(documents):
         raise ValueError(f"maxsim_pairwise scores a[i] with b[i]; a has {len(queries)} items and b {len(documents)}.")
     scores = torch.zeros(len(queries), dtype=torch.float32, device=home)
-    sizes = [len(query) * (len(document) + 1) + len(document) for query, document in zip(queries, documents)]
-    for start, end in _ranges(sizes, chunk_elements or DEFAULT_CHUNK_ELEMENTS):
+    query_width, dim = max((len(q) for q in queries), default=0), queries[0].shape[-1] if queries else 1
+    widths = [len(document) for document in documents]
+    for start, end in _ranges(widths, query_width + dim, chunk_elements or DEFAULT_CHUNK_ELEMENTS, query_width * dim):
         query_block, query_real = _padded(queries[start:end], where)
         document_block, document_real = _padded(documents[start:end], where)
         tokens = torch.einsum("ntd,nud->ntu", query_block, document_block)  # (pairs, q_tok, d_tok)
-        tokens = tokens.masked_fill(~document_real[:, None, :], float("-inf"))
-        best = tokens.amax(dim=-1).masked_fill(~query_real, 0.0)
-        scores[start:end] = best.sum(dim=-1).to(home)
+        best = _best_per_query_token(tokens, document_real[:, None, :])
+        totals = best.masked_fill(~query_real, 0.0).sum(dim=-1)
+        scores[start:end] = totals.masked_fill(~document_real.any(dim=-1), EMPTY_SCORE).to(home)
     return _normalized(scores, queries, length_normalize)
+
+
+def _best_per_query_token(tokens: torch.Tensor, document_real: torch.Tensor) -> torch.Tensor:
+    """Each query token's best document-token score; padding never wins (it gets the dtype's minimum)."""
+    return tokens.masked_fill(~document_real, torch.finfo(tokens.dtype).min).amax(dim=-1)
 
 
 def _sides(
@@ -111,6 +121,8 @@ def token_sets(side: Any, mask: Any, name: str) -> list[torch.Tensor]:
         raw, single = list(side), False
     items = [torch.as_tensor(item) for item in raw]
     if mask is None:
+        if isinstance(side, (np.ndarray, torch.Tensor)):  # padded: all-zero rows are the padding
+            return [item[item.ne(0).any(dim=-1)].float() for item in items]
         return [item.float() for item in items]
     masks = [mask] if single else list(mask)
     if len(masks) != len(items):
@@ -136,16 +148,20 @@ def _padded(items: list[torch.Tensor], device: torch.device) -> tuple[torch.Tens
     return block, real
 
 
-def _ranges(sizes: list[int], budget: int) -> Iterator[tuple[int, int]]:
-    """Consecutive index ranges whose ``sizes`` add up to at most ``budget`` (at least one item each)."""
-    start, total = 0, 0
-    for index, size in enumerate(sizes):
-        if index > start and total + size > budget:
+def _ranges(widths: list[int], per_token: int, budget: int, per_item: int = 0) -> Iterator[tuple[int, int]]:
+    """Consecutive ranges of items (at least one each) whose padded cost stays within ``budget`` elements.
+
+    An item padded to its range's widest item costs ``per_token`` elements per token plus ``per_item``.
+    """
+    start, width = 0, 0
+    for index, item_width in enumerate(widths):
+        wider = max(width, item_width)
+        if index > start and (per_token * wider + per_item) * (index - start + 1) > budget:
             yield start, index
-            start, total = index, 0
-        total += size
-    if start < len(sizes):
-        yield start, len(sizes)
+            start, wider = index, item_width
+        width = wider
+    if start < len(widths):
+        yield start, len(widths)
 
 
 def _normalized(scores: torch.Tensor, queries: list[torch.Tensor], length_normalize: bool) -> torch.Tensor:

@@ -135,7 +135,10 @@ class SentenceTransformer(EncodeMixin, BaseModel):
         for module in reversed(list(self.children())):
             method = getattr(type(module), "get_embedding_dimension", None)
             if callable(method):
-                dimension = module.get_embedding_dimension()
+                try:
+                    dimension = module.get_embedding_dimension()
+                except ValueError:  # a backbone whose config names no width (the Transformer raises, as the reference)
+                    dimension = None
                 if dimension is not None:
                     return min(dimension, self.truncate_dim) if self.truncate_dim else dimension
         return None

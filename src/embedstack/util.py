@@ -1,7 +1,8 @@
 """sentence-transformers' ``util`` functions for embeddings, under the same names.
 
-Similarity matrices and row pairs, late-interaction (MaxSim) scores, and embedding quantization. Code that
-imported them from ``sentence_transformers.util`` imports them from here.
+Similarity matrices and row pairs, late-interaction (MaxSim) scores, and embedding quantization: code that
+imported these from ``sentence_transformers.util`` imports them from here. The reference's search and mining
+helpers (``semantic_search``, ``paraphrase_mining``, ``community_detection``, ``mean_maxsim``, ...) are not here.
 """
 
 from embedstack.maxsim import maxsim, maxsim_pairwise

@@ -60,3 +60,20 @@ def test_pairwise_angle_sim_and_the_old_cos_sim_name_match_the_reference(dim):
     x, y = generator.normal(size=(6, dim)).astype(np.float32), generator.normal(size=(6, dim)).astype(np.float32)
     torch.testing.assert_close(util.pairwise_angle_sim(x, y), reference.pairwise_angle_sim(x, y))
     torch.testing.assert_close(util.pytorch_cos_sim(x, y), reference.pytorch_cos_sim(torch.tensor(x), torch.tensor(y)))
+
+
+def test_zero_rows_of_padded_tensors_are_padding_and_empty_documents_rank_last():
+    generator = torch.Generator().manual_seed(3)
+    a, b = -torch.rand(2, 5, 4, generator=generator), torch.rand(3, 6, 4, generator=generator)  # all dots negative
+    a[:, 3:] = 0.0
+    b[0, 2:] = 0.0
+    b_mask = torch.ones(3, 6, dtype=torch.bool)
+    b_mask[1] = False  # a document with no token left
+    for options in ({}, {"length_normalize": True}):
+        torch.testing.assert_close(util.maxsim(a, b, **options), reference.maxsim(a, b, **options))
+        torch.testing.assert_close(util.maxsim(a.numpy(), b.numpy(), **options), reference.maxsim(a, b, **options))
+    ours, theirs = util.maxsim(a, b, b_mask=b_mask), reference.maxsim(a, b, b_mask=b_mask)
+    torch.testing.assert_close(ours, theirs)
+    assert bool((ours[:, 1] == -1e9).all())
+    pairs, their_pairs = (module.maxsim_pairwise(a, b[:2], b_mask=b_mask[:2]) for module in (util, reference))
+    torch.testing.assert_close(pairs, their_pairs)

@@ -19,7 +19,8 @@ from embedstack.backends.stand_in import TransformerStandIn
 from embedstack.engine.tokenized import TokenizedTexts, pad_batch
 from embedstack.errors import ModelFormatError
 from embedstack.fileio import read_json
-from embedstack.modules.transformer.config import CONFIG_FILE_NAMES, TEXT_MODALITY_CONFIG, normalize_file_config
+from embedstack.modules.transformer.config import TEXT_MODALITY_CONFIG
+from embedstack.modules.transformer.module import Transformer
 from embedstack.modules.transformer.support import split_text_inputs
 
 if TYPE_CHECKING:
@@ -57,12 +58,8 @@ def native_input_module(folder: Path) -> NativeTransformer | None:
 
 
 def _module_config(folder: Path) -> dict[str, Any] | None:
-    for name in CONFIG_FILE_NAMES:
-        if (folder / name).is_file():
-            config = normalize_file_config(read_json(folder / name))
-            break
-    else:
-        config = {}
+    """The folder's Transformer config, read as the Transformer reads it; None for more than a text encoder."""
+    config = Transformer.load_config(str(folder))
     if set(config) - _PLAIN_CONFIG_KEYS:
         return None
     if config.get("transformer_task", "feature-extraction") != "feature-extraction":

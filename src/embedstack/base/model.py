@@ -3,9 +3,10 @@
 A stack of modules loaded from a folder (or a Hub id, resolved once), placed on a device, run on a backend, with
 prompts, save and push.
 
-A kind subclasses it and adds its inputs, head and public methods; it declares its own settings through three
-hooks: ``_apply_saved_config`` (take what the caller left unset from ``config_sentence_transformers.json``),
-``model_config_dict`` (what it writes there) and ``calibration_inputs`` (what the int8 self-check encodes).
+A kind subclasses it and adds its inputs, head and public methods. It declares ``model_type`` and its own
+settings through hooks: ``_default_stack`` (what a plain Hugging Face folder becomes), ``_apply_saved_config``
+(take what the caller left unset from ``config_sentence_transformers.json``), ``_saved_settings`` (its keys
+written there), ``calibration_inputs`` (what the int8 self-check encodes) and ``_card_text`` (its README.md).
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ class BaseModel(OnnxMethods):
 
     model_type = "BaseModel"
     model_card_data_class = ModelCardData
-    default_huggingface_organization = DEFAULT_ORGANIZATION  # where a bare Hub name like "all-MiniLM-L6-v2" lives
+    default_huggingface_organization = (
+        DEFAULT_ORGANIZATION  # where a bare Hub name like "all-MiniLM-L6-v2" lives (read-only)
+    )
 
     def __init__(
         self,
@@ -97,7 +100,7 @@ class BaseModel(OnnxMethods):
         self.default_prompt_name = default_prompt_name
         self.module_kwargs: dict[str, list[str]] = {}
         self._model_card_text: str | None = None
-        self.model_card_data = model_card_data or ModelCardData()
+        self.model_card_data = model_card_data or self.model_card_data_class(local_files_only=local_files_only)
         token = _deprecated_token(token, use_auth_token)
         if tokenizer_kwargs is not None:
             warnings.warn("tokenizer_kwargs is deprecated; use processor_kwargs.", FutureWarning, stacklevel=3)

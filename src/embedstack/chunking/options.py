@@ -17,6 +17,7 @@ ChunkPooling = Literal["mean", "max"]
 LONG_INPUT_MODES: tuple[str, ...] = ("truncate", "pool", "split", "late")
 # Old mode names, one letter apart, still read (with a FutureWarning) and never written: old name -> mode.
 DEPRECATED_LONG_INPUT_MODES: dict[str, str] = {"chunk": "pool", "chunks": "split"}
+_STORED_MODE_NAMES = {new: old for old, new in DEPRECATED_LONG_INPUT_MODES.items()}  # in cache and job keys
 DEFAULT_OVERLAP = 32  # tokens two neighbouring chunk windows share
 DEFAULT_LATE_OVERLAP = 64  # tokens of context two neighbouring backbone windows share in late chunking
 
@@ -105,9 +106,12 @@ class LongInputs:
     def cache_key(self) -> dict[str, Any]:
         """The settings that change the vectors, for the embedding cache: every compared field.
 
-        ``spans`` is left out: calls that give spans bypass the cache.
+        ``spans`` is left out: calls that give spans bypass the cache. The modes renamed "pool" and "split" keep
+        their old names here, so embedding caches and Parquet job folders written before the rename still match.
         """
-        return {item.name: getattr(self, item.name) for item in fields(self) if item.compare}
+        key = {item.name: getattr(self, item.name) for item in fields(self) if item.compare}
+        key["mode"] = _STORED_MODE_NAMES.get(key["mode"], key["mode"])
+        return key
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """How encode schedules work: dedupe, tokenize once, batch by token length, prefetch, restore order.
 
-Shared by ``SentenceTransformer.encode``, ``encode_iter`` and the CLI. The engine knows nothing about file
-formats; it sees a model with ``preprocess`` and ``forward``.
+Shared by ``SentenceTransformer.encode``, ``encode_iter``, the CLI and the server. The engine knows nothing about
+file formats; it sees a model with ``preprocess_batch`` that it calls (see protocol.py).
 """
 
 from embedstack.engine.pass_size import DEFAULT_MAX_BATCH_TOKENS, default_max_batch_tokens

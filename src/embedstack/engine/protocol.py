@@ -19,7 +19,7 @@ class TokenBatcher(Protocol):
         ...
 
     def get_embedding_dimension(self) -> int | None:
-        """The backbone's hidden size (the engine sizes CPU passes by it), or None when unknown."""
+        """The backbone's hidden size (the engine sizes CPU passes by it): None, or a ValueError, when unknown."""
         ...
 
 

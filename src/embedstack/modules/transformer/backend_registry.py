@@ -1,10 +1,11 @@
 """Other ways to run a Transformer folder than Hugging Face transformers on torch.
 
-A backend registers a factory here (``embedstack.backends`` does so on import); ``Transformer.load`` asks it
-for an input module that runs the same folder with the same vectors. "torch" is the Transformer module itself.
-"auto" hands every backend registered for it that can run the folder, and torch, to the chooser
-``embedstack.backends`` registers (it measures them on this machine: backends/select.py); without a chooser it
-takes the first that can run the folder, else torch.
+A backend registers a factory here (``embedstack.backends.registration.register_backends()`` does so for the
+native and onnx backends; the model base calls it when ``embedstack.model`` is imported); ``Transformer.load``
+asks it for an input module that runs the same folder with the same vectors. "torch" is the Transformer module
+itself. "auto" hands every backend registered for it that can run the folder, and torch, to the chooser
+registered with them (it measures them on this machine: backends/select.py); without a chooser it takes the
+first that can run the folder, else torch.
 """
 
 from __future__ import annotations
@@ -84,7 +85,11 @@ def backend_module(folder: Path, backend: str, hf_kwargs: dict[str, Any]) -> Inp
     if backend in ("torch", "auto"):
         return None  # auto: see auto_module
     if backend not in _BACKENDS:
-        raise ValueError(f"backend {backend!r} is not available; choose one of {backend_names()}.")
+        raise ValueError(
+            f"backend {backend!r} is not available; the registered backends are {backend_names()}. The built-in "
+            "native and onnx backends register when embedstack.model is imported (or call "
+            "embedstack.backends.registration.register_backends()); others, with register_backend()."
+        )
     module = _BACKENDS[backend](folder, hf_kwargs)
     if module is None:
         raise ValueError(
