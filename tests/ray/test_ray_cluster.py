@@ -35,9 +35,17 @@ def two_nodes():
 
 def test_the_work_spreads_over_both_nodes(two_nodes, tiny_bert_path):
     assert len([node for node in ray.nodes() if node["Alive"]]) == 2
-    ds = ray.data.from_items([{"id": i, "text": text} for i, text in enumerate(TEXTS)], override_num_blocks=8)
-    # Two actors of one CPU each on two one-CPU nodes: one actor per node. The input needs no read task.
-    out = bounded(lambda: embed_dataset(ds, tiny_bert_path, actors=2, batch_size=25, reserve_cpus=0.0).materialize())
+    # Two actors of one CPU each on two one-CPU nodes: one actor per node. The input needs no read task. Ray Data
+    # starts handing out blocks once one actor is up; on a busy machine the first could take all eight blocks of the
+    # tiny model before the second one starts, so this run waits for both actors first.
+    context = ray.data.DataContext.get_current()
+    waited, context.wait_for_min_actors_s = context.wait_for_min_actors_s, 120
+    try:
+        ds = ray.data.from_items([{"id": i, "text": text} for i, text in enumerate(TEXTS)], override_num_blocks=8)
+        job = embed_dataset(ds, tiny_bert_path, actors=2, batch_size=25, reserve_cpus=0.0)
+        out = bounded(job.materialize)
+    finally:
+        context.wait_for_min_actors_s = waited
     embedder = out.stats()[out.stats().index("MapBatches(Embedder)") :]
     assert re.search(r"Tasks per node: .*; 2 nodes used", embedder), embedder
     table = pa.concat_tables(ray.get(out.to_arrow_refs(), timeout=60))
