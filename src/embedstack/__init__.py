@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from embedstack._version import __version__
 
 __all__ = [
+    "CrossEncoder",
     "SentenceTransformer",
     "SimilarityFunction",
     "quantize_embeddings",
@@ -18,12 +19,14 @@ __all__ = [
 ]
 
 _LAZY = {
+    "CrossEncoder": "embedstack.cross_encoder",
     "SentenceTransformer": "embedstack.model",
     "SimilarityFunction": "embedstack.similarity",
     "quantize_embeddings": "embedstack.quantization",
 }
 
 if TYPE_CHECKING:
+    from embedstack.cross_encoder import CrossEncoder
     from embedstack.model import SentenceTransformer
     from embedstack.quantization import quantize_embeddings
     from embedstack.similarity import SimilarityFunction

@@ -70,8 +70,8 @@ class BaseModel(OnnxMethods):
 
     model_type = "BaseModel"
     model_card_data_class = ModelCardData
-    default_huggingface_organization = (
-        DEFAULT_ORGANIZATION  # where a bare Hub name like "all-MiniLM-L6-v2" lives (read-only)
+    default_huggingface_organization: str | None = (
+        DEFAULT_ORGANIZATION  # where a bare Hub name like "all-MiniLM-L6-v2" lives
     )
 
     def __init__(
@@ -117,10 +117,13 @@ class BaseModel(OnnxMethods):
             model_kwargs = dict(model_kwargs) if model_kwargs else None  # the caller's dict stays as it was
             code_revision = model_kwargs.pop("code_revision", None) if model_kwargs else None
             hub = HubOptions(token, revision, cache_folder, local_files_only, code_revision)
-            folder = resolve_model_path(model_name_or_path, hub, backend=backend)
+            organization = self.default_huggingface_organization
+            folder = resolve_model_path(model_name_or_path, hub, backend=backend, organization=organization)
             logger.info("Loading %s from %s", model_name_or_path, folder)
             if not Path(model_name_or_path).expanduser().is_dir() and not local_files_only:  # a Hub id
-                self.model_card_data.set_base_model(hub_repo_id(model_name_or_path), snapshot_revision(folder))
+                self.model_card_data.set_base_model(
+                    hub_repo_id(model_name_or_path, organization), snapshot_revision(folder)
+                )
             options = LoadOptions(
                 trust_remote_code=trust_remote_code,
                 model_kwargs=model_kwargs,

@@ -19,6 +19,7 @@ from embedstack.backends.int8_mode import quantized_module
 from embedstack.backends.onnx_files import ExportOptions, write_onnx_files
 from embedstack.backends.onnx_smooth import check_calibration_texts
 from embedstack.engine import EncodePlan, run
+from embedstack.engine.runner import OutputValue
 from embedstack.modules.transformer.module import Transformer
 from embedstack.persistence.atomic import atomic_folder
 from embedstack.stack import ModuleStack
@@ -26,6 +27,8 @@ from embedstack.stack import ModuleStack
 
 class OnnxMethods(ModuleStack):
     """``quantize`` and ``export_onnx``; mixed into :class:`~embedstack.base.BaseModel`."""
+
+    calibration_output: OutputValue = "sentence_embedding"  # what the int8 self-check compares (a reranker: scores)
 
     if TYPE_CHECKING:  # provided by BaseModel
 
@@ -138,7 +141,8 @@ class OnnxMethods(ModuleStack):
         def encode_with(module: nn.Module) -> Any:
             stack = ModuleStack(OrderedDict([("0", module), *list(self.named_children())[1:]]))
             stack.module_kwargs = self.module_kwargs
-            plan = EncodePlan(device=self.device, prompt=self._resolve_prompt(None, None))
+            prompt = self._resolve_prompt(None, None)
+            plan = EncodePlan(device=self.device, prompt=prompt, output_value=self.calibration_output)
             with torch.inference_mode():
                 outputs = run(stack, inputs, plan).outputs
             assert isinstance(outputs, torch.Tensor)  # one output row per input

@@ -80,8 +80,10 @@ def stop_pool(pool: Pool) -> None:
         pool[name].join_thread()
 
 
-def encode_with_pool(pool: Pool, inputs: list[Any], chunk_size: int | None, encode_kwargs: dict[str, Any]) -> Any:
-    """Encode ``inputs`` on the pool's workers.
+def encode_with_pool(
+    pool: Pool, inputs: list[Any], chunk_size: int | None, encode_kwargs: dict[str, Any], method: str = "encode"
+) -> Any:
+    """Encode ``inputs`` on the pool's workers (with the model's ``method``: "encode", or a reranker's "predict").
 
     Returns:
         The results in input order: an ndarray, or a list when ``encode_kwargs`` ask for per-input outputs.
@@ -92,7 +94,7 @@ def encode_with_pool(pool: Pool, inputs: list[Any], chunk_size: int | None, enco
     chunks = [inputs[start : start + chunk_size] for start in range(0, len(inputs), chunk_size)]
     call = next(_calls)  # results of an earlier call that failed part-way are recognized and dropped
     for index, chunk in enumerate(chunks):
-        pool["input"].put((call, index, chunk, encode_kwargs))
+        pool["input"].put((call, index, chunk, method, encode_kwargs))
     results: dict[int, Any] = {}
     while len(results) < len(chunks):
         try:
@@ -128,9 +130,9 @@ def _worker(model: Any, device: str, threads: int, inputs: Any, outputs: Any) ->
         torch.set_num_threads(threads)
     model.to(device)
     while True:
-        call, index, chunk, encode_kwargs = inputs.get()
+        call, index, chunk, method, encode_kwargs = inputs.get()
         try:
-            outputs.put((call, index, model.encode(chunk, device=device, **encode_kwargs), None))
+            outputs.put((call, index, getattr(model, method)(chunk, device=device, **encode_kwargs), None))
         except Exception as exc:  # reported to the caller, who raises it; the worker takes the next chunk
             outputs.put((call, index, None, f"{type(exc).__name__}: {exc}"))
 

@@ -28,13 +28,14 @@ from embedstack.engine.tokenized import TokenizedTexts
 
 logger = logging.getLogger(__name__)
 
-OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
+OutputValue = Literal["sentence_embedding", "token_embeddings", "scores"] | None
+ROW_OUTPUTS = ("sentence_embedding", "scores")  # one row per input: the outputs are one stacked tensor
 UNTOKENIZED_BATCH_SIZE = 32  # rows per batch for inputs the model cannot tokenize ahead (images, audio, ...)
 
 
 @dataclass
 class EncodePlan:
-    """What to compute for each input; filled by ``SentenceTransformer.encode``."""
+    """What to compute for each input; filled by ``SentenceTransformer.encode`` (``CrossEncoder.predict``: scores)."""
 
     prompt: str | None = None
     batch_size: int | None = None  # a row cap; None: the token budget alone decides the rows
@@ -147,7 +148,7 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
     restore[order] = np.arange(len(order))
     take = restore[prepared.inverse]  # position of each input's output in the batch order
     outputs: torch.Tensor | list[Any]
-    if plan.output_value == "sentence_embedding":
+    if plan.output_value in ROW_OUTPUTS:
         stacked = torch.cat(chunks) if chunks else torch.empty(0)
         outputs = stacked[torch.from_numpy(take)] if len(take) else stacked
     else:
@@ -190,6 +191,9 @@ def _batch_outputs(features: dict[str, Any], batch_len: int, plan: EncodePlan) -
         if plan.normalize_embeddings:
             embeddings = F.normalize(embeddings, p=2, dim=1)
         return embeddings.cpu() if plan.to_cpu else embeddings
+    if plan.output_value == "scores":  # a cross-encoder's (batch, labels) logits
+        scores = features["scores"]
+        return scores.cpu() if plan.to_cpu else scores
     if plan.output_value == "token_embeddings":
         rows = []
         for tokens, mask in zip(features["token_embeddings"], features["attention_mask"]):  # (seq, dim), (seq,)

@@ -38,11 +38,14 @@ ORIGINAL_TRANSFORMER_MODELS = frozenset(
 )
 
 
-def hub_repo_id(name: str) -> str:
-    """``all-MiniLM-L6-v2`` -> ``sentence-transformers/all-MiniLM-L6-v2``; ids with an organization are kept."""
-    if "/" in name or name in ORIGINAL_TRANSFORMER_MODELS:
+def hub_repo_id(name: str, organization: str | None = DEFAULT_ORGANIZATION) -> str:
+    """``all-MiniLM-L6-v2`` -> ``sentence-transformers/all-MiniLM-L6-v2``; ids with an organization are kept.
+
+    ``organization`` is the model kind's (a CrossEncoder's is "cross-encoder"); None keeps a bare name as it is.
+    """
+    if "/" in name or name in ORIGINAL_TRANSFORMER_MODELS or organization is None:
         return name
-    return f"{DEFAULT_ORGANIZATION}/{name}"
+    return f"{organization}/{name}"
 
 
 def snapshot_revision(folder: Path) -> str | None:
@@ -111,7 +114,11 @@ def select_model_files(files: list[str], *, backend: str = "torch") -> list[str]
 
 
 def resolve_model_path(
-    model_name_or_path: str | os.PathLike[str], options: HubOptions | None = None, *, backend: str = "torch"
+    model_name_or_path: str | os.PathLike[str],
+    options: HubOptions | None = None,
+    *,
+    backend: str = "torch",
+    organization: str | None = DEFAULT_ORGANIZATION,
 ) -> Path:
     """A local model folder for a path or a Hub id.
 
@@ -133,7 +140,10 @@ def resolve_model_path(
         )
     options = options or HubOptions()
     return _download(
-        hub_repo_id(name), options, lambda files: select_model_files(files, backend=backend), options.revision
+        hub_repo_id(name, organization),
+        options,
+        lambda files: select_model_files(files, backend=backend),
+        options.revision,
     )
 
 

@@ -8,13 +8,14 @@ not supported", ...), ours starts with that phrase and then says why it matters 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from packaging.version import Version
 
 from embedstack.errors import ModelFormatError, UnsupportedModalityError
 from embedstack.inputs import Modality, format_modality, infer_modality
+from embedstack.modules.transformer.config import TASK_AUTO_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,11 @@ _ATTENTION_FLAGS = (("use_bidirectional_attention", True, "4.56.2"), ("is_causal
 
 
 def check_task_and_backend(transformer_task: str, backend: str) -> None:
-    """Refuse a task other than "feature-extraction" and a backend other than "torch" for the module itself."""
-    if transformer_task != "feature-extraction":
+    """Refuse a task embedstack does not load and a backend other than "torch" for the module itself."""
+    if transformer_task not in TASK_AUTO_CLASSES:
         raise ValueError(
-            f"Unsupported transformer_task {transformer_task!r}: embedstack builds embedding models on "
-            "'feature-extraction' backbones (AutoModel). Leave transformer_task unset."
+            f"Unsupported transformer_task {transformer_task!r}: embedstack loads {sorted(TASK_AUTO_CLASSES)} "
+            "backbones ('feature-extraction' for embedding models, 'sequence-classification' for cross-encoders)."
         )
     if backend != "torch":
         raise ValueError(
@@ -39,6 +40,22 @@ def check_task_and_backend(transformer_task: str, backend: str) -> None:
             f"with Transformer.load(path, backend={backend!r}) (or SentenceTransformer(path, backend=...)) for "
             "other backends."
         )
+
+
+def task_backend_module(
+    folder: Any, task: str, backend: str, caller_kwargs: dict[str, Any], build_torch: Callable[[], Any]
+) -> Any:
+    """The input module for a folder of another task than feature-extraction (a cross-encoder's classifier).
+
+    The native and onnx backends run embedding backbones; "auto" takes torch for other tasks, and naming another
+    backend is refused with the reason.
+    """
+    if backend == "auto":
+        return build_torch()
+    raise ValueError(
+        f"backend={backend!r} runs embedding backbones (transformer_task 'feature-extraction'); {folder} holds a "
+        f"{task!r} model. Load it with backend='torch' (or 'auto')."
+    )
 
 
 def check_custom_modality_config(modality_config: Any, module_output_name: str | None) -> None:

@@ -45,6 +45,19 @@ TEXT_MODALITY_CONFIG: dict[str, dict[str, Any]] = {
     "text": {"method": "forward", "method_output_name": "last_hidden_state"}
 }
 
+# What each transformer_task loads (a transformers Auto class) and its text entry and output feature, as in
+# sentence-transformers: an embedding backbone's token vectors, a classifier's logits as a cross-encoder's scores.
+TASK_AUTO_CLASSES: dict[str, str] = {
+    "feature-extraction": "AutoModel",
+    "sequence-classification": "AutoModelForSequenceClassification",
+}
+TASK_DEFAULTS: dict[str, tuple[dict[str, dict[str, Any]], str]] = {
+    "feature-extraction": (TEXT_MODALITY_CONFIG, "token_embeddings"),
+    "sequence-classification": ({"text": {"method": "forward", "method_output_name": "logits"}}, "scores"),
+}
+
+
+FEATURES = "feature-extraction"
 
 # The modalities a modality_config key (or each part of a compound "image+text" key) may name.
 MODALITY_NAMES = MODALITY_KEYS | {"message"}
@@ -61,8 +74,9 @@ def restore_modality_config(config: dict[str, Any]) -> dict[str, Any]:
     """
     config = dict(config)
     if config and "modality_config" not in config:
-        config["modality_config"] = {key: dict(value) for key, value in TEXT_MODALITY_CONFIG.items()}
-        config["module_output_name"] = "token_embeddings"
+        modality_config, output_name = TASK_DEFAULTS.get(str(config.get("transformer_task")), TASK_DEFAULTS[FEATURES])
+        config["modality_config"] = {key: dict(value) for key, value in modality_config.items()}
+        config.setdefault("module_output_name", output_name)
         return config
     if not isinstance(config.get("modality_config"), dict):
         return config  # validated (and refused) by the module

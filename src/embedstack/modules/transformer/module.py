@@ -17,6 +17,9 @@ from embedstack.modules.base import InputModule, check_feature_name, module_dir
 from embedstack.modules.transformer.backend_registry import EXPORTED_FILE_OPTIONS, auto_module, backend_module
 from embedstack.modules.transformer.config import (
     CONFIG_FILE_NAMES,
+    FEATURES,
+    TASK_AUTO_CLASSES,
+    TASK_DEFAULTS,
     init_kwargs_from_file,
     merge_hf_kwargs,
     normalize_file_config,
@@ -41,7 +44,7 @@ from embedstack.registry import ST, register_module
 
 logger = logging.getLogger(__name__)
 
-TransformerTask = Literal["feature-extraction"]
+TransformerTask = Literal["feature-extraction", "sequence-classification"]
 _FORWARD_SAFETY_NET_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "return_dict"})
 _DEFAULTS_DROPPED_ON_SAVE = {"query_length": None, "document_length": None, "query_expansion": None}
 
@@ -52,7 +55,9 @@ class Transformer(TextTokenizing, InputModule):
 
     Args:
         model_name_or_path: A local folder or a Hub id.
-        transformer_task: Only "feature-extraction" (an ``AutoModel`` backbone) is supported.
+        transformer_task: "feature-extraction" (an ``AutoModel`` backbone writing token embeddings, the default) or
+            "sequence-classification" (an ``AutoModelForSequenceClassification`` writing its logits as ``scores``:
+            a cross-encoder; a backbone saved without a classifier head gets one label).
         model_kwargs: Passed to ``AutoModel.from_pretrained`` (e.g. ``{"dtype": torch.bfloat16}``).
         processor_kwargs: Passed to the tokenizer's ``from_pretrained``.
         config_kwargs: Passed to ``AutoConfig.from_pretrained``.
@@ -127,13 +132,17 @@ class Transformer(TextTokenizing, InputModule):
 
         # A local folder, or a Hub id that transformers resolves itself (a user building a model from a backbone).
         path = str(model_name_or_path)
-        from transformers import AutoConfig, AutoModel, __version__
+        import transformers
 
-        config = AutoConfig.from_pretrained(path, **config_kwargs)
-        checks.warn_unsupported_attention(config, __version__)
+        config = transformers.AutoConfig.from_pretrained(path, **config_kwargs)
+        checks.warn_unsupported_attention(config, transformers.__version__)
         if "use_cache" not in config_kwargs and hasattr(config, "use_cache"):
             config.use_cache = False
-        self.model = AutoModel.from_pretrained(path, config=config, **model_kwargs)
+        if transformer_task == "sequence-classification" and "num_labels" not in config_kwargs:
+            if not any(name.endswith("ForSequenceClassification") for name in config.architectures or []):
+                config.num_labels = 1  # a bare backbone becomes a one-score cross-encoder, as in the reference
+        auto_class = getattr(transformers, TASK_AUTO_CLASSES[transformer_task])
+        self.model = auto_class.from_pretrained(path, config=config, **model_kwargs)
         signature = inspect.signature(self.model.forward).parameters
         self._forward_params = set(signature)
         self._forward_takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in signature.values())
@@ -154,6 +163,10 @@ class Transformer(TextTokenizing, InputModule):
         check_tokenizer_vocabulary(self.tokenizer, self.config, tokenizer_path)
         self._configure_tokenizer(processor_kwargs, do_lower_case)
 
+        if modality_config is None and transformer_task != FEATURES:
+            task_config, default_output_name = TASK_DEFAULTS[transformer_task]
+            modality_config = {key: dict(value) for key, value in task_config.items()}
+            module_output_name = module_output_name or default_output_name
         if modality_config is None:
             inferred_config, inferred_output_name = infer_modality_config(self.model, self.processor)
             self.modality_config = validate_modality_config(inferred_config, self.model)
@@ -350,6 +363,9 @@ class Transformer(TextTokenizing, InputModule):
                 torch_kwargs = {**caller_kwargs, "model_kwargs": kept or None}
             return cls._load_torch(folder, backend, torch_kwargs, trust_remote_code, init_defaults)
 
+        task = {**(init_defaults or {}), **cls.load_config(folder)}.get("transformer_task", FEATURES)
+        if task != FEATURES and backend != "torch":
+            return checks.task_backend_module(folder, task, backend, caller_kwargs, build_torch)
         device = getattr(kwargs.get("load_options"), "device", None)
         if backend == "auto" and (device is None or str(device).startswith("cpu")):
             return auto_module(folder, caller_kwargs, build_torch)  # measured on this CPU (backends/select.py)

@@ -78,15 +78,20 @@ class TextTokenizing:
             or tokenizer.pad_token_id is None
         ):
             return None
-        if not all(isinstance(item, str) for item in inputs):
-            return None  # pairs and non-text inputs take the general path
+        if all(isinstance(item, str) for item in inputs):
+            texts, pairs = list(inputs), None
+        elif all(_is_text_pair(item) for item in inputs):
+            texts, pairs = [item[0] for item in inputs], [item[1] for item in inputs]  # a cross-encoder's pairs
+        else:
+            return None  # non-text inputs take the general path
         call_kwargs = self._tokenizer_kwargs(task, self._merged_processing_kwargs(processing_kwargs), kwargs)
         if call_kwargs.pop("padding", True) is not True or call_kwargs.pop("return_tensors", "pt") != "pt":
             return None
         if set(call_kwargs) - {"truncation", "max_length", "add_special_tokens"}:
             return None  # options such as pad_to_multiple_of need the tokenizer's own padding
-        texts = [prompt + text for text in inputs] if prompt else list(inputs)
-        encoded = tokenizer(texts, padding=False, return_attention_mask=False, **call_kwargs)
+        if prompt:  # before the first text of a pair, as sentence-transformers does
+            texts = [prompt + text for text in texts]
+        encoded = tokenizer(texts, pairs, padding=False, return_attention_mask=False, **call_kwargs)
         if set(encoded) - {"input_ids", "token_type_ids"}:
             return None
         input_ids = encoded["input_ids"]
@@ -144,3 +149,7 @@ class TextTokenizing:
                 length -= 1  # the trailing [SEP]/EOS is not part of the prompt
             self._prompt_lengths[key] = length
         return self._prompt_lengths[key]
+
+
+def _is_text_pair(item: Any) -> bool:
+    return isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(part, str) for part in item)
