@@ -54,6 +54,14 @@ def tiny_bert_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def cross_encoder_path(tmp_path_factory):
+    """A tiny random one-label BertForSequenceClassification, as a plain Hugging Face folder (copy it to change it)."""
+    from helpers import tiny_cross_encoder
+
+    return tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_path(tmp_path_factory):
     from helpers import tiny_llama
 

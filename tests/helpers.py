@@ -65,6 +65,34 @@ def tiny_bert(target: Path, seed: int = 0) -> Path:
     return target
 
 
+def tiny_cross_encoder(
+    target: Path, num_labels: int = 1, seed: int = 0, hidden_size: int = 32, layers: int = 2
+) -> Path:
+    """A random BertForSequenceClassification with the MiniLM tokenizer, saved as a plain Hugging Face folder.
+
+    Its weights are drawn with std 0.2 (not the usual 0.02), so pairs get visibly different scores (logits spread
+    over a few units) and a ranking means something.
+    """
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=max(2, hidden_size // 32),
+        intermediate_size=hidden_size * 4 if hidden_size > 32 else 64,
+        max_position_embeddings=512 if hidden_size > 32 else 128,
+        num_labels=num_labels,
+        initializer_range=0.2,
+    )
+    model = BertForSequenceClassification(config)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target)
+    copy_tokenizer(target)
+    return target
+
+
 def tiny_llama(target: Path, seed: int = 0) -> Path:
     """A 2-layer random LlamaForCausalLM with the MiniLM tokenizer (no chat template)."""
     from transformers import LlamaConfig, LlamaForCausalLM

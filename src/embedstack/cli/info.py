@@ -1,4 +1,4 @@
-"""``embedstack info``: a model's modules, dimensions, modalities, backend, prompts and similarity."""
+"""``embedstack info``: a model's kind, modules, dimensions (or labels), modalities, backend, prompts, similarity."""
 
 from __future__ import annotations
 
@@ -18,9 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model on CPU and describe it."""
-    model = load_model(args, "cpu")
+    model = load_model(args, "cpu", kind=None)
     print(model)
-    print(f"Embedding dimension: {model.get_embedding_dimension()}")
+    print(f"Kind: {model.model_type}")
+    if model.model_type == "CrossEncoder":
+        print(f"Labels: {model.num_labels}")
+        print(f"Activation: {type(model.activation_fn).__name__}")
+    else:
+        print(f"Embedding dimension: {model.get_embedding_dimension()}")
     print(f"Max sequence length: {model.max_seq_length}")
     print(f"Modalities: {', '.join('+'.join(m) if isinstance(m, tuple) else m for m in model.modalities)}")
     message = getattr(model[0], "modality_config", {}).get("message")
@@ -31,9 +36,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"Backend choice (auto): {model.backend_choice.summary()}")
     if model.int8_check is not None:
         print(f"int8: {model.int8_check.summary()}")
-    print(f"Similarity function: {model.similarity_fn_name}")
+    if model.model_type != "CrossEncoder":
+        print(f"Similarity function: {model.similarity_fn_name}")
     print(f"Prompts: {json.dumps(dict(model.prompts), ensure_ascii=False)}")
     print(f"Default prompt: {model.default_prompt_name}")
-    if model.truncate_dim:
+    if getattr(model, "truncate_dim", None):
         print(f"Truncate dim: {model.truncate_dim}")
     return 0

@@ -18,6 +18,7 @@ from embedstack.errors import EmbedstackError
 # name -> (module, one-line help), in the order --help lists them
 COMMANDS: dict[str, tuple[str, str]] = {
     "encode": ("embedstack.cli.encode", "encode texts into vectors"),
+    "rerank": ("embedstack.cli.rerank", "rank documents against a query with a cross-encoder"),
     "cache": ("embedstack.cli.cache", "describe or empty an embedding cache file"),
     "info": ("embedstack.cli.info", "describe a model: modules, dimensions, prompts, similarity"),
     "export": ("embedstack.cli.export", "save a model with its backbone exported (ONNX)"),

@@ -6,9 +6,14 @@ import argparse
 from typing import Any
 
 from embedstack.backends.int8_mode import INT8_OPTION
+from embedstack.base import BaseModel
 from embedstack.defaults import resolve_cli_model
+from embedstack.kinds import model_kind
 from embedstack.model import SentenceTransformer
 from embedstack.modules.transformer.backend_registry import backend_names
+
+# What each kind's commands are, for the error that names the right one.
+_COMMANDS_FOR = {"SentenceTransformer": "embedstack encode", "CrossEncoder": "embedstack rerank"}
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,14 +51,30 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_model(args: argparse.Namespace, device: str | None = None) -> SentenceTransformer:
-    """The model the command's options name, on ``device`` (default: --device, else the best available)."""
-    model = SentenceTransformer(
-        resolve_cli_model(args.model),
+def load_model(
+    args: argparse.Namespace, device: str | None = None, *, kind: type[BaseModel] | None = SentenceTransformer
+) -> Any:
+    """The model the command's options name, on ``device`` (default: --device, else the best available).
+
+    ``kind`` is the model class the command needs (None: whichever kind the folder holds, for ``info``).
+
+    Raises:
+        ValueError: The folder holds another kind of model than the command runs.
+    """
+    options = backend_options(args)
+    cls, folder = model_kind(resolve_cli_model(args.model), options.get("backend", "torch"))
+    if kind is not None and cls is not kind:
+        raise ValueError(
+            f"{args.model or folder} is a {cls.__name__}, and this command runs a {kind.__name__}. Use "
+            f"'{_COMMANDS_FOR.get(cls.__name__, 'embedstack info')}' for it."
+        )
+    extra: dict[str, Any] = {"cache": getattr(args, "cache", None)} if cls is SentenceTransformer else {}
+    model = cls(
+        str(folder),
         device=device or getattr(args, "device", None),
         trust_remote_code=args.trust_remote_code,
-        cache=getattr(args, "cache", None),
-        **backend_options(args),
+        **extra,
+        **options,
     )
     if getattr(args, "int8", False):
         model.quantize("int8", min_cosine=getattr(args, "int8_min_cosine", None))

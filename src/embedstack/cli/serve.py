@@ -1,4 +1,8 @@
-"""``embedstack serve``: run the embedding server until SIGTERM or Ctrl-C."""
+"""``embedstack serve``: run the embedding (or reranking) server until SIGTERM or Ctrl-C.
+
+The model folder's kind decides what is served: a SentenceTransformer answers the embedding routes, a CrossEncoder
+(a folder saved as one, or a plain Hugging Face ``...ForSequenceClassification`` folder) the rerank routes.
+"""
 
 from __future__ import annotations
 
@@ -45,12 +49,13 @@ def run(args: argparse.Namespace) -> int:
         max_chars_per_input=args.max_chars_per_input,
         **{key: getattr(args, key) for key in LIMITS},
     )
-    model = load_model(args)
+    model = load_model(args, kind=None)  # the kind the folder holds: an embedding model or a reranker
+    kind = model.model_type
     aliases = {args.model} if args.model else {f"sentence-transformers/{DEFAULT_MODEL_NAME}"}
 
     def ready(url: str) -> None:
         auth = "API key required" if settings.api_key else "no API key"
-        print(f"embedstack serve: {name} at {url} ({auth}; docs at {url}/docs)", file=sys.stderr, flush=True)
+        print(f"embedstack serve: {name} ({kind}) at {url} ({auth}; docs at {url}/docs)", file=sys.stderr, flush=True)
 
     server.serve(model, settings, aliases=aliases, ready=ready)
     return 0

@@ -57,7 +57,7 @@ def load_folder(
     card = folder / "README.md"
     card_text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else None
     entries = read_modules_json(folder)
-    saved_type = config.get("model_type", model_type)
+    saved_type = config.get("model_type", MODEL_TYPE)  # older folders have none: embedding models, as in the reference
     if entries is None or saved_type != model_type:
         if entries is not None:
             logger.warning("Converting the %s model in %s to a %s", saved_type, folder, model_type)

@@ -78,6 +78,26 @@ def write_modules_json(folder: Path, entries: list[dict[str, Any]]) -> None:
     write_json(folder / MODULES_FILE, entries)
 
 
+def saved_model_type(folder: Path) -> str:
+    """The model kind a local folder holds, as a class name: "SentenceTransformer", "CrossEncoder", ...
+
+    ``config_sentence_transformers.json``'s ``model_type`` when it names one; else, for a folder without
+    ``modules.json`` whose ``config.json`` names a ``*ForSequenceClassification`` architecture (a Hugging Face
+    classifier, or a cross-encoder saved by sentence-transformers before 6), "CrossEncoder"; else
+    "SentenceTransformer".
+    """
+    model_type = read_model_config(folder).get("model_type")
+    if isinstance(model_type, str) and model_type:
+        return model_type
+    config_file = folder / "config.json"
+    if not (folder / MODULES_FILE).is_file() and config_file.is_file():
+        config = read_json(config_file)
+        architectures = config.get("architectures") if isinstance(config, dict) else None
+        if any(str(name).endswith("ForSequenceClassification") for name in architectures or []):
+            return "CrossEncoder"
+    return MODEL_TYPE
+
+
 def read_model_config(folder: Path) -> dict[str, Any]:
     """``config_sentence_transformers.json`` as a dict (``{}`` when absent), with its requirements checked."""
     file = folder / MODEL_CONFIG_FILE

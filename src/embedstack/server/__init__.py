@@ -1,4 +1,6 @@
-"""embedstack's embedding server: OpenAI's and TEI's APIs over one token-budget batching queue.
+"""embedstack's embedding server: OpenAI's, TEI's, Cohere's and Jina's APIs over one token-budget batching queue.
+
+A SentenceTransformer answers the embedding routes, a CrossEncoder the rerank routes (``/rerank``, ``/v1/rerank``).
 
 Needs the ``server`` extra (``pip install 'embedstack[server]'``). Start it with ``embedstack serve`` or:
 

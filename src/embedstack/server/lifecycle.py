@@ -18,8 +18,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from embedstack.model import SentenceTransformer
 from embedstack.server.app import create_app
+from embedstack.server.model_kind import ServedModel
 from embedstack.server.settings import ServerSettings
 from embedstack.server.state import ServerState
 
@@ -83,7 +83,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    model: SentenceTransformer,
+    model: ServedModel,
     settings: ServerSettings | None = None,
     *,
     aliases: Iterable[str] = (),
@@ -133,7 +133,7 @@ class RunningServer:
 
 
 def start_server(
-    model: SentenceTransformer,
+    model: ServedModel,
     settings: ServerSettings | None = None,
     *,
     aliases: Iterable[str] = (),

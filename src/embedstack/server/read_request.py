@@ -7,6 +7,8 @@ sends reaches the model unchecked.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import orjson
@@ -15,7 +17,7 @@ from starlette.requests import Request
 
 from embedstack.errors import close_matches
 from embedstack.server.errors import ApiError
-from embedstack.server.schemas import INPUT_SHAPES
+from embedstack.server.schemas import FIELD_SHAPES
 from embedstack.server.settings import ServerSettings
 
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
@@ -70,15 +72,15 @@ def validate(schema: type[RequestModel], body: Any) -> RequestModel:
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         # An unknown field first: it is often the misspelling of the missing or wrong one.
-        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        error = next((e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1), errors[0])
         field = str(error["loc"][0]) if error["loc"] else "body"
-        if error["type"] == "extra_forbidden":
+        if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
             hint = close_matches(field, schema.model_fields)
             message = f"Unknown field {field!r}.{hint} The fields are: {', '.join(schema.model_fields)}."
         elif error["type"] == "missing":
             message = f"The field {field!r} is required."
-        elif field in ("input", "inputs"):
-            message = f"{field} must be {INPUT_SHAPES}; got {_describe(body.get(field))}."
+        elif field in FIELD_SHAPES:
+            message = f"{field} must be {FIELD_SHAPES[field]}; got {_describe(body.get(field))}."
         else:
             message = f"{field}: {error['msg']} (got {_describe(error.get('input'))})."
         raise ApiError(422, message, error["type"], param=field) from None
@@ -103,19 +105,33 @@ def input_list(value: str | list[Any], field: str, settings: ServerSettings) -> 
             param=field,
         )
     for index, item in enumerate(inputs):
-        if not item:
-            what = "an empty string" if isinstance(item, str) else "an empty list of token ids"
-            raise ApiError(422, f"{field}[{index}] is {what}; send at least one character.", "empty_input", field)
-        if isinstance(item, str) and len(item) > settings.max_chars_per_input:
-            raise ApiError(
-                413,
-                f"{field}[{index}] has {len(item):,} characters, over the server's limit of "
-                f"{settings.max_chars_per_input:,} (max_chars_per_input). Split the text; the model reads only "
-                "its first max_seq_length tokens anyway.",
-                "input_too_large",
-                param=field,
-            )
+        check_text(item, f"{field}[{index}]", field, settings)
     return inputs
+
+
+def check_text(item: str | list[int], where: str, field: str, settings: ServerSettings) -> None:
+    """422 for an empty input, 413 for a text over ``max_chars_per_input``; ``where`` names it, e.g. "input[3]"."""
+    if not item:
+        what = "an empty string" if isinstance(item, str) else "an empty list of token ids"
+        raise ApiError(422, f"{where} is {what}; send at least one character.", "empty_input", field)
+    if isinstance(item, str) and len(item) > settings.max_chars_per_input:
+        raise ApiError(
+            413,
+            f"{where} has {len(item):,} characters, over the server's limit of {settings.max_chars_per_input:,} "
+            "(max_chars_per_input). Split the text; the model reads only its first max_seq_length tokens anyway.",
+            "input_too_large",
+            param=field,
+        )
+
+
+@asynccontextmanager
+async def disconnect_watch(request: Request) -> AsyncIterator[asyncio.Future]:
+    """A future done when the client disconnects, watched while the block runs (enter after reading the body)."""
+    disconnected = asyncio.ensure_future(watch_disconnect(request))
+    try:
+        yield disconnected
+    finally:
+        disconnected.cancel()
 
 
 async def watch_disconnect(request: Request) -> None:

@@ -9,6 +9,8 @@ import numpy as np
 import orjson
 from starlette.responses import Response
 
+TRUNCATED_HEADER = "X-Truncated-Inputs"  # inputs (or pairs) cut to the model's window, on every answer
+
 
 class JSONResponse(Response):
     """JSON through orjson, numpy arrays included (float32 written as the shortest text that reads back equal)."""

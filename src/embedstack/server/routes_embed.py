@@ -2,42 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from embedstack.chunking import LongInputs
 from embedstack.chunking.options import DEFAULT_OVERLAP
 from embedstack.server.errors import ApiError
-from embedstack.server.read_request import input_list, read_json, validate, watch_disconnect
-from embedstack.server.responses import JSONResponse, encode_base64, finish
-from embedstack.server.schemas import EmbeddingRequest, EmbeddingResponse, EmbedRequest
+from embedstack.server.read_request import disconnect_watch, input_list, read_json, validate
+from embedstack.server.responses import TRUNCATED_HEADER, JSONResponse, encode_base64, finish
+from embedstack.server.schemas import EmbeddingRequest, EmbeddingResponse, EmbedRequest, body_schema
 from embedstack.server.service import Embedded
 from embedstack.server.state import ServerState, server_state
 
 router = APIRouter()
-TRUNCATED_HEADER = "X-Truncated-Inputs"
-
-
-def _body_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    content = {"application/json": {"schema": schema.model_json_schema()}}
-    return {"requestBody": {"required": True, "content": content}}
 
 
 @router.post(
     "/v1/embeddings",
     response_class=JSONResponse,
-    openapi_extra=_body_schema(EmbeddingRequest),
+    openapi_extra=body_schema(EmbeddingRequest),
     responses={200: {"model": EmbeddingResponse}},
     summary="Embed inputs (OpenAI's embeddings API)",
 )
 async def create_embeddings(request: Request) -> Response:
     """POST /v1/embeddings: OpenAI-style request and response."""
     state = server_state(request)
+    state.check_kind("SentenceTransformer", request.url.path)
     body = validate(EmbeddingRequest, await read_json(request, state.settings.max_payload_bytes))
     state.check_model(body.model)
     result = await _run(request, state, body, body.input, "input")
@@ -56,13 +49,14 @@ async def create_embeddings(request: Request) -> Response:
 @router.post(
     "/embed",
     response_class=JSONResponse,
-    openapi_extra=_body_schema(EmbedRequest),
+    openapi_extra=body_schema(EmbedRequest),
     responses={200: {"model": list[list[float]]}},
     summary="Embed inputs (text-embeddings-inference's API)",
 )
 async def embed(request: Request) -> Response:
     """POST /embed: text-embeddings-inference-style request and response."""
     state = server_state(request)
+    state.check_kind("SentenceTransformer", request.url.path)
     body = validate(EmbedRequest, await read_json(request, state.settings.max_payload_bytes))
     result = await _run(request, state, body, body.inputs, "inputs")
     vectors = finish(result.vectors, dimensions=body.dimensions, normalize=body.normalize)
@@ -87,10 +81,7 @@ async def _run(
         )  # fmt: skip
     except ValueError as exc:
         raise ApiError(422, str(exc), "invalid_long_inputs", "chunk_overlap") from exc
-    disconnected = asyncio.ensure_future(watch_disconnect(request))
-    try:
+    async with disconnect_watch(request) as disconnected:
         return await service.embed(
             inputs, key, truncate=body.truncate, disconnected=disconnected, field=field, long_inputs=long_inputs
         )
-    finally:
-        disconnected.cancel()

@@ -1,4 +1,4 @@
-"""``GET /v1/models``, ``GET /health`` and ``GET /metrics``."""
+"""``GET /v1/models``, ``GET /info``, ``GET /health`` and ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from embedstack._version import __version__
+from embedstack.server.model_kind import ROUTES
 from embedstack.server.responses import JSONResponse
-from embedstack.server.schemas import Health, ModelList
+from embedstack.server.schemas import Health, Info, ModelList
 from embedstack.server.state import server_state
 
 router = APIRouter()
@@ -20,6 +22,25 @@ async def list_models(request: Request) -> Response:
     state = server_state(request)
     card = {"id": state.model_name, "object": "model", "created": state.created, "owned_by": "embedstack"}
     return JSONResponse({"object": "list", "data": [card]})
+
+
+@router.get("/info", response_class=JSONResponse, responses={200: {"model": Info}})
+async def info(request: Request) -> Response:
+    """The served model: its name, its kind (SentenceTransformer or CrossEncoder), the routes it answers, limits."""
+    state = server_state(request)
+    service = state.service
+    reranker = service.kind == "CrossEncoder"
+    content = {
+        "model_id": state.model_name,
+        "model_kind": service.kind,
+        "routes": list(ROUTES[service.kind]),
+        "dimension": None if reranker else service.dimension,
+        "num_labels": service.dimension if reranker else None,
+        "max_input_length": service.model.max_seq_length,
+        "max_client_batch_size": state.settings.max_inputs_per_request,
+        "version": __version__,
+    }
+    return JSONResponse(content)
 
 
 @router.get("/health", response_class=JSONResponse, responses={200: {"model": Health}, 503: {"model": Health}})

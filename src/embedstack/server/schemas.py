@@ -6,7 +6,7 @@ so a misspelt option is an error instead of being silently ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
@@ -16,6 +16,13 @@ StrictBool = Annotated[bool, Strict()]
 # A string, a list of strings, token ids of one input, or token ids of several inputs.
 Inputs = StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
 INPUT_SHAPES = "a string, a list of strings, a list of token ids, or a list of lists of token ids"
+# The shape each list field must have, for the 422 that names it (other fields get pydantic's message).
+FIELD_SHAPES = {
+    "input": INPUT_SHAPES,
+    "inputs": INPUT_SHAPES,
+    "texts": "a list of strings",
+    "documents": 'a list of strings or of {"text": string} objects',
+}
 
 
 class _Request(BaseModel):
@@ -87,6 +94,70 @@ class EmbeddingResponse(BaseModel):
     usage: Usage
 
 
+class RerankRequest(BaseModel):
+    """``POST /rerank``: text-embeddings-inference's rerank request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: StrictStr = Field(description="What the texts are ranked against.")
+    texts: list[StrictStr] = Field(description="The texts to rank.")
+    raw_scores: StrictBool = Field(False, description="The model's logits, without its activation (e.g. sigmoid).")
+    return_text: StrictBool = Field(False, description="Add each text to its result.")
+    truncate: StrictBool = Field(
+        True, description="Cut (query, text) pairs longer than the model's window (counted in a header); false: 422."
+    )
+    truncation_direction: Literal["right", "Right"] = Field("right", description="Only 'right' is supported.")
+
+
+class RerankDocument(BaseModel):
+    """A document as an object (Cohere's v1 and Jina's form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr
+
+
+class CohereRerankRequest(BaseModel):
+    """``POST /v1/rerank``: Cohere's and Jina's rerank request, plus embedstack's truncation and raw scores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: StrictStr = Field(description="What the documents are ranked against.")
+    documents: list[StrictStr | RerankDocument] = Field(description='The documents: strings or {"text": string}.')
+    model: StrictStr | None = Field(None, description="The served model's name (see GET /v1/models).")
+    top_n: Annotated[int, Strict(), Field(ge=1)] | None = Field(None, description="Return the N best (default: all).")
+    return_documents: StrictBool = Field(False, description='Add each document, as {"text": ...}, to its result.')
+    raw_scores: StrictBool = Field(False, description="The model's logits, without its activation (e.g. sigmoid).")
+    truncate: StrictBool = Field(
+        True, description="Cut (query, document) pairs longer than the model's window; false: 422."
+    )
+
+
+class RankedText(BaseModel):
+    """One result of /rerank, best first."""
+
+    index: int
+    score: float
+    text: str | None = None
+
+
+class RerankResult(BaseModel):
+    """One result of /v1/rerank, best first."""
+
+    index: int
+    relevance_score: float
+    document: RerankDocument | None = None
+
+
+class RerankResponse(BaseModel):
+    """The Cohere/Jina-style response of /v1/rerank."""
+
+    id: str
+    results: list[RerankResult]
+    model: str
+    usage: Usage
+
+
 class ModelCard(BaseModel):
     """One served model, as /v1/models lists it."""
 
@@ -103,8 +174,42 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+class Info(BaseModel):
+    """The response of /info: the served model, its kind and the routes that serve it, and the limits."""
+
+    model_id: str
+    model_kind: Literal["SentenceTransformer", "CrossEncoder"]
+    routes: list[str] = Field(description="The POST routes this model answers (the other kind's answer 400).")
+    dimension: int | None = Field(description="Embedding width (a SentenceTransformer), else null.")
+    num_labels: int | None = Field(description="Scores per pair (a CrossEncoder), else null.")
+    max_input_length: int | None = Field(description="Tokens per input (per pair) the model reads; longer are cut.")
+    max_client_batch_size: int = Field(description="Inputs per request (max_inputs_per_request).")
+    version: str
+
+
 class Health(BaseModel):
     """The response of /health."""
 
     status: Literal["ok", "unhealthy"]
     reason: str | None = None
+
+
+def body_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its JSON itself (to validate it with its own errors).
+
+    Nested models are inlined: the schema's own ``#/$defs/...`` references mean nothing inside the OpenAPI page.
+    """
+    spec = schema.model_json_schema()
+    content = {"application/json": {"schema": _inline(spec, spec.pop("$defs", {}))}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inline(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(value, defs) for value in node]
+    return node

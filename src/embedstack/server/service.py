@@ -1,8 +1,10 @@
-"""The embedding service: admission, tokenization off the event loop, the queue, the worker, cancellation.
+"""The model service: admission, tokenization off the event loop, the queue, the worker, cancellation.
 
-Routes call :meth:`EmbeddingService.embed`; it answers with vectors equal to ``model.encode`` of the same
-inputs, or raises an :class:`ApiError` (429 when the queue is full, 503 when the worker cannot serve, 422 for
-inputs too long with ``truncate: false``, 499 when the client went away).
+Routes call :meth:`EmbeddingService.embed` (a SentenceTransformer) or :meth:`EmbeddingService.score` (a
+CrossEncoder); they answer with vectors equal to ``model.encode``, or scores equal to ``model.predict``, of the
+same inputs, or raise an :class:`ApiError` (429 when the queue is full, 503 when the worker cannot serve, 422 for
+inputs too long with ``truncate: false``, 499 when the client went away). Both go through the same queue,
+limits and workers.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import torch
 
 from embedstack.chunking import LongInputs
 from embedstack.chunking.chunk import ChunkRows, pool_chunks
+from embedstack.cross_encoder import CrossEncoder
+from embedstack.cross_encoder.scoring import finish_scores
 from embedstack.engine import available_cpus, limit_cpu_threads
 from embedstack.errors import UnknownPromptError
-from embedstack.model import SentenceTransformer
 from embedstack.prompts import resolve_prompt
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import Metrics
+from embedstack.server.model_kind import ServedModel, kind_of
 from embedstack.server.queue import Job, TokenQueue
 from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import BatchKey, RequestTokenizer, RequestTokens
@@ -33,11 +37,12 @@ from embedstack.server.worker import FailureCount, ModelWorker, Occupancy
 # (measured here 10% faster on a quiet machine, and far steadier on a shared one, where one busy core stalls
 # a pass that spans both), and one round is assembled while the other runs.
 CPU_WORKERS = 2
+Inputs = list[str] | list[list[int]] | list[tuple[str, str]]  # texts, token ids, or a cross-encoder's pairs
 
 
 @dataclass
 class Embedded:
-    """A request's answer: (inputs, dim) vectors in request order, its tokens and its truncated inputs."""
+    """A request's answer: (inputs, dim) vectors or (inputs,) scores in request order, tokens, truncated inputs."""
 
     vectors: np.ndarray
     tokens: int
@@ -45,7 +50,7 @@ class Embedded:
 
 
 class EmbeddingService:
-    """Everything between a parsed request and its vectors.
+    """Everything between a parsed request and its vectors (or a cross-encoder's scores).
 
     Args:
         model: The served model.
@@ -53,7 +58,8 @@ class EmbeddingService:
         metrics: Where queue depth, truncation and cancellations are counted.
     """
 
-    def __init__(self, model: SentenceTransformer, settings: ServerSettings, metrics: Metrics) -> None:
+    def __init__(self, model: ServedModel, settings: ServerSettings, metrics: Metrics) -> None:
+        self.kind = kind_of(model)
         model.eval()
         if model.device.type == "cpu":
             limit_cpu_threads()
@@ -79,9 +85,7 @@ class EmbeddingService:
             for index in range(count)
         ]  # fmt: skip
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedstack-tokenizer")
-        probe = model.encode(["hello"], convert_to_numpy=True)  # also a warm-up: the model runs before serving
-        self.dimension = int(probe.shape[1])
-        self.normalized = bool(abs(float(np.linalg.norm(probe[0])) - 1.0) < 1e-4)
+        self.dimension, self.normalized = _probe(model)  # also a warm-up: the model runs before serving
         metrics.queue_inputs.set_function(lambda: self.queue.inputs)
         metrics.queue_tokens.set_function(lambda: self.queue.tokens)
 
@@ -122,9 +126,32 @@ class EmbeddingService:
             ) from None  # fmt: skip
         return BatchKey(prompt=prompt or None, task=input_type)
 
+    async def score(
+        self, query: str, texts: list[str], *, raw: bool, truncate: bool, disconnected: asyncio.Future, field: str
+    ) -> Embedded:
+        """(texts,) scores of ``(query, text)`` pairs, as ``model.predict`` gives them (``raw``: the logits).
+
+        The pairs wait in the same queue as any request's inputs; the activation is applied here, per request, so
+        requests with and without ``raw_scores`` share forward passes.
+        """
+        model = self.model
+        labels = int(getattr(model, "num_labels", 1))
+        if labels != 1:
+            raise ApiError(
+                400, f"This model gives {labels} scores per pair (num_labels={labels}); reranking needs one score "
+                "per pair. Serve a reranker with one label.", "not_a_reranker",
+            )  # fmt: skip
+        pairs = [(query, text) for text in texts]
+        logits = await self.embed(
+            pairs, self.batch_key(None, None), truncate=truncate, disconnected=disconnected, field=field
+        )
+        activation = None if raw else getattr(model, "activation_fn", None)
+        scores = finish_scores(torch.from_numpy(logits.vectors), activation, labels, apply_softmax=False)
+        return Embedded(scores.float().numpy().reshape(-1), logits.tokens, logits.truncated)
+
     async def embed(
         self,
-        inputs: list[str] | list[list[int]],
+        inputs: Inputs,
         key: BatchKey,
         *,
         truncate: bool,
@@ -132,10 +159,10 @@ class EmbeddingService:
         field: str = "input",
         long_inputs: LongInputs | None = None,
     ) -> Embedded:
-        """Vectors of ``inputs`` (texts or token ids) with the prompt/task of ``key``.
+        """Vectors of ``inputs`` (texts or token ids) with the prompt/task of ``key`` (pairs: their raw logits).
 
         Args:
-            inputs: Texts, or token-id lists of this model's tokenizer.
+            inputs: Texts, token-id lists of this model's tokenizer, or (query, text) pairs for a cross-encoder.
             key: The prompt and task.
             truncate: Cut inputs longer than the model's window; False makes them a 422.
             disconnected: Done when the client went away; what still waits is then dropped.
@@ -177,7 +204,7 @@ class EmbeddingService:
         return Embedded(job.future.result()[tokens.inverse], tokens.request_tokens, truncated)
 
     async def _window_rows(
-        self, inputs: list[str] | list[list[int]], key: BatchKey, options: LongInputs, field: str
+        self, inputs: Inputs, key: BatchKey, options: LongInputs, field: str
     ) -> tuple[RequestTokens, ChunkRows]:
         if not isinstance(inputs[0], str) or self.model.token_batcher is None:
             raise ApiError(
@@ -190,9 +217,9 @@ class EmbeddingService:
         except ValueError as exc:
             raise ApiError(422, f"long_inputs 'pool' cannot embed {field}: {exc}", "chunk_unsupported") from exc
 
-    async def _tokenize(self, inputs: list[str] | list[list[int]], key: BatchKey, field: str) -> RequestTokens:
+    async def _tokenize(self, inputs: Inputs, key: BatchKey, field: str) -> RequestTokens:
         loop = asyncio.get_running_loop()
-        if isinstance(inputs[0], str):
+        if isinstance(inputs[0], (str, tuple)):
             try:
                 return await loop.run_in_executor(self._executor, self.tokenizer.texts, inputs, key)
             except (ValueError, TypeError, UnicodeError) as exc:  # e.g. text the tokenizer cannot encode
@@ -218,22 +245,28 @@ class EmbeddingService:
         return await loop.run_in_executor(self._executor, self.tokenizer.token_ids, inputs)
 
     async def _check_truncation(
-        self, inputs: list[str] | list[list[int]], tokens: RequestTokens, key: BatchKey, truncate: bool, field: str
+        self,
+        inputs: Inputs,
+        tokens: RequestTokens,
+        key: BatchKey,
+        truncate: bool,
+        field: str,
     ) -> None:
         if truncate or not tokens.truncated.any():
             return
         index = int(np.flatnonzero(tokens.truncated[tokens.inverse])[0])
         item = inputs[index]
-        if isinstance(item, str):
+        if isinstance(item, (str, tuple)):
             loop = asyncio.get_running_loop()
             count = await loop.run_in_executor(self._executor, self.tokenizer.full_length, item, key)
         else:
             count = self.tokenizer.framed_length(item)
         counted = f"{count:,} tokens" if count is not None else "more tokens"
+        what = f"{field}[{index}] with the query" if isinstance(item, tuple) else f"{field}[{index}]"
         raise ApiError(
             422,
-            f"{field}[{index}] has {counted}, more than the model's max_seq_length of {self.model.max_seq_length} "
-            f"(and truncate is false). Shorten or split it, or send truncate: true to embed its first "
+            f"{what} has {counted}, more than the model's max_seq_length of {self.model.max_seq_length} "
+            f"(and truncate is false). Shorten or split it, or send truncate: true to use only its first "
             f"{self.model.max_seq_length} tokens.",
             "input_too_long",
             field,
@@ -264,6 +297,18 @@ class EmbeddingService:
             "queue_full",
             headers={"Retry-After": str(wait)},
         )
+
+
+def _probe(model: ServedModel) -> tuple[int, bool]:
+    """(width of a row, whether rows come out L2-normalized), from running the model once on "hello".
+
+    A cross-encoder's rows are its raw scores: num_labels wide, never normalized.
+    """
+    if isinstance(model, CrossEncoder):
+        model.predict([("hello", "hello")], show_progress_bar=False)
+        return model.num_labels, False
+    probe = model.encode(["hello"], convert_to_numpy=True)
+    return int(probe.shape[1]), bool(abs(float(np.linalg.norm(probe[0])) - 1.0) < 1e-4)
 
 
 def _client_gone() -> ApiError:

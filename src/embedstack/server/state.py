@@ -1,4 +1,4 @@
-"""What the routes share: settings, the service, metrics and the served model's names."""
+"""What the routes share: settings, the service, metrics, the served model's names and its kind."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from starlette.requests import Request
 from embedstack.errors import close_matches
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import Metrics
+from embedstack.server.model_kind import ModelKind, wrong_kind
 from embedstack.server.service import EmbeddingService
 from embedstack.server.settings import ServerSettings
 
@@ -41,6 +42,11 @@ class ServerState:
             "model_not_found",
             "model",
         )
+
+    def check_kind(self, needed: ModelKind, path: str) -> None:
+        """400 unless the served model is of the kind the route ``path`` needs."""
+        if self.service.kind != needed:
+            raise wrong_kind(self.service.kind, needed, path, self.model_name)
 
 
 def server_state(request: Request) -> ServerState:

@@ -5,7 +5,8 @@ what ``model.encode`` would compute. Token-id inputs (OpenAI's ``input: [[1, 2, 
 tokenizer without special tokens; the server frames them with the special tokens the tokenizer adds to one
 sequence and truncates them as it would. Models whose input module cannot tokenize ahead (no fast tokenizer,
 non-Transformer input modules) take the general path: token counts are estimated and the worker's engine run
-preprocesses them batch by batch.
+preprocesses them batch by batch. A cross-encoder's inputs are (query, text) pairs, tokenized together as
+``CrossEncoder.predict`` tokenizes them.
 
 Every function here runs on the server's single tokenizer thread, never on the event loop.
 """
@@ -25,7 +26,7 @@ from embedstack.chunking.chunk import ChunkRows, chunk_rows
 from embedstack.engine.batching import dedupe
 from embedstack.engine.runner import EncodePlan
 from embedstack.engine.tokenized import TokenizedTexts
-from embedstack.model import SentenceTransformer
+from embedstack.server.model_kind import ServedModel, kind_of
 
 _NO_LIMIT = 1 << 30
 CHARS_PER_TOKEN_ESTIMATE = 4  # for models without a token batcher: queue accounting only
@@ -45,17 +46,20 @@ class BatchKey:
 
 
 def encode_plan(
-    model: SentenceTransformer, key: BatchKey, *, batch_size: int | None = None, max_batch_tokens: int | None = None
+    model: ServedModel, key: BatchKey, *, batch_size: int | None = None, max_batch_tokens: int | None = None
 ) -> EncodePlan:
     """The engine plan for inputs of ``key``: what ``model.encode(inputs, prompt=key.prompt)`` would run.
 
-    The one place the server builds a plan, for tokenizing (chunk rows) and for the workers' forward passes.
+    For a cross-encoder, what ``model.predict(pairs, prompt=key.prompt)`` runs: the raw (pairs, labels) logits,
+    before the activation (each request applies it, or not, itself). The one place the server builds a plan, for
+    tokenizing (chunk rows) and for the workers' forward passes.
     """
     return EncodePlan(
         prompt=key.prompt,
         batch_size=batch_size,
         max_batch_tokens=max_batch_tokens,
-        truncate_dim=model.truncate_dim,
+        output_value="scores" if kind_of(model) == "CrossEncoder" else "sentence_embedding",
+        truncate_dim=getattr(model, "truncate_dim", None),
         device=model.device,
         preprocess_kwargs=key.preprocess_kwargs,
         module_kwargs=model.split_forward_kwargs(key.preprocess_kwargs, strict=False),
@@ -67,7 +71,7 @@ class RequestTokens:
     """A request's distinct inputs, tokenized.
 
     Attributes:
-        unique: The distinct inputs (texts or token-id lists), first occurrence first.
+        unique: The distinct inputs (texts, (query, text) pairs or token-id lists), first occurrence first.
         inverse: For each input of the request, the index of its distinct copy.
         tokenized: Their token ids, or None on the general path.
         lengths: (unique,) tokens per distinct input after truncation (estimated on the general path).
@@ -94,7 +98,7 @@ class RequestTokenizer:
         model: The served model.
     """
 
-    def __init__(self, model: SentenceTransformer) -> None:
+    def __init__(self, model: ServedModel) -> None:
         self.model = model
         self.batcher = model.token_batcher
         limit = model.max_seq_length
@@ -116,8 +120,8 @@ class RequestTokenizer:
             return int(tokenizer.get_vocab_size(with_added_tokens=True))
         return len(tokenizer) if hasattr(tokenizer, "__len__") else None
 
-    def texts(self, texts: list[str], key: BatchKey) -> RequestTokens:
-        """Tokenize distinct ``texts`` as ``model.encode(texts, prompt=key.prompt)`` would."""
+    def texts(self, texts: list[str] | list[tuple[str, str]], key: BatchKey) -> RequestTokens:
+        """Tokenize distinct ``texts`` (or pairs) as ``model.encode`` (``predict``) with ``key.prompt`` would."""
         unique, inverse = dedupe(texts)
         with self.lock:
             tokenized = None
@@ -125,10 +129,17 @@ class RequestTokenizer:
                 tokenized = self.batcher.tokenize_unpadded(unique, prompt=key.prompt, **key.preprocess_kwargs)
             if tokenized is not None:
                 return RequestTokens(unique, inverse, tokenized, tokenized.lengths, tokenized.truncated, key)
-            truncated = np.asarray(self.model.truncated(unique, prompt=key.prompt, **key.preprocess_kwargs))
-        prompt_chars = len(key.prompt or "")
-        estimate = [min(self.max_length, (len(text) + prompt_chars) // CHARS_PER_TOKEN_ESTIMATE + 2) for text in unique]
-        return RequestTokens(unique, inverse, None, np.asarray(estimate, dtype=np.int64), truncated.astype(bool), key)
+            truncated = self._truncated(unique, key)
+        chars = np.fromiter((_chars(item) for item in unique), np.int64, len(unique)) + len(key.prompt or "")
+        estimate = np.minimum(self.max_length, chars // CHARS_PER_TOKEN_ESTIMATE + 2)
+        return RequestTokens(unique, inverse, None, estimate, truncated, key)
+
+    def _truncated(self, unique: list[Any], key: BatchKey) -> np.ndarray:
+        """Which inputs the model cuts, on the general path (a model without ``truncated`` reports none)."""
+        truncated = getattr(self.model, "truncated", None)
+        if truncated is None:
+            return np.zeros(len(unique), dtype=bool)
+        return np.asarray(truncated(unique, prompt=key.prompt, **key.preprocess_kwargs)).astype(bool)
 
     def window_rows(self, texts: list[str], key: BatchKey, options: LongInputs) -> tuple[RequestTokens, ChunkRows]:
         """Rows for long_inputs="pool": one per text that fits the window, overlapping windows for the others.
@@ -166,12 +177,16 @@ class RequestTokenizer:
                 return index, next(t for t in row if t < 0 or (vocabulary is not None and t >= vocabulary))
         return None
 
-    def full_length(self, text: str, key: BatchKey) -> int | None:
-        """Tokens of ``text`` (with its prompt and special tokens) before truncation, or None when unknown."""
+    def full_length(self, text: str | tuple[str, str], key: BatchKey) -> int | None:
+        """Tokens of ``text`` or a pair (with the prompt and special tokens) before truncation, or None when unknown.
+
+        The prompt goes in front of the text, or of a pair's first text, as ``encode`` and ``predict`` put it.
+        """
         if self._counter is None:
             return None
+        first, second = (text, None) if isinstance(text, str) else text
         with self.lock:
-            return len(self._counter.encode((key.prompt or "") + text).ids)
+            return len(self._counter.encode((key.prompt or "") + first, second).ids)
 
     def framed_length(self, ids: list[int]) -> int | None:
         """Tokens of a token-id input with its special tokens, before truncation."""
@@ -202,6 +217,10 @@ class RequestTokenizer:
             return prefix, suffix, None, None, 0
         empty_types, letter_types = list(probe.token_type_ids[0]), list(probe.token_type_ids[1])
         return prefix, suffix, empty_types[:start], empty_types[start:], letter_types[start]
+
+
+def _chars(item: str | tuple[str, ...]) -> int:
+    return len(item) if isinstance(item, str) else sum(map(len, item))
 
 
 def _untruncated_copy(tokenizer: Any) -> Any:

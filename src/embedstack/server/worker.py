@@ -2,7 +2,8 @@
 
 A round's inputs (from many requests) are deduplicated, sorted by token length and cut into token-budget
 forward passes by the engine (``embedstack.engine.runner``), exactly as ``model.encode`` does for one call;
-rows are independent, so each request gets the vectors ``encode`` gives for its own inputs.
+rows are independent, so each request gets the vectors ``encode`` gives for its own inputs (a cross-encoder's
+requests: the logits ``predict`` computes for their pairs).
 
 Health: a worker is *dead* when its thread ended or ``max_consecutive_failures`` rounds failed in a row
 over all workers (a model that fails every batch is broken, e.g. a lost CUDA device), and *stuck* while one
@@ -24,9 +25,9 @@ from embedstack.engine.batching import dedupe
 from embedstack.engine.pass_size import DEFAULT_MAX_BATCH_TOKENS
 from embedstack.engine.runner import Prepared, run_prepared
 from embedstack.engine.tokenized import TokenizedTexts
-from embedstack.model import SentenceTransformer
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import Metrics
+from embedstack.server.model_kind import ServedModel
 from embedstack.server.queue import Slice, TokenQueue
 from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import encode_plan
@@ -115,7 +116,7 @@ class ModelWorker:
 
     def __init__(
         self,
-        model: SentenceTransformer,
+        model: ServedModel,
         queue: TokenQueue,
         settings: ServerSettings,
         metrics: Metrics,
@@ -219,7 +220,7 @@ class ModelWorker:
 
     @torch.inference_mode()
     def _compute(self, slices: list[Slice]) -> np.ndarray:
-        """(inputs, dim) float32 vectors of the round's inputs, in slice order.
+        """(inputs, dim) float32 vectors of the round's inputs in slice order (a cross-encoder: (pairs, labels) logits).
 
         Inputs tokenized ahead are batched by token count; the others (models whose input module cannot tokenize
         ahead) are preprocessed by the engine batch by batch, on this thread, under the tokenizer lock.

@@ -1,0 +1,51 @@
+"""Which kind of model a server runs, and the routes each kind answers.
+
+A SentenceTransformer (bi-encoder) answers ``/v1/embeddings`` and ``/embed``; a CrossEncoder (reranker) answers
+``/rerank`` and ``/v1/rerank``. A route of the other kind gets a 400 naming both kinds and the routes to use.
+The kind is the loaded model's ``model_type``; ``embedstack serve --model`` builds the kind its folder saves
+(``embedstack.kinds``, from ``persistence.layout.saved_model_type``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from embedstack.cross_encoder import CrossEncoder
+from embedstack.model import SentenceTransformer
+from embedstack.server.errors import ApiError
+
+ModelKind = Literal["SentenceTransformer", "CrossEncoder"]
+KINDS: tuple[ModelKind, ...] = ("SentenceTransformer", "CrossEncoder")
+ServedModel = SentenceTransformer | CrossEncoder
+
+# What each kind is for, and the routes that serve it (for error messages and /info).
+PURPOSE = {"SentenceTransformer": "an embedding model", "CrossEncoder": "a reranker"}
+ROUTES = {"SentenceTransformer": ("/v1/embeddings", "/embed"), "CrossEncoder": ("/rerank", "/v1/rerank")}
+TASK = {"SentenceTransformer": "embeddings", "CrossEncoder": "reranking"}
+
+
+def kind_of(model: Any) -> ModelKind:
+    """The kind of a loaded model: its ``model_type``, "SentenceTransformer" or "CrossEncoder".
+
+    Raises:
+        ValueError: The model is of another kind, which the server cannot serve.
+    """
+    kind = getattr(model, "model_type", "SentenceTransformer")
+    if kind not in KINDS:
+        raise ValueError(
+            f"The server serves SentenceTransformer and CrossEncoder models, not a {kind}. Load the model as one of "
+            "those to serve it."
+        )
+    return kind
+
+
+def wrong_kind(served: ModelKind, needed: ModelKind, path: str, model_name: str) -> ApiError:
+    """The 400 for a route that needs a ``needed`` model on a server that runs a ``served`` one."""
+    routes = " and ".join(f"POST {route}" for route in ROUTES[served])
+    return ApiError(
+        400,
+        f"{path} is not served here: this server runs a {served} ({PURPOSE[served]}, {model_name!r}); "
+        f"{TASK[needed]} needs a {needed}. Use {routes} on this server, or start one with a {needed} "
+        f"(embedstack serve --model <{needed} folder>).",
+        "wrong_model_kind",
+    )
