@@ -3,9 +3,11 @@
 ``SentenceTransformer(path, backend="onnx", model_kwargs={"file_name": "onnx/model_qint8_avx512_vnni.onnx",
 "provider": "CPUExecutionProvider"})`` loads the folder's ONNX file (``onnx/model.onnx`` by default; the
 sentence-transformers / optimum layout) and tokenizes with the folder's tokenizer; Pooling, Dense, Normalize and
-custom modules stay torch modules. A folder without an ONNX file is exported on the fly (``"export": False`` in
-``model_kwargs`` refuses instead). Sessions follow the engine's thread policy: as many intra-op threads as the
-process may use, and no idle spinning (spinning threads slowed the next model run in the same process 2x).
+custom modules stay torch modules. A cross-encoder's classifier (``CrossEncoder(path, backend="onnx")``,
+transformer_task "sequence-classification") runs the same way: its file's ``logits`` become ``features["scores"]``.
+A folder without an ONNX file is exported on the fly (``"export": False`` in ``model_kwargs`` refuses instead).
+Sessions follow the engine's thread policy: as many intra-op threads as the process may use, and no idle spinning
+(spinning threads slowed the next model run in the same process 2x).
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ import torch
 
 from embedstack.backends.cpu_features import int8_pairs_saturate
 from embedstack.backends.int8_check import Int8Check
-from embedstack.backends.onnx_export import ONNX_FILE, ONNX_FOLDER, OUTPUT_NAME, export_backbone, require_onnx
+from embedstack.backends.onnx_export import ONNX_FILE, ONNX_FOLDER, export_backbone, output_name, require_onnx
 from embedstack.backends.onnx_quantize import QUANTIZED_FILES, is_int8_file, quantize_int8
 from embedstack.backends.stand_in import TransformerStandIn
 from embedstack.engine.threads import available_cpus
 from embedstack.errors import MissingExtraError, ModelFormatError
 from embedstack.modules.base import InputModule
 from embedstack.modules.transformer.backend_registry import EXPORTED_FILE_OPTIONS
-from embedstack.modules.transformer.config import TEXT_MODALITY_CONFIG
+from embedstack.modules.transformer.config import FEATURES, TASK_DEFAULTS
 from embedstack.modules.transformer.module import Transformer
 from embedstack.modules.transformer.text import TextTokenizing
 
@@ -40,20 +42,27 @@ _BACKBONE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "sp
 _BACKBONE_PATTERNS = ("*.model", "merges.txt", "vocab.json", "added_tokens.json", "model.safetensors")
 
 
-def onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | None:
+def onnx_input_module(folder: Path, hf_kwargs: dict[str, Any], *, task: str = FEATURES) -> InputModule | None:
     """An :class:`OnnxTransformer` for the Transformer folder ``folder`` (exporting its backbone when needed).
 
-    ``model_kwargs`` may hold ``file_name`` (the ONNX file, relative to the folder or its ``onnx/``),
-    ``provider`` (an onnxruntime execution provider) and ``export`` (False: never export on the fly).
+    ``task`` is the folder's transformer_task as the loader resolved it (a plain classifier folder loaded as a
+    CrossEncoder has no file that says "sequence-classification"). ``model_kwargs`` may hold ``file_name`` (the
+    ONNX file, relative to the folder or its ``onnx/``), ``provider`` (an onnxruntime execution provider) and
+    ``export`` (False: never export on the fly).
     """
     require_onnx()
     model_kwargs = dict(hf_kwargs.get("model_kwargs") or {})
     file_name = model_kwargs.pop("file_name", None)
     provider = model_kwargs.pop("provider", "CPUExecutionProvider")
     export = model_kwargs.pop("export", None)
-    config = Transformer.load_config(str(folder))
-    if config.get("modality_config", TEXT_MODALITY_CONFIG) != TEXT_MODALITY_CONFIG:
+    if task not in TASK_DEFAULTS:
+        return None
+    config = {**Transformer.load_config(str(folder)), "transformer_task": task}
+    modality_config, output_feature = TASK_DEFAULTS[task]
+    if config.get("modality_config", modality_config) != modality_config:
         return None  # image, audio and chat backbones stay on torch
+    if config.get("module_output_name", output_feature) != output_feature:
+        return None  # a module writing another feature than the export's output
     path = find_onnx_file(folder, file_name)
     if path is None:
         if export is False or file_name not in (None, ONNX_FILE):
@@ -62,15 +71,16 @@ def onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | 
                 "it with `embedstack export onnx`, name an existing file with model_kwargs={'file_name': ...}, or "
                 "leave out export=False to export on the fly."
             )
-        return OnnxTransformer.from_folder(folder, _export_on_the_fly(folder), provider, config)
+        return OnnxTransformer.from_folder(folder, _export_on_the_fly(folder, task), provider, config)
     return OnnxTransformer.from_folder(folder, path, provider, config)
 
 
-def auto_onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModule | None:
+def auto_onnx_input_module(folder: Path, hf_kwargs: dict[str, Any], *, task: str = FEATURES) -> InputModule | None:
     """What ``backend="auto"`` takes from the onnx backend, else None.
 
-    A folder that already holds its ONNX file, when onnxruntime is installed: never an export on the fly, which
-    would cost a minute at load time.
+    A folder that already holds its ONNX file for ``task``, when onnxruntime is installed: never an export on the
+    fly, which would cost a minute at load time, nor a file with another output (a classifier's export where an
+    embedding backbone is wanted).
     """
     model_kwargs = hf_kwargs.get("model_kwargs") or {}
     other_kwargs = any(value for key, value in hf_kwargs.items() if key != "model_kwargs")
@@ -82,7 +92,11 @@ def auto_onnx_input_module(folder: Path, hf_kwargs: dict[str, Any]) -> InputModu
         require_onnx()
     except MissingExtraError:
         return None
-    return onnx_input_module(folder, hf_kwargs)
+    try:
+        return onnx_input_module(folder, hf_kwargs, task=task)
+    except ModelFormatError as exc:
+        logger.warning("backend='auto' leaves out onnx for %s: %s", folder, exc)
+        return None
 
 
 def find_onnx_file(folder: Path, file_name: str | None) -> Path | None:
@@ -94,11 +108,12 @@ def find_onnx_file(folder: Path, file_name: str | None) -> Path | None:
     return None
 
 
-def _export_on_the_fly(folder: Path) -> bytes:
-    """The ONNX export of the folder's backbone, as bytes (nothing is left on disk; saving the model writes it)."""
+def _export_on_the_fly(folder: Path, task: str) -> bytes:
+    """The ONNX export of the folder's backbone for ``task``, as bytes (saving the model writes it, nothing else)."""
     logger.warning("%s has no ONNX file; exporting its backbone (save the model to keep the export).", folder)
+    transformer = Transformer.load(str(folder), init_defaults={"transformer_task": task})
     with tempfile.TemporaryDirectory(prefix="embedstack-onnx-") as staging:
-        return export_backbone(Transformer.load(str(folder)), Path(staging) / ONNX_FILE).read_bytes()
+        return export_backbone(transformer, Path(staging) / ONNX_FILE).read_bytes()
 
 
 def inference_session(model: Path | bytes, provider: str) -> Any:
@@ -124,7 +139,11 @@ def inference_session(model: Path | bytes, provider: str) -> Any:
 
 
 class OnnxTransformer(TextTokenizing, TransformerStandIn):
-    """Runs a text Transformer folder with its tokenizer and an ONNX export of its backbone."""
+    """Runs a text Transformer folder with its tokenizer and an ONNX export of its backbone (or classifier).
+
+    An embedding backbone's ``last_hidden_state`` is written as ``token_embeddings``; a classifier's ``logits``
+    (transformer_task "sequence-classification" in ``settings``) as ``scores``, as the Transformer module does.
+    """
 
     saves_as = Transformer  # saved in the Transformer's layout, so any reader loads it with either backend
     backend = "onnx"
@@ -142,9 +161,17 @@ class OnnxTransformer(TextTokenizing, TransformerStandIn):
         """Run ``onnx_model`` (a file, or the bytes of one) with ``tokenizer``.
 
         ``config`` is the backbone's Hugging Face config, ``settings`` the Transformer module config
-        (max_seq_length, processing_kwargs, ...), ``folder`` the model folder it came from (what saving copies).
+        (transformer_task, max_seq_length, processing_kwargs, ...), ``folder`` the model folder it came from (what
+        saving copies).
+
+        Raises:
+            ModelFormatError: the ONNX file lacks the output its task reads (``logits`` for a classifier).
         """
         super().__init__()
+        self.transformer_task = str(settings.get("transformer_task") or FEATURES)
+        self.output_name = output_name(self.transformer_task)
+        modality_config, self.module_output_name = TASK_DEFAULTS[self.transformer_task]
+        self.modality_config = {key: dict(value) for key, value in modality_config.items()}
         self.folder, self.onnx_model, self.provider = folder, onnx_model, provider
         self.config = config
         self.processor = tokenizer
@@ -154,12 +181,25 @@ class OnnxTransformer(TextTokenizing, TransformerStandIn):
         self.tokenizer.model_max_length = self.limit_and_case(self.tokenizer, config, settings)
         self.session = inference_session(onnx_model, provider)
         self.input_names = [node.name for node in self.session.get_inputs()]
+        self._check_output(folder)
         self.int8_check: Int8Check | None = None  # set where an int8 model was checked (int8_mode)
 
     @functools.cached_property
     def is_int8(self) -> bool:
         """Whether the ONNX file holds int8 MatMuls."""
         return is_int8_file(self.onnx_model)
+
+    def _check_output(self, folder: Path | None) -> None:
+        """ModelFormatError unless the session writes the output this module's task reads."""
+        outputs = [node.name for node in self.session.get_outputs()]
+        if self.output_name not in outputs:
+            where = self.onnx_model if isinstance(self.onnx_model, Path) else f"the ONNX model of {folder}"
+            raise ModelFormatError(
+                f"{where} has the outputs {outputs}, not {self.output_name!r}, which a {self.transformer_task!r} "
+                "Transformer reads: it was exported for another task (an embedding backbone's last_hidden_state, or "
+                "a classifier's logits). Load the folder as the kind of model it was exported from, or export it "
+                "again from this one with model.export_onnx(path)."
+            )
 
     @classmethod
     def from_folder(
@@ -195,12 +235,12 @@ class OnnxTransformer(TextTokenizing, TransformerStandIn):
         return self.preprocess_text(inputs, prompt, **kwargs) if inputs else {}
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Run the ONNX backbone; write ``token_embeddings`` (batch, seq, dim)."""
+        """Run the ONNX file: write ``token_embeddings`` (batch, seq, dim), or a classifier's ``scores``."""
         feed = {name: _int64(features[name]) for name in self.input_names if name in features}
         if "token_type_ids" in self.input_names and "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-        (hidden,) = self.session.run([OUTPUT_NAME], feed)
-        features["token_embeddings"] = torch.from_numpy(hidden)
+        (output,) = self.session.run([self.output_name], feed)
+        features[self.module_output_name] = torch.from_numpy(output)
         return features
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:

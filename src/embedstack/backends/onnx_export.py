@@ -2,10 +2,13 @@
 
 The layout is the one sentence-transformers and optimum use: ``onnx/model.onnx`` with int64 inputs
 ``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the backbone takes them), dynamic batch and
-sequence axes, and the output ``last_hidden_state``. No optimum: ``torch.onnx.export`` does the work. The backbone
-is traced with its eager attention: the SDPA path exports its mask handling as ``Where``/``IsNaN`` over every
-(batch, head, query, key) score, 15% of onnxruntime's time on all-MiniLM-L6-v2; the eager path adds the mask
-instead, and computes the same vectors (onnxruntime also fuses it further).
+sequence axes, and the output ``last_hidden_state`` (token vectors, batch x sequence x width) for an embedding
+backbone, ``logits`` (batch x labels) for a cross-encoder's classifier (transformer_task
+"sequence-classification", what optimum's ORTModelForSequenceClassification reads). No optimum:
+``torch.onnx.export`` does the work. The backbone is traced with its eager attention: the SDPA path exports its
+mask handling as ``Where``/``IsNaN`` over every (batch, head, query, key) score, 15% of onnxruntime's time on
+all-MiniLM-L6-v2; the eager path adds the mask instead, and computes the same vectors (onnxruntime also fuses it
+further).
 """
 
 from __future__ import annotations
@@ -27,29 +30,46 @@ ONNX_FOLDER = "onnx"
 ONNX_FILE = "model.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "last_hidden_state"
+# What each transformer_task's export writes, and its dynamic axes (the logits have no sequence axis).
+OUTPUT_NAMES = {"feature-extraction": OUTPUT_NAME, "sequence-classification": "logits"}
+_OUTPUT_AXES = {OUTPUT_NAME: {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
 ONNX_INSTALL = "pip install 'embedstack[onnx]'"
 _SAMPLE = ["embedstack exports this backbone", "and a second, longer sentence to pad the first one"]
 
 
 class _Backbone(torch.nn.Module):
-    """The backbone with positional inputs (what the exporter traces) and its token embeddings as output."""
+    """The backbone with positional inputs (what the exporter traces) and one output (token vectors or logits)."""
 
-    def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
+    def __init__(self, model: torch.nn.Module, names: list[str], output: str) -> None:
         super().__init__()
         self.model = model
         self.names = names
+        self.output = output
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         output = self.model(**dict(zip(self.names, inputs)), return_dict=True)
-        return output.last_hidden_state
+        return getattr(output, self.output)
+
+
+def output_name(task: str) -> str:
+    """The output an export for ``task`` (a transformer_task) writes; ValueError for a task with no export."""
+    if task not in OUTPUT_NAMES:
+        raise ValueError(
+            f"ONNX export covers the transformer_tasks {sorted(OUTPUT_NAMES)}; this Transformer's is {task!r}. Run "
+            "it with backend='torch'."
+        )
+    return OUTPUT_NAMES[task]
 
 
 def export_backbone(transformer: Any, target: Path) -> Path:
     """Write ``transformer``'s Hugging Face backbone to the ONNX file ``target``; returns ``target``.
 
+    An embedding backbone's output is ``last_hidden_state``, a classifier's (transformer_task
+    "sequence-classification") ``logits``: see :data:`OUTPUT_NAMES`.
+
     Raises:
         MissingExtraError: onnx is not installed.
-        ValueError: the module has no text tokenizer (only text backbones are exported).
+        ValueError: the module has no text tokenizer (only text backbones are exported), or its task has no export.
     """
     require_onnx()
     tokenizer = getattr(transformer, "tokenizer", None)
@@ -58,14 +78,15 @@ def export_backbone(transformer: Any, target: Path) -> Path:
             "ONNX export covers text backbones (a Transformer with a tokenizer and a text-only modality_config); "
             f"this one takes {list(transformer.modality_config)}."
         )
+    output = output_name(getattr(transformer, "transformer_task", "feature-extraction"))
     backbone = transformer.model
     sample = tokenizer(_SAMPLE, padding=True, return_tensors="pt")
     accepted = transformer.model_forward_params or set(sample)
     names = [name for name in INPUT_NAMES if name in sample and name in accepted]
     target.parent.mkdir(parents=True, exist_ok=True)
     was_training = backbone.training
-    wrapper = _Backbone(backbone, names).eval()  # eval() also puts the backbone in eval mode (no dropout)
-    axes = {name: {0: "batch", 1: "sequence"} for name in [*names, OUTPUT_NAME]}
+    wrapper = _Backbone(backbone, names, output).eval()  # eval() also puts the backbone in eval mode (no dropout)
+    axes = {**{name: {0: "batch", 1: "sequence"} for name in names}, output: _OUTPUT_AXES[output]}
     try:
         with warnings.catch_warnings(), torch.no_grad(), _eager_attention(backbone):
             warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches
@@ -74,7 +95,7 @@ def export_backbone(transformer: Any, target: Path) -> Path:
                 tuple(sample[name] for name in names),
                 str(target),
                 input_names=names,
-                output_names=[OUTPUT_NAME],
+                output_names=[output],
                 dynamic_axes=axes,
                 opset_version=17,
                 dynamo=False,

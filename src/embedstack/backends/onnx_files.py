@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedstack.backends.int8_check import check_int8
+from embedstack.backends.int8_check import CheckKind, Int8Thresholds, check_int8
 from embedstack.backends.int8_mode import EncodeWith
 from embedstack.backends.onnx import OnnxTransformer
 from embedstack.backends.onnx_export import ONNX_FILE, ONNX_FOLDER, export_backbone, require_onnx
@@ -29,13 +29,15 @@ class ExportOptions:
         quantize: An int8 recipe (onnx_quantize.RECIPES), or None.
         optimize: A graph optimization level ("O1" to "O4"), or None.
         calibration_texts: Texts to calibrate (and self-check) the int8 file on; None: the built-in set.
-        min_cosine: The self-check's threshold; None: int8_check.INT8_MIN_COSINE.
+        thresholds: The self-check's thresholds (None fields: int8_check's defaults).
+        kind: Which self-check: "vectors" (an embedding model) or "scores" (a cross-encoder).
     """
 
     quantize: str | None = None
     optimize: str | None = None
     calibration_texts: Sequence[str] | None = None
-    min_cosine: float | None = None
+    thresholds: Int8Thresholds = Int8Thresholds()
+    kind: CheckKind = "vectors"
 
     def checked(self) -> ExportOptions:
         """These options, or ValueError naming the bad one (before anything is written)."""
@@ -48,15 +50,17 @@ class ExportOptions:
                 f"optimize {self.optimize!r} is not supported; choose None or one of {list(OPTIMIZED_FILES)}."
             )
         texts = None if self.calibration_texts is None else check_calibration_texts(self.calibration_texts)
+        thresholds = self.thresholds.checked(self.kind)
         require_onnx()
-        return ExportOptions(self.quantize, self.optimize, texts, self.min_cosine)
+        return ExportOptions(self.quantize, self.optimize, texts, thresholds, self.kind)
 
 
 def write_onnx_files(model: Any, folder: Path, options: ExportOptions, encode_with: EncodeWith) -> None:
     """Write the ONNX files of ``model`` into ``folder``, which holds the saved model.
 
-    ``encode_with(module)`` encodes the calibration texts with ``module`` as the model's input module: the int8
-    file is checked with it against the model's own input module, and Int8QualityError stops the export.
+    ``encode_with(module)`` encodes the calibration texts (pairs, for a cross-encoder) with ``module`` as the
+    model's input module: the int8 file is checked with it against the model's own input module (by the rule of
+    ``options.kind``), and Int8QualityError stops the export.
     """
     target = folder / ONNX_FOLDER / ONNX_FILE
     if not target.is_file():  # a model on the onnx backend saved its export already
@@ -64,14 +68,16 @@ def write_onnx_files(model: Any, folder: Path, options: ExportOptions, encode_wi
     if options.quantize is not None:
         int8_file = target.with_name(QUANTIZED_FILES[options.quantize])
         quantize_int8(target, int8_file, model[0], options.quantize, options.calibration_texts)
-        settings = Transformer.load_config(str(folder))
+        task = getattr(model[0], "transformer_task", "feature-extraction")
+        settings = {**Transformer.load_config(str(folder)), "transformer_task": task}
         int8 = OnnxTransformer.from_folder(folder, int8_file, "CPUExecutionProvider", settings)
-        check = check_int8(encode_with, int8, model[0], what=f"{int8_file.name} ({options.quantize})",
-                           min_cosine=options.min_cosine)  # fmt: skip
+        what = f"{int8_file.name} ({options.quantize})"
+        check = check_int8(encode_with, int8, model[0], what=what, kind=options.kind, thresholds=options.thresholds)
         if not check.passed:
+            accept = "min_cosine=..." if options.kind == "vectors" else "min_rank_agreement=... or max_score_diff=..."
             raise check.error(
                 "Nothing was written. Export without quantize, try another recipe (quantize='int8' runs exactly on "
-                "every CPU), calibrate on texts like yours (calibration_texts=[...]), or accept less (min_cosine=...)."
+                f"every CPU), calibrate on texts like yours (calibration_texts=[...]), or accept less ({accept})."
             )
     if options.optimize is not None:
         optimize_onnx(target, target.with_name(OPTIMIZED_FILES[options.optimize]), options.optimize, model[0].config)

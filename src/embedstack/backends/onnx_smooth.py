@@ -46,15 +46,22 @@ class ActivationStats:
 def calibration_feeds(module: Any, texts: Sequence[str], input_names: Iterable[str]) -> list[dict[str, np.ndarray]]:
     """The inputs of ``texts`` for an exported backbone, tokenized by ``module``'s tokenizer in small batches.
 
+    A cross-encoder's classifier (transformer_task "sequence-classification") reads pairs, so there each text is
+    paired with the next (as ``CrossEncoder.calibration_inputs`` pairs them for the self-check).
+
     Raises:
         ValueError: ``texts`` is empty or holds something other than strings.
     """
     texts = check_calibration_texts(texts)
     names = set(input_names)
+    paired = getattr(module, "transformer_task", "feature-extraction") == "sequence-classification"
     feeds = []
     for start in range(0, len(texts), _CALIBRATION_ROWS):
+        batch = texts[start : start + _CALIBRATION_ROWS]
+        second = [texts[(start + index + 1) % len(texts)] for index in range(len(batch))] if paired else None
         encoded = module.tokenizer(
-            texts[start : start + _CALIBRATION_ROWS],
+            batch,
+            second,
             padding=True,
             truncation=True,
             max_length=module.max_seq_length,

@@ -25,8 +25,9 @@ def register_backends() -> None:
     register_backend(
         "onnx",
         onnx_input_module,
-        runs="Transformer folders whose backbone exports to ONNX",
+        runs="text Transformer folders whose backbone (or cross-encoder classifier) exports to ONNX",
         auto=auto_onnx_input_module,
+        tasks=("feature-extraction", "sequence-classification"),
     )
     register_backend(
         "native",

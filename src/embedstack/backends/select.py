@@ -3,12 +3,12 @@
 Which backend is fastest depends on the CPU: on a VNNI machine the fp32 ONNX export ran 1.6x our torch path, on
 an AVX2-only one it was slower on long texts (benchmarks/RESULTS.md). So ``auto`` measures instead of following
 a fixed order: every backend that can run the folder exactly (torch always; native for plain BERT folders; onnx
-where the folder holds its export, or the file ``model_kwargs`` names) runs the same two passes built from the
-calibration texts (24 short texts in one pass, one text at the full window in another), interleaved, two rounds
-after a warm-up, and the faster round of each decides. The fastest is taken; backends within ``NOISE`` of it
-count as tied, and of those the one that starts fastest wins (native, which needs no transformers import, then
-torch). So auto is never slower than torch, nor than the fastest backend, beyond noise. For all-MiniLM-L6-v2 the
-probe takes about a second on 2 cores.
+where the folder holds its export, or the file ``model_kwargs`` names; a cross-encoder's classifier: torch and onnx
+only) runs the same two passes built from the calibration texts (24 short texts in one pass, one text at the full
+window in another), interleaved, two rounds after a warm-up, and the faster round of each decides. The fastest is
+taken; backends within ``NOISE`` of it count as tied, and of those the one that starts fastest wins (native, which
+needs no transformers import, then torch). So auto is never slower than torch, nor than the fastest backend,
+beyond noise. For all-MiniLM-L6-v2 the probe takes about a second on 2 cores.
 
 The decision is stored in the user's cache folder (:func:`cache_folder`), keyed by the model's files (names,
 sizes, modification times), the candidates and options, the CPU's flags, the thread count and the library
@@ -84,14 +84,21 @@ def cache_folder() -> Path:
 
 
 def choose_backend(
-    folder: Path, hf_kwargs: dict[str, Any], candidates: dict[str, Thunk], build_torch: Callable[[], InputModule]
+    folder: Path,
+    hf_kwargs: dict[str, Any],
+    candidates: dict[str, Thunk],
+    build_torch: Callable[[], InputModule],
+    *,
+    task: str = "feature-extraction",
 ) -> InputModule:
     """The input module of the backend measured fastest for ``folder`` here (see the module docstring).
 
     ``candidates`` build each other backend's module (None where it cannot run the folder), ``build_torch`` the
-    Transformer module.
+    Transformer module; ``task`` is the folder's transformer_task (one folder loaded as an embedding model and as
+    a cross-encoder runs different modules, so each has its own decision).
     """
-    key = _decision_key(folder, hf_kwargs, sorted(candidates))
+    options = hf_kwargs if task == "feature-extraction" else {**hf_kwargs, "transformer_task": task}
+    key = _decision_key(folder, options, sorted(candidates))
     remembered = _read_choices().get(key)
     if remembered is not None:
         module = _build_remembered(remembered, candidates, build_torch)

@@ -1,7 +1,9 @@
 """int8 and ONNX export, for every model kind: ``quantize`` and ``export_onnx``.
 
 Both check the int8 backbone against fp32 through the model's own stack and engine, on inputs the kind chooses
-(``calibration_inputs``), before it serves or writes anything.
+(``calibration_inputs``), before it serves or writes anything: an embedding model by the cosines of its vectors, a
+cross-encoder (``calibration_output`` "scores") by the rank correlation and the activated difference of its scores
+(backends/int8_check.py states both rules).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from embedstack.backends.calibration_texts import CALIBRATION_TEXTS
+from embedstack.backends.int8_check import CheckKind, Int8Thresholds, check_kind
 from embedstack.backends.int8_mode import quantized_module
 from embedstack.backends.onnx_files import ExportOptions, write_onnx_files
 from embedstack.backends.onnx_smooth import check_calibration_texts
@@ -48,8 +51,10 @@ class OnnxMethods(ModuleStack):
         *,
         calibration_texts: Sequence[str] | None = None,
         min_cosine: float | None = None,
+        min_rank_agreement: float | None = None,
+        max_score_diff: float | None = None,
     ) -> Any:
-        """Switch the backbone to int8 on CPU (in place): faster encoding, nearly the same vectors.
+        """Switch the backbone to int8 on CPU (in place): faster encoding, nearly the same vectors (or scores).
 
         The Transformer's backbone is exported to ONNX and quantized with the recipe measured fastest on this CPU
         that keeps the vectors (SmoothQuant, then int8 weights per output channel, with the feed-forward
@@ -57,7 +62,10 @@ class OnnxMethods(ModuleStack):
         7-bit weights rounded with GPTQ where it adds pairs in 16 bits (x86 without VNNI), then run by onnxruntime.
         Before it serves a vector, the int8 model is compared with fp32 on the calibration texts on this machine
         (``int8_check``): below ``min_cosine`` it tries the 8-bit recipe (exact everywhere), and if that fails too
-        the model stays fp32 and :class:`~embedstack.errors.Int8QualityError` says why. Needs
+        the model stays fp32 and :class:`~embedstack.errors.Int8QualityError` says why. A cross-encoder is
+        checked on its scores of the calibration texts paired instead: of the pairs fp32 scores more than 0.1
+        logits apart, at least ``min_rank_agreement`` must keep their order, and the sigmoid (softmax, for
+        several labels) scores must stay within ``max_score_diff`` of fp32's. Needs
         ``embedstack[onnx]``. A quantized model cannot be saved; ``export_onnx(path, quantize="int8")`` writes an
         int8 file instead.
 
@@ -67,6 +75,9 @@ class OnnxMethods(ModuleStack):
                 and to check the result (a few dozen suffice); by default a built-in set of short and long, mostly
                 English texts.
             min_cosine: The lowest cosine to the fp32 vectors the self-check accepts (default 0.99).
+            min_rank_agreement: A cross-encoder's: the lowest share of fp32's clearly ordered calibration pairs
+                that must keep their order (default 0.98).
+            max_score_diff: A cross-encoder's: the largest change of an activated score accepted (default 0.05).
 
         Returns:
             The model itself.
@@ -88,8 +99,10 @@ class OnnxMethods(ModuleStack):
         if not isinstance(module, Transformer) or list(module.modality_config) != ["text"]:
             raise ValueError("int8 mode needs a text Transformer input module (loaded with backend='torch').")
         texts = None if calibration_texts is None else check_calibration_texts(calibration_texts)
+        kind = self._check_kind()
+        thresholds = Int8Thresholds(min_cosine, min_rank_agreement, max_score_diff).checked(kind)
         encode_with = self._calibration_encoder(texts)
-        self[0] = quantized_module(module, encode_with, calibration_texts=texts, min_cosine=min_cosine)
+        self[0] = quantized_module(module, encode_with, calibration_texts=texts, kind=kind, thresholds=thresholds)
         self._quantized = mode
         return self
 
@@ -101,6 +114,8 @@ class OnnxMethods(ModuleStack):
         optimize: str | None = None,
         calibration_texts: Sequence[str] | None = None,
         min_cosine: float | None = None,
+        min_rank_agreement: float | None = None,
+        max_score_diff: float | None = None,
     ) -> Path:
         """Save the model with an ONNX export of its backbone, loadable with ``backend="onnx"``.
 
@@ -119,12 +134,20 @@ class OnnxMethods(ModuleStack):
             optimize: The graph optimization level, or None.
             calibration_texts: For ``quantize``: texts like the ones you will encode (see ``quantize``).
             min_cosine: For ``quantize``: the self-check's threshold (default 0.99).
+            min_rank_agreement: For ``quantize`` of a cross-encoder: the share of clearly ordered pairs that must
+                keep their order (default 0.98; see ``quantize``).
+            max_score_diff: For ``quantize`` of a cross-encoder: the largest activated-score change (default 0.05).
         """
-        options = ExportOptions(quantize, optimize, calibration_texts, min_cosine).checked()
+        thresholds = Int8Thresholds(min_cosine, min_rank_agreement, max_score_diff)
+        options = ExportOptions(quantize, optimize, calibration_texts, thresholds, self._check_kind()).checked()
         with atomic_folder(path) as staging:
             self.save(str(staging))
             write_onnx_files(self, staging, options, self._calibration_encoder(options.calibration_texts))
         return Path(path)
+
+    def _check_kind(self) -> CheckKind:
+        """Which int8 self-check this model gets: "scores" for a cross-encoder, "vectors" otherwise."""
+        return check_kind(self.calibration_output)
 
     def calibration_inputs(self, texts: Sequence[str]) -> list[Any]:
         """The inputs the int8 self-check encodes, made from calibration texts (a kind taking pairs pairs them)."""

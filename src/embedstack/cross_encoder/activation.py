@@ -20,6 +20,10 @@ from embedstack.errors import ModelFormatError
 logger = logging.getLogger(__name__)
 
 
+class ActivationImportError(ModelFormatError, ModuleNotFoundError):
+    """A saved activation path names nothing importable (a ModuleNotFoundError, as in the reference)."""
+
+
 def fullname(value: Any) -> str:
     """The dotted path of ``value``'s class, as sentence-transformers writes it (``torch.nn.modules....Sigmoid``)."""
     module = type(value).__module__
@@ -32,21 +36,21 @@ def resolve_activation_fn(path: str, *, trust_remote_code: bool, where: str) -> 
     """An instance of the class at the dotted ``path``; None (with a warning) when the path is not trusted.
 
     Raises:
-        ModelFormatError: The path names nothing importable (``where`` names the file).
+        ActivationImportError: The path names nothing importable (``where`` names the file).
     """
     if not (trust_remote_code or path.startswith("torch.")):
         logger.warning(
-            "%s names the activation function %r, which is not a torch class; using the default activation "
-            "instead. Load the CrossEncoder with trust_remote_code=True to import it.",
-            where,
+            "Activation function path %r is not trusted, using default activation function instead. %s names it, "
+            "and it is not a torch class: load the CrossEncoder with trust_remote_code=True to import it.",
             path,
+            where,
         )
         return None
     module_name, _, class_name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ModelFormatError(
+        raise ActivationImportError(
             f"{where} names the activation function {path!r}, which cannot be imported ({exc}). Fix the path, "
             "or pass activation_fn= when loading."
         ) from None

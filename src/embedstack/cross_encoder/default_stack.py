@@ -2,13 +2,16 @@
 
 This is how sentence-transformers before 6 saved cross-encoders (no modules.json; the activation in config.json),
 and how a classifier from the Hub (``BertForSequenceClassification``, ...) loads. A backbone without a classifier
-head gets a new one-label head, as in the reference.
+head gets a new one-label head, as in the reference; so does the folder of another model kind (a SentenceTransformer
+save), whose own modules are not used (``Transformer.load`` reads its "feature-extraction" settings as the
+classifier's task asks, see ``_for_task`` in modules/transformer/module.py).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Final
 
 from torch import nn
 
@@ -17,7 +20,7 @@ from embedstack.fileio import read_json
 from embedstack.modules.module_io import LoadOptions
 from embedstack.modules.transformer.module import Transformer
 
-TASK = "sequence-classification"
+TASK: Final = "sequence-classification"
 
 
 def cross_encoder_modules(folder: Path, options: LoadOptions) -> OrderedDict[str, nn.Module]:

@@ -30,14 +30,24 @@ def legacy_init_args(init: F) -> F:
     @functools.wraps(init)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         for name, value in zip(_POSITIONAL, args[1:]):
-            logger.warning("Passing %s positionally to CrossEncoder is deprecated; pass %s=%r.", name, name, value)
+            logger.warning(
+                "Passing `%s` as a positional argument to CrossEncoder is deprecated. Please use `%s=%r` as a keyword "
+                "argument instead.",
+                name,
+                name,
+                value,
+            )
             kwargs.setdefault(name, value)
         if len(args) > 1 + len(_POSITIONAL):
             raise TypeError(f"CrossEncoder takes at most {1 + len(_POSITIONAL)} positional arguments.")
-        _rename(kwargs, _INIT_RENAMES, "CrossEncoder")
+        _rename(kwargs, _INIT_RENAMES, "The CrossEncoder")
         if "classifier_dropout" in kwargs:
             dropout = kwargs.pop("classifier_dropout")
-            logger.warning("classifier_dropout is deprecated; pass config_kwargs={'classifier_dropout': %r}.", dropout)
+            logger.warning(
+                "The CrossEncoder `classifier_dropout` argument is deprecated. Please use "
+                "`config_kwargs={'classifier_dropout': %r}` instead.",
+                dropout,
+            )
             kwargs["config_kwargs"] = {**(kwargs.get("config_kwargs") or {}), "classifier_dropout": dropout}
         return init(self, *args[:1], **kwargs)
 
@@ -50,14 +60,14 @@ def legacy_predict_args(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _rename(kwargs, _CALL_RENAMES, f"CrossEncoder.{name}")
+        _rename(kwargs, _CALL_RENAMES, f"The CrossEncoder.{name}")
         retired = ["num_workers"]
         if name == "rank":
             retired += ["apply_softmax", "convert_to_numpy", "convert_to_tensor"]
         for key in retired:
             if key in kwargs:
                 kwargs.pop(key)
-                logger.warning("CrossEncoder.%s's %s argument is deprecated and has no effect.", name, key)
+                logger.warning("The CrossEncoder.%s `%s` argument is deprecated and has no effect.", name, key)
         return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -67,5 +77,7 @@ def _rename(kwargs: dict[str, Any], renames: dict[str, str], where: str) -> None
     for old, new in renames.items():
         if old in kwargs:
             value = kwargs.pop(old)
-            logger.warning("%s's %s argument is deprecated; use %s.", where, old, new)
+            logger.warning(
+                "%s `%s` argument was renamed and is now deprecated. Please use `%s` instead.", where, old, new
+            )
             kwargs.setdefault(new, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from embedstack.cross_encoder.activation import (
 )
 from embedstack.cross_encoder.default_stack import cross_encoder_modules
 from embedstack.cross_encoder.legacy import legacy_init_args, legacy_predict_args
-from embedstack.cross_encoder.scoring import as_pairs, finish_scores, predict_on_processes
+from embedstack.cross_encoder.scoring import as_pairs, finish_scores, is_singular_pair, predict_on_processes
 from embedstack.encode_io import progress
 from embedstack.engine import EncodePlan, run
 from embedstack.engine.processes import start_pool, stop_pool
@@ -29,6 +30,7 @@ from embedstack.modules.dense import Dense
 from embedstack.persistence.model_card import ModelCardData
 
 logger = logging.getLogger(__name__)
+_UNSET_PROMPTS = ("query", "document")  # the prompts BaseModel adds for every kind (as None until set)
 
 
 class CrossEncoder(BaseModel):
@@ -42,9 +44,13 @@ class CrossEncoder(BaseModel):
     Args:
         model_name_or_path: A model folder, or a Hub id (a bare name is looked up under "cross-encoder/").
         modules: Build the model from these modules instead.
-        device, prompts, default_prompt_name, cache_folder, trust_remote_code, revision, local_files_only, token,
-            model_kwargs, processor_kwargs, config_kwargs, model_card_data: as in ``SentenceTransformer``.
-        backend: "torch", or "auto" (torch for a classifier).
+        device: "cpu", "cuda", ... (default: the best available). The other loading options (``prompts``,
+            ``default_prompt_name``, ``cache_folder``, ``trust_remote_code``, ``revision``, ``local_files_only``,
+            ``token``, ``model_kwargs``, ``processor_kwargs``, ``config_kwargs``, ``model_card_data``) are
+            ``SentenceTransformer``'s.
+        backend: "torch", "onnx" (onnxruntime: the folder's ONNX export of the classifier, exported on the fly when
+            missing; ``model_kwargs={"file_name": ...}`` picks an int8 file, self-checked at load) or "auto" (of
+            those that run the folder, the one measured fastest here; onnx only where the export exists).
         num_labels: The classifier's labels: 1 gives one score per pair, more give a row of scores per pair.
             Default: the folder's (a backbone without a classifier head gets 1).
         max_length: Truncate each pair to this many tokens (default: the tokenizer's limit).
@@ -57,8 +63,10 @@ class CrossEncoder(BaseModel):
         ...                         ("How many people live in Berlin?", "Berlin is known for its museums.")])
         >>> scores.shape
         (2,)
-        >>> [hit["corpus_id"] for hit in model.rank("a cat", ["a dog", "a cat"], top_k=1)]  # best first
-        [1]
+        >>> hits = model.rank("a cat", ["a dog", "a cat", "stocks fell"])  # best first
+        >>> scores = [hit.get("score") for hit in hits]
+        >>> sorted(hits[0]), scores == sorted(scores, reverse=True)
+        (['corpus_id', 'score'], True)
     """
 
     model_type = "CrossEncoder"
@@ -111,8 +119,17 @@ class CrossEncoder(BaseModel):
             model_card_data=model_card_data,
             backend=backend,
         )
+        if model_name_or_path is None:  # built from modules: the caller's prompts only (see _apply_saved_config)
+            kept = {*(prompts or {}), self.default_prompt_name}
+            self.prompts = {name: prompt for name, prompt in self.prompts.items() if name in kept}
         if self.activation_fn is None:  # a folder of sentence-transformers < 6 keeps it in config.json
             self.activation_fn = self._saved_activation({}, self.config) or default_activation_fn(self.num_labels)
+        if getattr(self.tokenizer, "chat_template", None):
+            logger.warning(
+                "This cross-encoder's tokenizer has a chat template. sentence-transformers 6 renders each (query, "
+                "document) pair through it; embedstack tokenizes pairs as plain text pairs, so the scores differ "
+                "from the reference's. Chat-template rerankers are not supported yet."
+            )
 
     _default_stack = staticmethod(cross_encoder_modules)  # a plain Hugging Face folder: its classifier
 
@@ -124,6 +141,9 @@ class CrossEncoder(BaseModel):
 
     def _apply_saved_config(self, config: dict[str, Any], prompt_table: dict[str, str | None]) -> None:
         super()._apply_saved_config(config, prompt_table)
+        for name in _UNSET_PROMPTS:  # the reference's CrossEncoder has no "query"/"document" prompts by default
+            if prompt_table.get(name, "") is None:
+                del prompt_table[name]
         if self.activation_fn is None and config.get("activation_fn"):
             self.activation_fn = self._saved_activation(config, None)  # the modules are not attached yet
 
@@ -173,9 +193,23 @@ class CrossEncoder(BaseModel):
     @property
     def default_activation_function(self) -> Callable[..., Any] | None:
         """Deprecated: use ``activation_fn``."""
+        warnings.warn(
+            "The `default_activation_function` property was renamed and is now deprecated. Please use "
+            "`activation_fn` instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.activation_fn
 
     # ----- scoring ----------------------------------------------------------------------------------------
+    def is_singular_input(self, inputs: Any) -> bool:
+        """Whether ``inputs`` is one pair (``predict`` then returns one score or row) rather than a list of pairs.
+
+        A list or tuple (or dataset column) whose first item is not itself a list or tuple is one pair; a 1-D
+        string array is one pair, a 2-D one (or an empty one) a batch; anything else counts as one input.
+        """
+        return is_singular_pair(inputs)
+
     @legacy_predict_args
     def predict(
         self,
@@ -268,7 +302,7 @@ class CrossEncoder(BaseModel):
             module_kwargs=self.split_forward_kwargs(kwargs),
         )
         if not pairs:
-            return torch.empty(0)
+            return torch.empty(0, device=self.device)
         with progress(show_progress_bar, len(pairs)) as plan.progress:
             scores = run(self, pairs, plan).outputs
         assert isinstance(scores, torch.Tensor)  # one row of logits per pair
@@ -294,16 +328,17 @@ class CrossEncoder(BaseModel):
         """Score ``documents`` against ``query`` and sort them, best first.
 
         Returns:
-            ``[{"corpus_id": index, "score": float, "text": document (with return_documents)}, ...]``, the
-            ``top_k`` best (all by default); equal scores keep the documents' order.
+            One dict per document, best first: ``corpus_id`` (its index), ``score`` (a float) and, with
+            ``return_documents``, ``text``; the ``top_k`` best (all by default). Equal scores keep the documents'
+            order.
 
         Raises:
             ValueError: The model gives several scores per pair (``num_labels`` > 1): rank needs one.
         """
         if self.num_labels != 1:
             raise ValueError(
-                f"CrossEncoder.rank() needs one score per pair, but this model has num_labels={self.num_labels}. "
-                "Use predict() with the pairs instead."
+                "CrossEncoder.rank() only works for models with num_labels=1. Consider using CrossEncoder.predict() "
+                f"with input pairs instead. (This model has num_labels={self.num_labels}.)"
             )
         scores = self.predict(
             [[query, document] for document in documents], prompt_name=prompt_name, prompt=prompt,

@@ -21,13 +21,11 @@ def as_pairs(inputs: Any) -> tuple[list[Any], bool]:
     Raises:
         ValueError: A pair does not hold two items.
     """
+    singular = is_singular_pair(inputs)
     if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "UO":
-        singular = inputs.size > 0 and inputs.ndim < 2
         pairs = [inputs.tolist()] if singular else inputs.tolist()
     elif isinstance(inputs, (list, tuple)) or is_dataset_column(inputs):
-        items = list(inputs)
-        singular = bool(items) and not isinstance(items[0], (list, tuple))
-        pairs = [items] if singular else items
+        pairs = [list(inputs)] if singular else list(inputs)
     else:
         raise TypeError(
             f"predict takes a pair (query, document) or a list of pairs, got a {type(inputs).__name__}. Pass "
@@ -40,6 +38,19 @@ def as_pairs(inputs: Any) -> tuple[list[Any], bool]:
                 "(query, document)."
             )
     return [tuple(pair) if isinstance(pair, list) else pair for pair in pairs], singular
+
+
+def is_singular_pair(inputs: Any) -> bool:
+    """Whether ``inputs`` is one pair rather than a list of pairs (the reference's ``is_singular_input``).
+
+    A list or tuple (or dataset column) whose first item is not itself a list or tuple is one pair; a 1-D string
+    array is one pair, a 2-D one (or an empty one) a batch; anything else counts as one input.
+    """
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "UO":
+        return bool(inputs.size > 0 and inputs.ndim < 2)
+    if isinstance(inputs, (list, tuple)) or is_dataset_column(inputs):
+        return len(inputs) > 0 and not isinstance(inputs[0], (list, tuple))
+    return True
 
 
 def finish_scores(

@@ -8,7 +8,7 @@ not supported", ...), ours starts with that phrase and then says why it matters 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from packaging.version import Version
@@ -40,22 +40,6 @@ def check_task_and_backend(transformer_task: str, backend: str) -> None:
             f"with Transformer.load(path, backend={backend!r}) (or SentenceTransformer(path, backend=...)) for "
             "other backends."
         )
-
-
-def task_backend_module(
-    folder: Any, task: str, backend: str, caller_kwargs: dict[str, Any], build_torch: Callable[[], Any]
-) -> Any:
-    """The input module for a folder of another task than feature-extraction (a cross-encoder's classifier).
-
-    The native and onnx backends run embedding backbones; "auto" takes torch for other tasks, and naming another
-    backend is refused with the reason.
-    """
-    if backend == "auto":
-        return build_torch()
-    raise ValueError(
-        f"backend={backend!r} runs embedding backbones (transformer_task 'feature-extraction'); {folder} holds a "
-        f"{task!r} model. Load it with backend='torch' (or 'auto')."
-    )
 
 
 def check_custom_modality_config(modality_config: Any, module_output_name: str | None) -> None:
