@@ -39,6 +39,7 @@ collect_ignore_glob = ["tests/remote_code/*", "tests/seed_samples/*", "tests/gol
 NAMESPACE_FIXTURES = {
     "tiny_bert_path": "doctest_tiny_bert_path",
     "cross_encoder_path": "doctest_cross_encoder_path",
+    "mlm_path": "doctest_mlm_path",
     "model2vec_path": "doctest_model2vec_path",
     "model": "doctest_model",
 }
@@ -62,6 +63,16 @@ def doctest_cross_encoder_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     from helpers import tiny_cross_encoder
 
     return str(tiny_cross_encoder(tmp_path_factory.mktemp("doctest-cross-encoder")))
+
+
+@pytest.fixture(scope="session")
+def doctest_mlm_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A random tiny BertForMaskedLM, saved as a plain Hugging Face folder."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import tiny_mlm
+
+    return str(tiny_mlm(tmp_path_factory.mktemp("doctest-mlm")))
 
 
 @pytest.fixture(scope="session")

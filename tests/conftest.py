@@ -62,6 +62,14 @@ def cross_encoder_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def mlm_path(tmp_path_factory):
+    """A tiny random BertForMaskedLM, as a plain Hugging Face folder (copy it to change it)."""
+    from helpers import tiny_mlm
+
+    return tiny_mlm(tmp_path_factory.mktemp("tiny-mlm"))
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_path(tmp_path_factory):
     from helpers import tiny_llama
 

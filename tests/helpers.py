@@ -93,6 +93,29 @@ def tiny_cross_encoder(
     return target
 
 
+def tiny_mlm(target: Path, seed: int = 0) -> Path:
+    """A random 2-layer, 32-wide BertForMaskedLM with the MiniLM tokenizer, saved as a plain Hugging Face folder.
+
+    Weights drawn with std 0.2 (not 0.02), so the SPLADE weights of different texts differ visibly.
+    """
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        initializer_range=0.2,
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    BertForMaskedLM(config).save_pretrained(target)
+    copy_tokenizer(target)
+    return target
+
+
 def tiny_llama(target: Path, seed: int = 0) -> Path:
     """A 2-layer random LlamaForCausalLM with the MiniLM tokenizer (no chat template)."""
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -3,8 +3,8 @@ modules, every import pointing down the layers, and every module of the package 
 
     errors <- io helpers (fileio, inputs, prompts, remote_code, engine, similarity, maxsim, quantization, util,
     defaults, corpus, shards) <- registry <- modules <- backends <- persistence <- stack / encode_io / chunking / cache
-    <- base / encode_paths <- encoding / model / evaluation / cross_encoder <- kinds <- cli / server / ray <- the
-    package's lazy __init__
+    <- base / encode_paths <- encoding / model / evaluation / cross_encoder / sparse_encoder <- kinds
+    <- cli / server / ray <- the package's lazy __init__
 
 A new package or top-level module must be added to LAYERS (the root package matches only itself, so nothing
 lands in a layer by default).
@@ -45,7 +45,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("embedstack.persistence",),
     ("embedstack.stack", "embedstack.encode_io", "embedstack.chunking", "embedstack.cache"),
     ("embedstack.base", "embedstack.encode_paths"),
-    ("embedstack.encoding", "embedstack.model", "embedstack.evaluation", "embedstack.cross_encoder"),
+    (
+        "embedstack.encoding",
+        "embedstack.model",
+        "embedstack.evaluation",
+        "embedstack.cross_encoder",
+        "embedstack.sparse_encoder",
+    ),
     ("embedstack.kinds",),
     ("embedstack.cli", "embedstack.server", "embedstack.ray"),
     (ROOT,),

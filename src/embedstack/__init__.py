@@ -14,6 +14,7 @@ __all__ = [
     "CrossEncoder",
     "SentenceTransformer",
     "SimilarityFunction",
+    "SparseEncoder",
     "quantize_embeddings",
     "__version__",
 ]
@@ -22,6 +23,7 @@ _LAZY = {
     "CrossEncoder": "embedstack.cross_encoder",
     "SentenceTransformer": "embedstack.model",
     "SimilarityFunction": "embedstack.similarity",
+    "SparseEncoder": "embedstack.sparse_encoder",
     "quantize_embeddings": "embedstack.quantization",
 }
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from embedstack.model import SentenceTransformer
     from embedstack.quantization import quantize_embeddings
     from embedstack.similarity import SimilarityFunction
+    from embedstack.sparse_encoder import SparseEncoder
 
 
 def __getattr__(name: str) -> Any:

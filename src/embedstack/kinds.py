@@ -14,10 +14,12 @@ from embedstack.cross_encoder import CrossEncoder
 from embedstack.model import SentenceTransformer
 from embedstack.persistence.hub import HubOptions, resolve_model_path
 from embedstack.persistence.layout import saved_model_type
+from embedstack.sparse_encoder import SparseEncoder
 
 MODEL_KINDS: dict[str, type[BaseModel]] = {
     "SentenceTransformer": SentenceTransformer,
     "CrossEncoder": CrossEncoder,
+    "SparseEncoder": SparseEncoder,
 }
 
 

@@ -13,7 +13,11 @@ from embedstack.model import SentenceTransformer
 from embedstack.modules.transformer.backend_registry import backend_names
 
 # What each kind's commands are, for the error that names the right one.
-_COMMANDS_FOR = {"SentenceTransformer": "embedstack encode", "CrossEncoder": "embedstack rerank"}
+_COMMANDS_FOR = {
+    "SentenceTransformer": "Use 'embedstack encode' for it.",
+    "CrossEncoder": "Use 'embedstack rerank' for it.",
+    "SparseEncoder": "The command line does not write sparse vectors yet: use SparseEncoder(...).encode in Python.",
+}
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +69,8 @@ def load_model(
     cls, folder = model_kind(resolve_cli_model(args.model), options.get("backend", "torch"))
     if kind is not None and cls is not kind:
         raise ValueError(
-            f"{args.model or folder} is a {cls.__name__}, and this command runs a {kind.__name__}. Use "
-            f"'{_COMMANDS_FOR.get(cls.__name__, 'embedstack info')}' for it."
+            f"{args.model or folder} is a {cls.__name__}, and this command runs a {kind.__name__}. "
+            f"{_COMMANDS_FOR.get(cls.__name__, 'embedstack info describes it.')}"
         )
     extra: dict[str, Any] = {"cache": getattr(args, "cache", None)} if cls is SentenceTransformer else {}
     model = cls(

@@ -28,8 +28,9 @@ from embedstack.engine.tokenized import TokenizedTexts
 
 logger = logging.getLogger(__name__)
 
-OutputValue = Literal["sentence_embedding", "token_embeddings", "scores"] | None
-ROW_OUTPUTS = ("sentence_embedding", "scores")  # one row per input: the outputs are one stacked tensor
+OutputValue = Literal["sentence_embedding", "token_embeddings", "scores", "sparse_embedding"] | None
+# One row per input: the outputs are one stacked tensor ("sparse_embedding": a sparse COO one, made per batch).
+ROW_OUTPUTS = ("sentence_embedding", "scores", "sparse_embedding")
 UNTOKENIZED_BATCH_SIZE = 32  # rows per batch for inputs the model cannot tokenize ahead (images, audio, ...)
 
 
@@ -45,6 +46,7 @@ class EncodePlan:
     truncate_dim: int | None = None
     to_cpu: bool = True
     dedupe: bool = True
+    max_active_dims: int | None = None  # "sparse_embedding": keep each row's largest weights only
     device: torch.device | None = None
     progress: Any = None  # a tqdm-like object updated with the number of inputs done
     preprocess_kwargs: dict[str, Any] = field(default_factory=dict)  # for the input module's preprocess
@@ -150,7 +152,10 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
     outputs: torch.Tensor | list[Any]
     if plan.output_value in ROW_OUTPUTS:
         stacked = torch.cat(chunks) if chunks else torch.empty(0)
-        outputs = stacked[torch.from_numpy(take)] if len(take) else stacked
+        if len(take):
+            index = torch.from_numpy(take).to(stacked.device)
+            stacked = stacked.index_select(0, index) if stacked.is_sparse else stacked[index]
+        outputs = stacked
     else:
         items = [item for chunk in chunks for item in chunk]
         outputs = [_copy(items[i]) for i in take]
@@ -191,6 +196,12 @@ def _batch_outputs(features: dict[str, Any], batch_len: int, plan: EncodePlan) -
         if plan.normalize_embeddings:
             embeddings = F.normalize(embeddings, p=2, dim=1)
         return embeddings.cpu() if plan.to_cpu else embeddings
+    if plan.output_value == "sparse_embedding":  # a sparse encoder's (batch, vocab) weights, kept sparse
+        weights = features["sentence_embedding"]
+        if plan.max_active_dims is not None:
+            weights = keep_largest(weights, plan.max_active_dims)
+        weights = weights.to_sparse()  # COO; the dense batch is dropped with this pass
+        return weights.cpu() if plan.to_cpu else weights
     if plan.output_value == "scores":  # a cross-encoder's (batch, labels) logits
         scores = features["scores"]
         return scores.cpu() if plan.to_cpu else scores
@@ -210,6 +221,14 @@ def _batch_outputs(features: dict[str, Any], batch_len: int, plan: EncodePlan) -
         }
         for index in range(batch_len)
     ]
+
+
+def keep_largest(weights: torch.Tensor, k: int) -> torch.Tensor:
+    """``weights`` (rows, dim) with all but each row's ``k`` largest values (by magnitude) set to zero."""
+    if k >= weights.shape[-1]:
+        return weights
+    _, indices = torch.topk(weights.abs(), k, dim=-1)
+    return torch.zeros_like(weights).scatter_(-1, indices, weights.gather(-1, indices))
 
 
 def _to_device(features: dict[str, Any], device: torch.device | None) -> dict[str, Any]:

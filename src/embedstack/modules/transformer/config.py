@@ -50,10 +50,13 @@ TEXT_MODALITY_CONFIG: dict[str, dict[str, Any]] = {
 TASK_AUTO_CLASSES: dict[str, str] = {
     "feature-extraction": "AutoModel",
     "sequence-classification": "AutoModelForSequenceClassification",
+    "fill-mask": "AutoModelForMaskedLM",
 }
 TASK_DEFAULTS: dict[str, tuple[dict[str, dict[str, Any]], str]] = {
     "feature-extraction": (TEXT_MODALITY_CONFIG, "token_embeddings"),
     "sequence-classification": ({"text": {"method": "forward", "method_output_name": "logits"}}, "scores"),
+    # A sparse encoder's MLM: its vocabulary logits per token, which SpladePooling pools.
+    "fill-mask": ({"text": {"method": "forward", "method_output_name": "logits"}}, "token_embeddings"),
 }
 
 
@@ -171,3 +174,22 @@ def merge_hf_kwargs(
         for kwargs in merged.values():
             kwargs.setdefault("cache_dir", cache_dir)
     return merged["model_kwargs"], merged["processor_kwargs"], merged["config_kwargs"]
+
+
+def for_task(file_config: dict[str, Any], init_defaults: dict[str, Any] | None) -> dict[str, Any]:
+    """A saved config as the task asked for by ``init_defaults`` reads it.
+
+    An embedding model's folder (task "feature-extraction", or none from before tasks existed) loaded for another
+    task, e.g. as a cross-encoder on its backbone: its task and text entry give way to the task's own, as the
+    reference builds a new Transformer for it. (See ``modules/transformer/module.py``'s ``Transformer.load``.)
+    """
+    task = (init_defaults or {}).get("transformer_task", FEATURES)
+    if task == FEATURES or file_config.get("transformer_task", FEATURES) != FEATURES:
+        return file_config
+    replaced = ("transformer_task", "modality_config", "module_output_name")
+    if (file_config.get("modality_config"), file_config.get("module_output_name")) in (
+        TASK_DEFAULTS[FEATURES],
+        (None, None),
+    ):
+        return {key: value for key, value in file_config.items() if key not in replaced}
+    return file_config

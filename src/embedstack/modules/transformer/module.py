@@ -20,6 +20,7 @@ from embedstack.modules.transformer.config import (
     FEATURES,
     TASK_AUTO_CLASSES,
     TASK_DEFAULTS,
+    for_task,
     init_kwargs_from_file,
     merge_hf_kwargs,
     normalize_file_config,
@@ -364,7 +365,9 @@ class Transformer(TextTokenizing, InputModule):
             return cls._load_torch(folder, backend, torch_kwargs, trust_remote_code, init_defaults)
 
         # A plain classifier folder loaded as a CrossEncoder says its task only through init_defaults.
-        task = {**(init_defaults or {}), **cls.load_config(folder)}.get("transformer_task", FEATURES)
+        task = {**(init_defaults or {}), **for_task(cls.load_config(folder), init_defaults)}.get(
+            "transformer_task", FEATURES
+        )
         device = getattr(kwargs.get("load_options"), "device", None)
         if backend == "auto" and (device is None or str(device).startswith("cpu")):
             return auto_module(folder, caller_kwargs, build_torch, task=task)  # measured here (backends/select.py)
@@ -392,7 +395,7 @@ class Transformer(TextTokenizing, InputModule):
                 f"cannot use here: it loads the Hugging Face weights of {folder}. Pass backend='onnx' to run "
                 f"{wanted} (it says what is missing, if anything), or drop {exported_only}."
             )
-        config = {**(init_defaults or {}), **_for_task(cls.load_config(folder), init_defaults)}
+        config = {**(init_defaults or {}), **for_task(cls.load_config(folder), init_defaults)}
         accepted = set(inspect.signature(cls.__init__).parameters)
         init_kwargs = init_kwargs_from_file(
             config, accepted, folder / cls.config_file_name, trust_remote_code, caller_kwargs
@@ -411,22 +414,3 @@ class Transformer(TextTokenizing, InputModule):
 
     def __repr__(self) -> str:
         return f"Transformer({dict(self.get_config_dict(), architecture=type(self.model).__name__)})"
-
-
-def _for_task(file_config: dict[str, Any], init_defaults: dict[str, Any] | None) -> dict[str, Any]:
-    """A saved config as the task asked for by ``init_defaults`` reads it.
-
-    An embedding model's folder (task "feature-extraction", or none from before tasks existed) loaded for another
-    task, e.g. as a cross-encoder on its backbone: its task and text entry give way to the task's own, as the
-    reference builds a new Transformer for it.
-    """
-    task = (init_defaults or {}).get("transformer_task", FEATURES)
-    if task == FEATURES or file_config.get("transformer_task", FEATURES) != FEATURES:
-        return file_config
-    replaced = ("transformer_task", "modality_config", "module_output_name")
-    if (file_config.get("modality_config"), file_config.get("module_output_name")) in (
-        TASK_DEFAULTS[FEATURES],
-        (None, None),
-    ):
-        return {key: value for key, value in file_config.items() if key not in replaced}
-    return file_config

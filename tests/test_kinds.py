@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from embedstack import CrossEncoder, SentenceTransformer
+from embedstack import CrossEncoder, SentenceTransformer, SparseEncoder
 from embedstack.kinds import load_model, model_kind
 from embedstack.persistence.layout import saved_model_type
 
@@ -28,9 +28,12 @@ def test_each_folder_says_its_kind(cross_encoder_path, tiny_bert_path, stack_fol
     assert saved_model_type(old) == "SentenceTransformer"  # no model_type: an embedding model, as in the reference
 
 
-def test_load_model_builds_the_kind_the_folder_holds(cross_encoder_path, stack_folder):
+def test_load_model_builds_the_kind_the_folder_holds(cross_encoder_path, stack_folder, mlm_path, tmp_path):
     assert isinstance(load_model(str(cross_encoder_path), device="cpu", cache=None), CrossEncoder)
     assert isinstance(load_model(str(stack_folder), device="cpu"), SentenceTransformer)
+    SparseEncoder(str(mlm_path), device="cpu").save(str(tmp_path / "sparse"))
+    assert saved_model_type(tmp_path / "sparse") == "SparseEncoder"
+    assert isinstance(load_model(str(tmp_path / "sparse"), device="cpu", cache=None), SparseEncoder)
 
 
 def test_a_kind_embedstack_does_not_have_is_refused(stack_folder, tmp_path):

@@ -1,0 +1,107 @@
+"""SpladePooling: a masked language model's token logits into one vocabulary-sized, mostly zero vector per input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from embedstack.modules.base import Module
+from embedstack.registry import ST, register_module
+
+POOLING_STRATEGIES = ("max", "sum")
+ACTIVATIONS = ("relu", "log1p_relu")
+DEFAULT_CHUNK_TOKENS = 256  # logits pooled per step, per row: (batch, 256, vocab) at a time bounds peak memory
+
+
+@register_module(f"{ST}.sparse_encoder.modules.splade_pooling.SpladePooling")
+class SpladePooling(Module):
+    """SPLADE pooling: ``log(1 + relu(logits))`` (``log1p_relu``: log1p twice), then max or sum over the tokens.
+
+    Reads ``features["token_embeddings"]`` (an MLM's logits, (batch, tokens, vocab)) and writes
+    ``features["sentence_embedding"]`` (batch, vocab). Padding tokens are left out. The tokens are pooled
+    ``chunk_size`` at a time (by default 256), so the transformed copy of the logits never exceeds one chunk.
+
+    Args:
+        pooling_strategy: "max" (SPLADE v2 and later) or "sum" (the original SPLADE).
+        activation_function: "relu" or "log1p_relu" (OpenSearch's SPLADE models).
+        embedding_dimension: The vocabulary size (set from the logits on the first pass when None).
+        chunk_size: Tokens pooled per step (None: the default; not saved, as in the reference).
+
+    Example:
+        >>> pooling = SpladePooling("max")
+        >>> logits = torch.tensor([[[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]]])  # (batch 1, 2 tokens, vocab 3)
+        >>> pooling({"token_embeddings": logits, "attention_mask": torch.ones(1, 2)})["sentence_embedding"]
+        tensor([[1.3863, 0.0000, 0.4055]])
+    """
+
+    SPLADE_POOLING_MODES = POOLING_STRATEGIES
+    SPLADE_ACTIVATION = list(ACTIVATIONS)
+    config_keys = ["pooling_strategy", "activation_function", "embedding_dimension"]
+    config_key_renames = {"word_embedding_dimension": "embedding_dimension"}
+
+    def __init__(
+        self,
+        pooling_strategy: str = "max",
+        activation_function: str = "relu",
+        embedding_dimension: int | None = None,
+        chunk_size: int | None = None,
+        **legacy_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if "word_embedding_dimension" in legacy_kwargs and embedding_dimension is None:
+            embedding_dimension = legacy_kwargs.pop("word_embedding_dimension")
+        if legacy_kwargs:
+            raise TypeError(f"SpladePooling got unknown arguments {sorted(legacy_kwargs)}.")
+        if pooling_strategy not in POOLING_STRATEGIES:
+            raise ValueError(
+                f"SpladePooling pooling_strategy must be one of {list(POOLING_STRATEGIES)}, got {pooling_strategy!r}."
+            )
+        if activation_function not in ACTIVATIONS:
+            raise ValueError(
+                f"SpladePooling activation_function must be one of {list(ACTIVATIONS)}, got {activation_function!r}."
+            )
+        self.pooling_strategy = pooling_strategy
+        self.activation_function = activation_function
+        self.embedding_dimension = embedding_dimension
+        self.chunk_size = chunk_size
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Add ``sentence_embedding``: the pooled SPLADE weights of ``token_embeddings``."""
+        logits = features["token_embeddings"]  # (batch, tokens, vocab)
+        mask = features.get("attention_mask")
+        batch, tokens, vocab = logits.shape
+        if mask is None:
+            mask = torch.ones(batch, tokens, dtype=logits.dtype, device=logits.device)
+        mask = mask.unsqueeze(-1).to(logits.dtype)
+        step = self.chunk_size if self.chunk_size and self.chunk_size > 0 else DEFAULT_CHUNK_TOKENS
+        pooled = torch.zeros(batch, vocab, dtype=logits.dtype, device=logits.device)
+        for start in range(0, tokens, step):
+            weights = self._weights(logits[:, start : start + step] * mask[:, start : start + step])
+            if self.pooling_strategy == "max":
+                pooled = torch.maximum(pooled, weights.amax(dim=1))
+            else:
+                pooled += weights.sum(dim=1)
+        if self.embedding_dimension is None:
+            self.embedding_dimension = vocab
+        features["sentence_embedding"] = pooled
+        return features
+
+    def _weights(self, logits: torch.Tensor) -> torch.Tensor:
+        inplace = not (self.training and torch.is_grad_enabled())
+        weights = logits.relu_() if inplace else logits.relu()
+        weights = weights.log1p_() if inplace else weights.log1p()
+        if self.activation_function == "log1p_relu":
+            weights = weights.log1p_() if inplace else weights.log1p()
+        return weights
+
+    def get_embedding_dimension(self) -> int | None:
+        """The vocabulary size (None until known)."""
+        return self.embedding_dimension
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write ``config.json``."""
+        self.save_config(output_path)
+
+    def __repr__(self) -> str:
+        return f"SpladePooling({self.get_config_dict()})"
