@@ -154,3 +154,25 @@ def test_bad_pooling_settings_are_refused(arguments, message):
 def test_bad_max_active_dims_is_refused(mlm_path):
     with pytest.raises(ValueError, match="max_active_dims must be a positive integer"):
         SparseEncoder(str(mlm_path), device="cpu", max_active_dims=0)
+
+
+def test_an_inference_free_router_model_gives_the_reference_vectors(mlm_path, tmp_path):
+    """Queries through the MLM and SpladePooling, documents through SparseStaticEmbedding (inference-free SPLADE),
+    routed by a Router, as the reference builds it."""
+    from sentence_transformers.base.modules import Router as ReferenceRouter
+    from sentence_transformers.base.modules import Transformer as ReferenceTransformer
+    from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding as ReferenceStatic
+
+    query_side = [ReferenceTransformer(str(mlm_path), transformer_task="fill-mask"), ReferencePooling("max")]
+    tokenizer = query_side[0].tokenizer
+    torch.manual_seed(0)
+    document_side = [ReferenceStatic(tokenizer, weight=torch.rand(tokenizer.vocab_size), frozen=True)]
+    router = ReferenceRouter.for_query_document(query_modules=query_side, document_modules=document_side)
+    Reference(modules=[router], device="cpu").save(str(tmp_path / "router"))
+    reference = Reference(str(tmp_path / "router"), device="cpu")
+    ours = SparseEncoder(str(tmp_path / "router"), device="cpu")
+    assert max_diff(ours.encode_query(TEXTS), reference.encode_query(TEXTS)) <= 1e-5
+    assert max_diff(ours.encode_document(TEXTS), reference.encode_document(TEXTS)) <= 1e-5
+    queries, documents = ours.encode_query(TEXTS[:3]), ours.encode_document(TEXTS[:3])
+    theirs = reference.similarity(reference.encode_query(TEXTS[:3]), reference.encode_document(TEXTS[:3]))
+    assert torch.allclose(ours.similarity(queries, documents), theirs, rtol=1e-5)

@@ -26,6 +26,8 @@ from embedstack.modules.legacy.word_weights import WordWeights
 from embedstack.modules.normalize import Normalize
 from embedstack.modules.pooling import Pooling
 from embedstack.modules.router import Asym, Router
+from embedstack.modules.sparse_auto_encoder import SparseAutoEncoder
+from embedstack.modules.sparse_static_embedding import SparseStaticEmbedding
 from embedstack.modules.static_embedding import StaticEmbedding
 from embedstack.modules.transformer.module import Transformer
 from embedstack.registry import registered_modules
@@ -61,6 +63,8 @@ __all__ = [
     "Router",
     "Asym",
     "StaticEmbedding",
+    "SparseStaticEmbedding",
+    "SparseAutoEncoder",
     "WordEmbeddings",
     "WordWeights",
     "BoW",

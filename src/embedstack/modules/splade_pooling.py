@@ -14,7 +14,10 @@ ACTIVATIONS = ("relu", "log1p_relu")
 DEFAULT_CHUNK_TOKENS = 256  # logits pooled per step, per row: (batch, 256, vocab) at a time bounds peak memory
 
 
-@register_module(f"{ST}.sparse_encoder.modules.splade_pooling.SpladePooling")
+@register_module(
+    f"{ST}.sparse_encoder.modules.splade_pooling.SpladePooling",
+    example=lambda: SpladePooling("sum", "log1p_relu", embedding_dimension=32, chunk_size=2),
+)
 class SpladePooling(Module):
     """SPLADE pooling: ``log(1 + relu(logits))`` (``log1p_relu``: log1p twice), then max or sum over the tokens.
 
