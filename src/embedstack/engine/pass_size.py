@@ -45,3 +45,29 @@ def default_max_batch_tokens(device: torch.device | None, width: int | None) -> 
     tokens = CPU_PASS_ACTIVATION_BYTES // (16 * (width or CPU_DEFAULT_WIDTH))  # 4 x width floats of 4 bytes
     low, high = CPU_PASS_TOKENS
     return int(min(max(tokens, low), high))
+
+
+# A sparse encoder's MLM also holds vocabulary-sized logits per token (30,522 floats for BERT's vocabulary: 122 KB a
+# token); its passes are capped so those logits stay near this size, whatever the batch.
+PASS_LOGITS_BYTES = 128 * 2**20  # CPU; accelerators take 4x
+PASS_LOGITS_TOKENS = (64, DEFAULT_MAX_BATCH_TOKENS)
+
+
+def sparse_max_batch_tokens(device: torch.device | None, width: int | None, vocabulary: int | None) -> int:
+    """The token budget of one pass of a masked language model with ``vocabulary`` logits per token.
+
+    The dense rule's budget (:func:`default_max_batch_tokens`), lowered so a pass's logits stay near
+    ``PASS_LOGITS_BYTES`` (4x that on an accelerator).
+
+    Example:
+        >>> sparse_max_batch_tokens(torch.device("cpu"), 768, 30522)  # BERT-base: 1,024 tokens, 125 MB of logits
+        1024
+        >>> sparse_max_batch_tokens(torch.device("cuda"), 768, 30522)
+        4397
+    """
+    dense = default_max_batch_tokens(device, width)
+    if not vocabulary:
+        return dense
+    budget = PASS_LOGITS_BYTES * (1 if device is None or device.type == "cpu" else 4)
+    low, high = PASS_LOGITS_TOKENS
+    return int(min(dense, max(low, min(high, budget // (4 * vocabulary)))))

@@ -13,6 +13,7 @@ from torch import nn
 from embedstack.base import BaseModel
 from embedstack.encode_io import as_batch, is_singular_input, progress
 from embedstack.engine import EncodePlan, run
+from embedstack.engine.pass_size import sparse_max_batch_tokens
 from embedstack.engine.processes import encode_with_pool, start_pool, stop_pool
 from embedstack.engine.threads import limit_cpu_threads
 from embedstack.modules.splade_pooling import SpladePooling
@@ -229,6 +230,9 @@ class SparseEncoder(BaseModel):
         if self.device.type == "cpu":
             limit_cpu_threads()
         self.eval()
+        if max_batch_tokens is None:  # passes sized so their vocabulary logits stay bounded (engine/pass_size.py)
+            width = self.token_batcher.get_embedding_dimension() if self.token_batcher is not None else None
+            max_batch_tokens = sparse_max_batch_tokens(self.device, width, self.get_embedding_dimension())
         plan = EncodePlan(
             prompt=self._resolve_prompt(prompt, prompt_name, kwargs.get("task")),
             batch_size=batch_size,
