@@ -145,7 +145,7 @@ def test_a_plain_classifier_folder_exports_on_the_fly(cross_encoder_path, tmp_pa
     assert np.abs(_logits(saved) - expected).max() <= TOLERANCE
     # The classifier's export read as an embedding backbone: refused by name, left out by auto.
     shutil.copytree(tmp_path / "saved" / "onnx", folder / "onnx")
-    with pytest.raises(ModelFormatError, match="not 'last_hidden_state'"):
+    with pytest.raises(ModelFormatError, match="not the 'last_hidden_state'"):
         SentenceTransformer(str(folder), device="cpu", backend="onnx")
     assert SentenceTransformer(str(folder), device="cpu", backend="auto").get_backend() != "onnx"
 

@@ -25,7 +25,14 @@ import torch
 
 from embedstack.backends.cpu_features import int8_pairs_saturate
 from embedstack.backends.int8_check import Int8Check
-from embedstack.backends.onnx_export import ONNX_FILE, ONNX_FOLDER, export_backbone, output_name, require_onnx
+from embedstack.backends.onnx_export import (
+    ONNX_FILE,
+    ONNX_FOLDER,
+    OUTPUT_RANKS,
+    export_backbone,
+    output_name,
+    require_onnx,
+)
 from embedstack.backends.onnx_quantize import QUANTIZED_FILES, is_int8_file, quantize_int8
 from embedstack.backends.stand_in import TransformerStandIn
 from embedstack.engine.threads import available_cpus
@@ -192,12 +199,14 @@ class OnnxTransformer(TextTokenizing, TransformerStandIn):
     def _check_output(self, folder: Path | None) -> None:
         """ModelFormatError unless the session writes the output this module's task reads."""
         outputs = [node.name for node in self.session.get_outputs()]
-        if self.output_name not in outputs:
+        ranks = {node.name: len(node.shape) for node in self.session.get_outputs()}
+        if self.output_name not in outputs or ranks[self.output_name] != OUTPUT_RANKS[self.transformer_task]:
             where = self.onnx_model if isinstance(self.onnx_model, Path) else f"the ONNX model of {folder}"
             raise ModelFormatError(
-                f"{where} has the outputs {outputs}, not {self.output_name!r}, which a {self.transformer_task!r} "
-                "Transformer reads: it was exported for another task (an embedding backbone's last_hidden_state, or "
-                "a classifier's logits). Load the folder as the kind of model it was exported from, or export it "
+                f"{where} has the outputs {outputs} (ranks {ranks}), not the {self.output_name!r} of rank "
+                f"{OUTPUT_RANKS[self.transformer_task]} a {self.transformer_task!r} Transformer reads: it was exported "
+                "for another task (an embedding backbone's last_hidden_state, a classifier's logits, or an MLM's "
+                "logits per token). Load the folder as the kind of model it was exported from, or export it "
                 "again from this one with model.export_onnx(path)."
             )
 

@@ -30,9 +30,15 @@ ONNX_FOLDER = "onnx"
 ONNX_FILE = "model.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "last_hidden_state"
-# What each transformer_task's export writes, and its dynamic axes (the logits have no sequence axis).
-OUTPUT_NAMES = {"feature-extraction": OUTPUT_NAME, "sequence-classification": "logits"}
-_OUTPUT_AXES = {OUTPUT_NAME: {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
+# What each transformer_task's export writes, and its dynamic axes: a classifier's logits have no sequence axis, an
+# MLM's (a sparse encoder's, (batch, sequence, vocabulary)) have one.
+OUTPUT_NAMES = {"feature-extraction": OUTPUT_NAME, "sequence-classification": "logits", "fill-mask": "logits"}
+OUTPUT_RANKS = {"feature-extraction": 3, "sequence-classification": 2, "fill-mask": 3}
+_OUTPUT_AXES = {
+    "feature-extraction": {0: "batch", 1: "sequence"},
+    "sequence-classification": {0: "batch"},
+    "fill-mask": {0: "batch", 1: "sequence"},
+}
 ONNX_INSTALL = "pip install 'embedstack[onnx]'"
 _SAMPLE = ["embedstack exports this backbone", "and a second, longer sentence to pad the first one"]
 
@@ -65,7 +71,8 @@ def export_backbone(transformer: Any, target: Path) -> Path:
     """Write ``transformer``'s Hugging Face backbone to the ONNX file ``target``; returns ``target``.
 
     An embedding backbone's output is ``last_hidden_state``, a classifier's (transformer_task
-    "sequence-classification") ``logits``: see :data:`OUTPUT_NAMES`.
+    "sequence-classification") and a masked language model's ("fill-mask", a sparse encoder's) ``logits``: see
+    :data:`OUTPUT_NAMES`.
 
     Raises:
         MissingExtraError: onnx is not installed.
@@ -78,7 +85,8 @@ def export_backbone(transformer: Any, target: Path) -> Path:
             "ONNX export covers text backbones (a Transformer with a tokenizer and a text-only modality_config); "
             f"this one takes {list(transformer.modality_config)}."
         )
-    output = output_name(getattr(transformer, "transformer_task", "feature-extraction"))
+    task = getattr(transformer, "transformer_task", "feature-extraction")
+    output = output_name(task)
     backbone = transformer.model
     sample = tokenizer(_SAMPLE, padding=True, return_tensors="pt")
     accepted = transformer.model_forward_params or set(sample)
@@ -86,7 +94,7 @@ def export_backbone(transformer: Any, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     was_training = backbone.training
     wrapper = _Backbone(backbone, names, output).eval()  # eval() also puts the backbone in eval mode (no dropout)
-    axes = {**{name: {0: "batch", 1: "sequence"} for name in names}, output: _OUTPUT_AXES[output]}
+    axes = {**{name: {0: "batch", 1: "sequence"} for name in names}, output: _OUTPUT_AXES[task]}
     try:
         with warnings.catch_warnings(), torch.no_grad(), _eager_attention(backbone):
             warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches

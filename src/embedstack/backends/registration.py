@@ -25,9 +25,9 @@ def register_backends() -> None:
     register_backend(
         "onnx",
         onnx_input_module,
-        runs="text Transformer folders whose backbone (or cross-encoder classifier) exports to ONNX",
+        runs="text Transformer folders whose backbone (or cross-encoder classifier, or sparse MLM) exports to ONNX",
         auto=auto_onnx_input_module,
-        tasks=("feature-extraction", "sequence-classification"),
+        tasks=("feature-extraction", "sequence-classification", "fill-mask"),
     )
     register_backend(
         "native",
