@@ -1,7 +1,8 @@
-"""``embedstack serve``: run the embedding (or reranking) server until SIGTERM or Ctrl-C.
+"""``embedstack serve``: run the embedding (reranking, sparse embedding) server until SIGTERM or Ctrl-C.
 
 The model folder's kind decides what is served: a SentenceTransformer answers the embedding routes, a CrossEncoder
-(a folder saved as one, or a plain Hugging Face ``...ForSequenceClassification`` folder) the rerank routes.
+(a folder saved as one, or a plain Hugging Face ``...ForSequenceClassification`` folder) the rerank routes, a
+SparseEncoder (a folder saved as one) ``/embed_sparse``. The startup line names the kind.
 """
 
 from __future__ import annotations

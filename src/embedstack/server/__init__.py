@@ -1,6 +1,7 @@
 """embedstack's embedding server: OpenAI's, TEI's, Cohere's and Jina's APIs over one token-budget batching queue.
 
-A SentenceTransformer answers the embedding routes, a CrossEncoder the rerank routes (``/rerank``, ``/v1/rerank``).
+A SentenceTransformer answers the embedding routes, a CrossEncoder the rerank routes (``/rerank``, ``/v1/rerank``),
+a SparseEncoder TEI's ``/embed_sparse``.
 
 Needs the ``server`` extra (``pip install 'embedstack[server]'``). Start it with ``embedstack serve`` or:
 

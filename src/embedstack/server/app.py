@@ -23,6 +23,7 @@ from embedstack.server.responses import JSONResponse
 from embedstack.server.routes_embed import router as embed_router
 from embedstack.server.routes_ops import router as ops_router
 from embedstack.server.routes_rerank import router as rerank_router
+from embedstack.server.routes_sparse import router as sparse_router
 from embedstack.server.service import EmbeddingService
 from embedstack.server.settings import ServerSettings
 from embedstack.server.state import ServerState
@@ -35,10 +36,11 @@ def create_app(model: ServedModel, settings: ServerSettings | None = None, *, al
     """An ASGI application serving ``model``; run it with uvicorn (or :func:`~embedstack.server.start_server`).
 
     The model worker starts and stops with the application's lifespan. A SentenceTransformer answers the
-    embedding routes, a CrossEncoder the rerank routes; the other kind's routes answer 400 naming the model kind.
+    embedding routes, a CrossEncoder the rerank routes, a SparseEncoder ``/embed_sparse``; the other kinds' routes
+    answer 400 naming the model kind.
 
     Args:
-        model: The model to serve: a SentenceTransformer or a CrossEncoder.
+        model: The model to serve: a SentenceTransformer, a CrossEncoder or a SparseEncoder.
         settings: Limits, batch sizes, auth (default: ``ServerSettings()``).
         aliases: Other names a request's ``model`` field may use (e.g. the path the model was loaded from).
 
@@ -64,20 +66,22 @@ def create_app(model: ServedModel, settings: ServerSettings | None = None, *, al
     app = FastAPI(
         title="embedstack server",
         version=__version__,
-        description="Sentence embeddings over HTTP (OpenAI's /v1/embeddings, TEI's /embed) or reranking with a "
-        "cross-encoder (TEI's /rerank, Cohere's and Jina's /v1/rerank), one batching queue.",
+        description="Sentence embeddings over HTTP (OpenAI's /v1/embeddings, TEI's /embed), reranking with a "
+        "cross-encoder (TEI's /rerank, Cohere's and Jina's /v1/rerank) or sparse embeddings with a sparse encoder "
+        "(TEI's /embed_sparse), one batching queue.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
     app.state.embedstack = state
     app.include_router(embed_router)
     app.include_router(rerank_router)
+    app.include_router(sparse_router)
     app.include_router(ops_router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(BearerAuth, api_key=settings.api_key)
-    routers = (embed_router, rerank_router, ops_router)
+    routers = (embed_router, rerank_router, sparse_router, ops_router)
     paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))
     app.add_middleware(RequestMetrics, metrics=metrics, routes=paths)
     return app

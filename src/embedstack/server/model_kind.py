@@ -1,9 +1,9 @@
 """Which kind of model a server runs, and the routes each kind answers.
 
 A SentenceTransformer (bi-encoder) answers ``/v1/embeddings`` and ``/embed``; a CrossEncoder (reranker) answers
-``/rerank`` and ``/v1/rerank``. A route of the other kind gets a 400 naming both kinds and the routes to use.
-The kind is the loaded model's ``model_type``; ``embedstack serve --model`` builds the kind its folder saves
-(``embedstack.kinds``, from ``persistence.layout.saved_model_type``).
+``/rerank`` and ``/v1/rerank``; a SparseEncoder (SPLADE) answers ``/embed_sparse``. A route of another kind gets a
+400 naming both kinds and the routes to use. The kind is the loaded model's ``model_type``; ``embedstack serve
+--model`` builds the kind its folder saves (``embedstack.kinds``, from ``persistence.layout.saved_model_type``).
 """
 
 from __future__ import annotations
@@ -13,19 +13,28 @@ from typing import Any, Literal
 from embedstack.cross_encoder import CrossEncoder
 from embedstack.model import SentenceTransformer
 from embedstack.server.errors import ApiError
+from embedstack.sparse_encoder import SparseEncoder
 
-ModelKind = Literal["SentenceTransformer", "CrossEncoder"]
-KINDS: tuple[ModelKind, ...] = ("SentenceTransformer", "CrossEncoder")
-ServedModel = SentenceTransformer | CrossEncoder
+ModelKind = Literal["SentenceTransformer", "CrossEncoder", "SparseEncoder"]
+KINDS: tuple[ModelKind, ...] = ("SentenceTransformer", "CrossEncoder", "SparseEncoder")
+ServedModel = SentenceTransformer | CrossEncoder | SparseEncoder
 
 # What each kind is for, and the routes that serve it (for error messages and /info).
-PURPOSE = {"SentenceTransformer": "an embedding model", "CrossEncoder": "a reranker"}
-ROUTES = {"SentenceTransformer": ("/v1/embeddings", "/embed"), "CrossEncoder": ("/rerank", "/v1/rerank")}
-TASK = {"SentenceTransformer": "embeddings", "CrossEncoder": "reranking"}
+PURPOSE = {
+    "SentenceTransformer": "an embedding model",
+    "CrossEncoder": "a reranker",
+    "SparseEncoder": "a sparse embedding model",
+}
+ROUTES = {
+    "SentenceTransformer": ("/v1/embeddings", "/embed"),
+    "CrossEncoder": ("/rerank", "/v1/rerank"),
+    "SparseEncoder": ("/embed_sparse",),
+}
+TASK = {"SentenceTransformer": "embeddings", "CrossEncoder": "reranking", "SparseEncoder": "sparse embedding"}
 
 
 def kind_of(model: Any) -> ModelKind:
-    """The kind of a loaded model: its ``model_type``, "SentenceTransformer" or "CrossEncoder".
+    """The kind of a loaded model: its ``model_type``, one of :data:`KINDS`.
 
     Raises:
         ValueError: The model is of another kind, which the server cannot serve.
@@ -33,8 +42,8 @@ def kind_of(model: Any) -> ModelKind:
     kind = getattr(model, "model_type", "SentenceTransformer")
     if kind not in KINDS:
         raise ValueError(
-            f"The server serves SentenceTransformer and CrossEncoder models, not a {kind}. Load the model as one of "
-            "those to serve it."
+            f"The server serves {', '.join(KINDS[:-1])} and {KINDS[-1]} models, not a {kind}. Load the model as one "
+            "of those to serve it."
         )
     return kind
 

@@ -29,7 +29,7 @@ class Job:
     Attributes:
         tokens: The request's inputs, tokenized.
         loop: The event loop that awaits ``future``.
-        future: Resolved with the (unique, dim) vectors, or with an :class:`ApiError`.
+        future: Resolved with the (unique, ...) rows (see :meth:`deliver`), or with an :class:`ApiError`.
         cursor: Inputs before it were handed to the worker.
     """
 
@@ -62,9 +62,13 @@ class Job:
         return max(count, 1 if at_least_one else 0)
 
     def deliver(self, start: int, vectors: np.ndarray) -> None:
-        """Store computed rows (worker thread); settle the future once every input is in."""
+        """Store computed rows (worker thread); settle the future once every input is in.
+
+        Rows are what the worker computes: (rows, dim) float32 vectors or logits, or a sparse encoder's (rows,)
+        object array of (indices, values) pairs; the job's array takes the shape and dtype of the first delivery.
+        """
         if self.vectors is None:
-            self.vectors = np.empty((self.size, vectors.shape[1]), dtype=np.float32)
+            self.vectors = np.empty((self.size, *vectors.shape[1:]), dtype=vectors.dtype)
         self.vectors[start : start + len(vectors)] = vectors
         self.computed += len(vectors)
         if self.computed == self.size:

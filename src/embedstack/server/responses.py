@@ -1,4 +1,7 @@
-"""Shaping vectors into responses: Matryoshka truncation, normalization, float lists or base64, fast JSON."""
+"""Shaping vectors into responses: Matryoshka truncation, normalization, float lists or base64, fast JSON.
+
+A sparse encoder's weights become TEI's ``{"index", "value"}`` objects.
+"""
 
 from __future__ import annotations
 
@@ -38,3 +41,11 @@ def finish(vectors: np.ndarray, *, dimensions: int | None, normalize: bool) -> n
 def encode_base64(vector: np.ndarray) -> str:
     """Little-endian float32 bytes in base64, as OpenAI's ``encoding_format="base64"``."""
     return base64.b64encode(vector.astype("<f4", copy=False).tobytes()).decode("ascii")
+
+
+def sparse_values(indices: np.ndarray, values: np.ndarray) -> list[dict[str, Any]]:
+    """One input's non-zero weights as TEI's ``[{"index": token id, "value": weight}, ...]``, in index order.
+
+    The values stay numpy float32 scalars, which the JSON response writes as the shortest text that reads back equal.
+    """
+    return [{"index": index, "value": value} for index, value in zip(indices.tolist(), values)]

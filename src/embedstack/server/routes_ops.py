@@ -26,16 +26,23 @@ async def list_models(request: Request) -> Response:
 
 @router.get("/info", response_class=JSONResponse, responses={200: {"model": Info}})
 async def info(request: Request) -> Response:
-    """The served model: its name, its kind (SentenceTransformer or CrossEncoder), the routes it answers, limits."""
+    """The served model: its name, its kind, the routes it answers, its width, limits.
+
+    The width is the kind's: ``dimension`` (a SentenceTransformer), ``num_labels`` (a CrossEncoder), or
+    ``vocab_size`` and ``max_active_dims`` (a SparseEncoder); the others are null.
+    """
     state = server_state(request)
     service = state.service
-    reranker = service.kind == "CrossEncoder"
+    kind = service.kind
+    sparse = kind == "SparseEncoder"
     content = {
         "model_id": state.model_name,
-        "model_kind": service.kind,
-        "routes": list(ROUTES[service.kind]),
-        "dimension": None if reranker else service.dimension,
-        "num_labels": service.dimension if reranker else None,
+        "model_kind": kind,
+        "routes": list(ROUTES[kind]),
+        "dimension": service.dimension if kind == "SentenceTransformer" else None,
+        "num_labels": service.dimension if kind == "CrossEncoder" else None,
+        "vocab_size": service.dimension if sparse else None,
+        "max_active_dims": getattr(service.model, "max_active_dims", None) if sparse else None,
         "max_input_length": service.model.max_seq_length,
         "max_client_batch_size": state.settings.max_inputs_per_request,
         "version": __version__,

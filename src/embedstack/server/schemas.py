@@ -25,13 +25,18 @@ FIELD_SHAPES = {
 }
 
 
-class _Request(BaseModel):
+class _Prompted(BaseModel):
+    """The options every embedding request shares: which of the model's prompts (and task) its inputs get."""
+
     model_config = ConfigDict(extra="forbid")
 
     prompt_name: StrictStr | None = Field(None, description="A prompt saved with the model, e.g. 'query'.")
     input_type: Literal["query", "document"] | None = Field(
         None, description="'query' or 'document': the model's prompt for that side (as encode_query/document)."
     )
+
+
+class _Request(_Prompted):
     dimensions: StrictInt | None = Field(
         None, description="Keep the first N dimensions (Matryoshka); re-normalized when the model normalizes."
     )
@@ -67,6 +72,23 @@ class EmbedRequest(_Request):
     inputs: Inputs = Field(description=f"What to embed: {INPUT_SHAPES}.")
     normalize: StrictBool = Field(True, description="L2-normalize the vectors.")
     truncation_direction: Literal["right", "Right"] = Field("right", description="Only 'right' is supported.")
+
+
+class EmbedSparseRequest(_Prompted):
+    """``POST /embed_sparse``: text-embeddings-inference's sparse request, plus embedstack's ``input_type``."""
+
+    inputs: Inputs = Field(description=f"What to embed: {INPUT_SHAPES}.")
+    truncate: StrictBool = Field(
+        True, description="Cut inputs longer than the model's window (counted in a header); false: 422."
+    )
+    truncation_direction: Literal["right", "Right"] = Field("right", description="Only 'right' is supported.")
+
+
+class SparseValue(BaseModel):
+    """One non-zero weight of a sparse embedding: the token id (vocabulary index) and its weight."""
+
+    index: int
+    value: float
 
 
 class EmbeddingData(BaseModel):
@@ -178,10 +200,14 @@ class Info(BaseModel):
     """The response of /info: the served model, its kind and the routes that serve it, and the limits."""
 
     model_id: str
-    model_kind: Literal["SentenceTransformer", "CrossEncoder"]
-    routes: list[str] = Field(description="The POST routes this model answers (the other kind's answer 400).")
+    model_kind: Literal["SentenceTransformer", "CrossEncoder", "SparseEncoder"]
+    routes: list[str] = Field(description="The POST routes this model answers (the other kinds' answer 400).")
     dimension: int | None = Field(description="Embedding width (a SentenceTransformer), else null.")
     num_labels: int | None = Field(description="Scores per pair (a CrossEncoder), else null.")
+    vocab_size: int | None = Field(description="Width of a sparse embedding: the vocabulary (a SparseEncoder).")
+    max_active_dims: int | None = Field(
+        description="Non-zero weights kept per sparse embedding at most (a SparseEncoder's; null: all)."
+    )
     max_input_length: int | None = Field(description="Tokens per input (per pair) the model reads; longer are cut.")
     max_client_batch_size: int = Field(description="Inputs per request (max_inputs_per_request).")
     version: str

@@ -1,10 +1,10 @@
 """The model service: admission, tokenization off the event loop, the queue, the worker, cancellation.
 
-Routes call :meth:`EmbeddingService.embed` (a SentenceTransformer) or :meth:`EmbeddingService.score` (a
-CrossEncoder); they answer with vectors equal to ``model.encode``, or scores equal to ``model.predict``, of the
-same inputs, or raise an :class:`ApiError` (429 when the queue is full, 503 when the worker cannot serve, 422 for
-inputs too long with ``truncate: false``, 499 when the client went away). Both go through the same queue,
-limits and workers.
+Routes call :meth:`EmbeddingService.embed` (a SentenceTransformer, or a SparseEncoder's sparse rows) or
+:meth:`EmbeddingService.score` (a CrossEncoder); they answer with vectors equal to ``model.encode``, or scores equal
+to ``model.predict``, of the same inputs, or raise an :class:`ApiError` (429 when the queue is full, 503 when the
+worker cannot serve, 422 for inputs too long with ``truncate: false``, 499 when the client went away). All go
+through the same queue, limits and workers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from embedstack.server.queue import Job, TokenQueue
 from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import BatchKey, RequestTokenizer, RequestTokens
 from embedstack.server.worker import FailureCount, ModelWorker, Occupancy
+from embedstack.sparse_encoder import SparseEncoder
 
 # Two CPU workers, each with half the cores: two forward passes side by side beat one pass over every core
 # (measured here 10% faster on a quiet machine, and far steadier on a shared one, where one busy core stalls
@@ -42,7 +43,11 @@ Inputs = list[str] | list[list[int]] | list[tuple[str, str]]  # texts, token ids
 
 @dataclass
 class Embedded:
-    """A request's answer: (inputs, dim) vectors or (inputs,) scores in request order, tokens, truncated inputs."""
+    """A request's answer in request order, its tokens and truncated inputs.
+
+    ``vectors``: (inputs, dim) vectors, (inputs,) scores, or a sparse encoder's (inputs,) object array of
+    (indices, values) pairs (``worker.sparse_rows``).
+    """
 
     vectors: np.ndarray
     tokens: int
@@ -302,11 +307,15 @@ class EmbeddingService:
 def _probe(model: ServedModel) -> tuple[int, bool]:
     """(width of a row, whether rows come out L2-normalized), from running the model once on "hello".
 
-    A cross-encoder's rows are its raw scores: num_labels wide, never normalized.
+    A cross-encoder's rows are its raw scores: num_labels wide, never normalized. A sparse encoder's are
+    vocabulary-wide (the width :meth:`SparseEncoder.get_embedding_dimension` reports), never normalized.
     """
     if isinstance(model, CrossEncoder):
         model.predict([("hello", "hello")], show_progress_bar=False)
         return model.num_labels, False
+    if isinstance(model, SparseEncoder):
+        weights = model.encode(["hello"], show_progress_bar=False)  # (1, vocab), sparse
+        return int(model.get_embedding_dimension() or weights.shape[1]), False
     probe = model.encode(["hello"], convert_to_numpy=True)
     return int(probe.shape[1]), bool(abs(float(np.linalg.norm(probe[0])) - 1.0) < 1e-4)
 

@@ -24,11 +24,17 @@ from tokenizers import Tokenizer as RustTokenizer
 from embedstack.chunking import LongInputs
 from embedstack.chunking.chunk import ChunkRows, chunk_rows
 from embedstack.engine.batching import dedupe
-from embedstack.engine.runner import EncodePlan
+from embedstack.engine.runner import EncodePlan, OutputValue
 from embedstack.engine.tokenized import TokenizedTexts
-from embedstack.server.model_kind import ServedModel, kind_of
+from embedstack.server.model_kind import ModelKind, ServedModel, kind_of
 
 _NO_LIMIT = 1 << 30
+# What the engine computes for each kind: vectors, a cross-encoder's raw logits, or sparse weights.
+OUTPUT_VALUES: dict[ModelKind, OutputValue] = {
+    "SentenceTransformer": "sentence_embedding",
+    "CrossEncoder": "scores",
+    "SparseEncoder": "sparse_embedding",
+}
 CHARS_PER_TOKEN_ESTIMATE = 4  # for models without a token batcher: queue accounting only
 
 
@@ -51,15 +57,17 @@ def encode_plan(
     """The engine plan for inputs of ``key``: what ``model.encode(inputs, prompt=key.prompt)`` would run.
 
     For a cross-encoder, what ``model.predict(pairs, prompt=key.prompt)`` runs: the raw (pairs, labels) logits,
-    before the activation (each request applies it, or not, itself). The one place the server builds a plan, for
-    tokenizing (chunk rows) and for the workers' forward passes.
+    before the activation (each request applies it, or not, itself). For a sparse encoder, the (inputs, vocab)
+    sparse weights after the model's ``max_active_dims``, made sparse pass by pass. The one place the server builds
+    a plan, for tokenizing (chunk rows) and for the workers' forward passes.
     """
     return EncodePlan(
         prompt=key.prompt,
         batch_size=batch_size,
         max_batch_tokens=max_batch_tokens,
-        output_value="scores" if kind_of(model) == "CrossEncoder" else "sentence_embedding",
+        output_value=OUTPUT_VALUES[kind_of(model)],
         truncate_dim=getattr(model, "truncate_dim", None),
+        max_active_dims=getattr(model, "max_active_dims", None),
         device=model.device,
         preprocess_kwargs=key.preprocess_kwargs,
         module_kwargs=model.split_forward_kwargs(key.preprocess_kwargs, strict=False),

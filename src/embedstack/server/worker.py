@@ -220,10 +220,12 @@ class ModelWorker:
 
     @torch.inference_mode()
     def _compute(self, slices: list[Slice]) -> np.ndarray:
-        """(inputs, dim) float32 vectors of the round's inputs in slice order (a cross-encoder: (pairs, labels) logits).
+        """The rows of the round's inputs in slice order.
 
-        Inputs tokenized ahead are batched by token count; the others (models whose input module cannot tokenize
-        ahead) are preprocessed by the engine batch by batch, on this thread, under the tokenizer lock.
+        (inputs, dim) float32 vectors, a cross-encoder's (pairs, labels) logits, or a sparse encoder's (inputs,)
+        (indices, values) pairs (:func:`sparse_rows`). Inputs tokenized ahead are batched by token count; the others
+        (models whose input module cannot tokenize ahead) are preprocessed by the engine batch by batch, on this
+        thread, under the tokenizer lock.
         """
         tokens = slices[0].job.tokens
         inputs = [item for piece in slices for item in piece.job.tokens.unique[piece.start : piece.stop]]
@@ -234,7 +236,24 @@ class ModelWorker:
         )
         with self.tokenizer_lock if tokenized is None else contextlib.nullcontext():
             result = run_prepared(self.model, Prepared(unique, inverse, tokenized), plan)
-        return result.embeddings.float().numpy()
+        rows = result.embeddings
+        return sparse_rows(rows) if rows.is_sparse else rows.float().numpy()
+
+
+def sparse_rows(weights: torch.Tensor) -> np.ndarray:
+    """A (rows, vocab) sparse COO tensor as a (rows,) object array of (indices int64, values float32) pairs.
+
+    Each row's non-zero weights in ascending index order (as TEI lists them); nothing vocabulary-wide is built.
+    Rows in an array slice, concatenate and index like dense vectors, so the queue and the service treat both alike.
+    """
+    weights = weights.coalesce()  # row-major order
+    row_of, index = weights.indices().numpy()  # (nnz,), (nnz,)
+    values = weights.values().float().numpy()  # (nnz,)
+    bounds = np.searchsorted(row_of, np.arange(weights.shape[0] + 1))  # (rows + 1,)
+    rows = np.empty(weights.shape[0], dtype=object)
+    for row, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+        rows[row] = (index[start:stop], values[start:stop])
+    return rows
 
 
 def _merge(slices: list[Slice], inverse: np.ndarray, unique: int) -> TokenizedTexts:
