@@ -44,6 +44,6 @@ def model_kind(model_name_or_path: str, backend: str = "torch") -> tuple[type[Ba
 def load_model(model_name_or_path: str, **kwargs: Any) -> BaseModel:
     """The model in ``model_name_or_path``, as the kind its folder saves (``kwargs`` go to the class)."""
     cls, folder = model_kind(model_name_or_path, kwargs.get("backend", "torch"))
-    if cls is not SentenceTransformer:
-        kwargs.pop("cache", None)  # an embedding cache holds vectors; other kinds have none
+    if cls is CrossEncoder:
+        kwargs.pop("cache", None)  # an embedding cache holds vectors (dense or sparse); a reranker's scores are not
     return cls(str(folder), **kwargs)

@@ -3,7 +3,9 @@
 The folder holds ``part-00000.parquet``, ``part-00001.parquet``, ... and ``_embedstack_job.json`` (what the job
 is: inputs, column, model, options). Shard k holds corpus rows ``k * shard_rows`` up to the next shard's first
 row: the row number (``row``), the id column when the job names one, and the vector (``embedding``, a
-fixed-size list of float32, or of int8/uint8 packed bits for binary precisions). A shard is written under a
+fixed-size list of float32, or of int8/uint8 packed bits for binary precisions; a sparse encoder's vectors as
+``indices``, a list of int32 vocabulary dimensions in ascending order, and ``values``, a list of their float32
+weights). A shard is written under a
 hidden temporary name and renamed into place once complete, so it is either complete or absent; rerunning the
 job skips the shards already there, and since each shard is encoded on its own, from its first row, a resumed
 job writes the same files as one that never stopped.
@@ -26,12 +28,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedstack.corpus import Source, count_rows, iter_tables
+from embedstack.engine.sparse_rows import csr_parts
 from embedstack.errors import JobFolderError
 from embedstack.quantization import quantize_embeddings
 
 MANIFEST = "_embedstack_job.json"
 ROW_GROUP_ROWS = 4096
 SHARD_PRECISIONS = ("float32", "binary", "ubinary")  # int8/uint8 would need ranges from the whole corpus
+SPARSE_COLUMNS = ("indices", "values")  # a sparse encoder's vectors, instead of "embedding"
 
 
 @dataclass
@@ -113,6 +117,37 @@ def vector_column(vectors: np.ndarray, precision: str) -> pa.FixedSizeListArray:
         vectors = quantize_embeddings(vectors, precision=precision)  # type: ignore[arg-type]
     vectors = np.ascontiguousarray(vectors)  # (rows, dim)
     return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+
+
+def sparse_columns(matrix: Any) -> list[pa.ListArray]:
+    """A (rows, vocab) sparse COO torch tensor as the columns named by SPARSE_COLUMNS.
+
+    Each row's non-zero dimensions (list<int32>, ascending) and their weights (list<float32>).
+    """
+    if not getattr(matrix, "is_sparse", False):
+        raise TypeError(
+            f"sparse_columns takes a sparse COO tensor (what SparseEncoder.encode gives), got {matrix!r:.80}."
+        )
+    bounds, indices, values = csr_parts(matrix)
+    offsets = pa.array(bounds.numpy().astype(np.int32))  # (rows + 1,)
+    return [
+        pa.ListArray.from_arrays(offsets, pa.array(indices.numpy().astype(np.int32))),
+        pa.ListArray.from_arrays(offsets, pa.array(values.float().numpy(), type=pa.float32())),
+    ]
+
+
+def is_sparse_encoder(model: Any) -> bool:
+    """Whether ``model`` gives sparse vectors (a SparseEncoder; this layer knows the model kinds by name only)."""
+    return getattr(model, "model_type", None) == "SparseEncoder"
+
+
+def check_sparse_precision(sparse: bool, precision: str) -> None:
+    """Refuse a quantized precision for a sparse encoder's weights, which shards hold as float32."""
+    if sparse and precision != "float32":
+        raise ValueError(
+            f"precision {precision!r} quantizes dense vectors; a SparseEncoder's shards hold its non-zero weights as "
+            "float32 (indices and values). Leave precision at 'float32'."
+        )
 
 
 class ShardWriter:
@@ -206,6 +241,16 @@ def encode_shard(model: Any, tables: Iterable[pa.Table], writer: ShardWriter, pr
         writer.write(rows.append_column("embedding", vector_column(chunk, precision)))
 
 
+def encode_sparse_shard(model: Any, tables: Iterable[pa.Table], writer: ShardWriter, options: dict) -> None:
+    """One shard's rows through a SparseEncoder's ``encode``, a table (at most READ_ROWS rows) at a time."""
+    for table in tables:
+        if table.num_rows:
+            matrix = model.encode(table.column("text").to_pylist(), show_progress_bar=False, **options)
+            indices, values = sparse_columns(matrix)
+            rows = table.drop_columns(["text"]).append_column(SPARSE_COLUMNS[0], indices)
+            writer.write(rows.append_column(SPARSE_COLUMNS[1], values))
+
+
 def encode_to_shards(
     model: Any,
     sources: Sequence[Source],
@@ -220,19 +265,22 @@ def encode_to_shards(
     """Encode a corpus into Parquet shards in one process, skipping the shards already complete.
 
     Args:
-        model: The SentenceTransformer to run.
+        model: The SentenceTransformer to run, or a SparseEncoder (``indices`` and ``values`` columns, float32 only).
         sources: The corpus files (see :func:`embedstack.corpus.expand_inputs`).
         folder: The output folder.
         model_name: How the manifest names the model (its folder or Hub id).
         shard_rows: Rows per shard.
         precision: "float32", "binary" or "ubinary".
-        options: Keyword arguments of ``encode_iter`` (batch_size, normalize_embeddings, prompt, ...).
+        options: Keyword arguments of ``encode_iter`` (batch_size, normalize_embeddings, prompt, ...); of
+            ``encode`` for a SparseEncoder (batch_size, prompt, max_active_dims, ...).
         progress: A tqdm-like bar to update with each shard's rows, or None.
 
     Returns:
         What was done.
     """
     options = dict(options or {})
+    sparse = is_sparse_encoder(model)
+    check_sparse_precision(sparse, precision)
     spec = job_spec(sources, model=model_name, shard_rows=shard_rows, precision=precision, options=options)
     done = prepare_folder(folder, spec)
     report, start = JobReport(), time.perf_counter()
@@ -242,7 +290,10 @@ def encode_to_shards(
             continue
         writer = ShardWriter(folder, index)
         try:
-            encode_shard(model, tables, writer, precision, options)
+            if sparse:
+                encode_sparse_shard(model, tables, writer, options)
+            else:
+                encode_shard(model, tables, writer, precision, options)
             writer.commit()
         except BaseException:
             writer.abort()

@@ -1,6 +1,7 @@
 """``embedstack encode``: print vectors, or write them to .npy / .jsonl (streamed for large files).
 
-A folder as ``--output`` (or ``--ray``) writes Parquet shards instead (encode_shards.py).
+A folder as ``--output`` (or ``--ray``) writes Parquet shards instead (encode_shards.py). A SparseEncoder as
+``--model`` gets indices and values instead of dense vectors (encode_sparse.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from tqdm.auto import tqdm
 
 from embedstack.chunking import DEPRECATED_LONG_INPUT_MODES, LONG_INPUT_MODES, LongInputs
 from embedstack.chunking.options import DEFAULT_OVERLAP
-from embedstack.cli import encode_shards
+from embedstack.cli import encode_shards, encode_sparse
 from embedstack.cli.inputs import iter_texts
 from embedstack.cli.model_options import add_model_arguments, load_model
 from embedstack.cli.writers import print_vectors, write_chunks, write_stream
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--chunk-pooling", choices=["mean", "max"], default="mean", help="how 'pool' pools")
     add_model_arguments(parser)
+    encode_sparse.add_arguments(parser)
     encode_shards.add_arguments(parser)
 
 
@@ -73,16 +75,29 @@ def encode_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Encode the texts, to the output the options name."""
-    inputs = args.input or []
-    if inputs and args.texts:
+    if args.input and args.texts:
         raise ValueError("Give texts as arguments or with --input, not both.")
+    sparse = encode_sparse.is_sparse_model(args)
     if args.output is not None and (args.output.is_dir() or not args.output.suffix) or args.ray:
-        return encode_shards.run(args, encode_options(args))
+        return encode_shards.run(args, encode_sparse.shard_options(args) if sparse else encode_options(args))
+    source = _one_file(args)
+    if sparse:
+        return encode_sparse.run(args, source, args.texts or SAMPLE_SENTENCES)
+    return _encode(args, source)
+
+
+def _one_file(args: argparse.Namespace) -> Path | None:
+    """The input file of an output that is no folder (None: texts on the command line)."""
     if args.output is not None and args.output.suffix not in (".npy", ".jsonl"):
         raise ValueError(f"--output {args.output} must end in .npy or .jsonl, or name a folder for Parquet shards.")
+    inputs = args.input or []
     if len(inputs) > 1 or any(path.is_dir() or path.suffix == ".parquet" or "*" in str(path) for path in inputs):
         raise ValueError("Several files, a folder or Parquet input are written as Parquet shards: give -o FOLDER.")
-    source = inputs[0] if inputs else None
+    return inputs[0] if inputs else None
+
+
+def _encode(args: argparse.Namespace, source: Path | None) -> int:
+    """Dense vectors of the texts or of ``source``: printed, or written to .npy or .jsonl."""
     options = encode_options(args)
     per_chunk = options["long_inputs"].per_chunk
     if per_chunk and args.output is not None and args.output.suffix != ".jsonl":

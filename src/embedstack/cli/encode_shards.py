@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from embedstack.backends.onnx_quantize import QUANTIZED_FILES
 from embedstack.cli.extras import extra_module
-from embedstack.cli.model_options import backend_options, load_model
+from embedstack.cli.model_options import ENCODE_KINDS, backend_options, load_model
 from embedstack.defaults import resolve_cli_model
 
 PROGRESS_THRESHOLD = 256  # rows; show a progress bar above this
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     corpus = extra_module("embedstack.corpus", ("pyarrow",), "parquet")
     shards = extra_module("embedstack.shards", ("pyarrow",), "parquet")
     sources = corpus.expand_inputs(args.input, args.field, args.id_column)
-    if options["long_inputs"].per_chunk:
+    if "long_inputs" in options and options["long_inputs"].per_chunk:  # a SparseEncoder's options have none
         raise ValueError(f"--long-inputs {args.long_inputs} gives several vectors per text; Parquet shards hold one.")
     counts = None if args.no_progress and not args.ray else shards.row_counts(sources)  # the Ray job needs them
     total = None if args.no_progress or counts is None else sum(counts)
@@ -50,7 +50,9 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
         if args.ray:
             report = _on_ray(args, name, sources, counts, common)
         else:
-            report = shards.encode_to_shards(load_model(args), sources, args.output, model_name=name, **common)
+            report = shards.encode_to_shards(
+                load_model(args, kind=ENCODE_KINDS), sources, args.output, model_name=name, **common
+            )
     finally:
         if bar is not None:
             bar.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from embedstack.backends.int8_mode import INT8_OPTION
@@ -11,13 +12,17 @@ from embedstack.defaults import resolve_cli_model
 from embedstack.kinds import model_kind
 from embedstack.model import SentenceTransformer
 from embedstack.modules.transformer.backend_registry import backend_names
+from embedstack.sparse_encoder import SparseEncoder
 
 # What each kind's commands are, for the error that names the right one.
 _COMMANDS_FOR = {
     "SentenceTransformer": "Use 'embedstack encode' for it.",
     "CrossEncoder": "Use 'embedstack rerank' for it.",
-    "SparseEncoder": "The command line does not write sparse vectors yet: use SparseEncoder(...).encode in Python.",
+    "SparseEncoder": "Use 'embedstack encode' for it.",
 }
+# The kinds that encode texts into vectors: what 'embedstack encode' runs; each takes an embedding cache (--cache).
+ENCODE_KINDS = (SentenceTransformer, SparseEncoder)
+Kinds = type[BaseModel] | tuple[type[BaseModel], ...]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,24 +60,36 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_model(
-    args: argparse.Namespace, device: str | None = None, *, kind: type[BaseModel] | None = SentenceTransformer
-) -> Any:
+def model_class(args: argparse.Namespace, kind: Kinds | None = SentenceTransformer) -> tuple[type[BaseModel], Path]:
+    """The class of the model the command's options name, and its local folder; nothing is loaded.
+
+    ``kind`` is the model class (or classes) the command runs (None: whichever kind the folder holds).
+
+    Raises:
+        ValueError: The folder holds another kind of model than the command runs.
+    """
+    cls, folder = model_kind(resolve_cli_model(args.model), backend_options(args).get("backend", "torch"))
+    kinds = kind if isinstance(kind, tuple) else (kind,) if kind is not None else (cls,)
+    if cls not in kinds:
+        runs = " or a ".join(k.__name__ for k in kinds)
+        raise ValueError(
+            f"{args.model or folder} is a {cls.__name__}, and this command runs a {runs}. "
+            f"{_COMMANDS_FOR.get(cls.__name__, 'embedstack info describes it.')}"
+        )
+    return cls, folder
+
+
+def load_model(args: argparse.Namespace, device: str | None = None, *, kind: Kinds | None = SentenceTransformer) -> Any:
     """The model the command's options name, on ``device`` (default: --device, else the best available).
 
-    ``kind`` is the model class the command needs (None: whichever kind the folder holds, for ``info``).
+    ``kind`` is the model class (or classes) the command runs (None: whichever kind the folder holds, for ``info``).
 
     Raises:
         ValueError: The folder holds another kind of model than the command runs.
     """
     options = backend_options(args)
-    cls, folder = model_kind(resolve_cli_model(args.model), options.get("backend", "torch"))
-    if kind is not None and cls is not kind:
-        raise ValueError(
-            f"{args.model or folder} is a {cls.__name__}, and this command runs a {kind.__name__}. "
-            f"{_COMMANDS_FOR.get(cls.__name__, 'embedstack info describes it.')}"
-        )
-    extra: dict[str, Any] = {"cache": getattr(args, "cache", None)} if cls is SentenceTransformer else {}
+    cls, folder = model_class(args, kind)
+    extra: dict[str, Any] = {"cache": getattr(args, "cache", None)} if cls in ENCODE_KINDS else {}
     model = cls(
         str(folder),
         device=device or getattr(args, "device", None),

@@ -16,7 +16,7 @@ SHOWN_ROWS = 10  # vectors printed (and compared) at most
 
 
 def write_stream(path: Path, texts: Iterable[str], vectors: Iterable[Any], count: int, dimension: int | None) -> None:
-    """Write vectors as they come, to .npy or .jsonl (``{"text", "embedding"}`` per line).
+    """Write vectors as they come, to .npy or .jsonl (``{"text", "embedding"}`` per line; a dict's fields instead).
 
     The file appears only when complete: rows go to a hidden partial file that is renamed at the end.
     """
@@ -47,7 +47,9 @@ def _write_npy(path: Path, vectors: Iterable[Any], count: int, dimension: int | 
 
 
 def _record(text: str, vector: Any) -> dict[str, Any]:
-    """One .jsonl line: the text and its vector, or its chunks (span and vector each)."""
+    """One .jsonl line: the text and its vector, its chunks (span and vector each), or its sparse vector's fields."""
+    if isinstance(vector, dict):  # a sparse vector: indices and values (and tokens), see encode_sparse.py
+        return {"text": text, **vector}
     if isinstance(vector, ChunkEmbeddings):
         chunks = [{"start": start, "end": end, "embedding": row.tolist()} for row, (start, end) in vector]
         return {"text": text, "chunks": chunks}

@@ -22,8 +22,10 @@ import ray.data
 import torch
 
 from embedstack.errors import ClusterResourcesError
+from embedstack.kinds import model_kind
 from embedstack.model import SentenceTransformer
-from embedstack.shards import SHARD_PRECISIONS, vector_column
+from embedstack.shards import SHARD_PRECISIONS, SPARSE_COLUMNS, check_sparse_precision, sparse_columns, vector_column
+from embedstack.sparse_encoder import SparseEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +38,10 @@ class Embedder:
     """The callable class of ``map_batches``: one model per actor, one engine run per batch.
 
     Args:
-        model: Model folder or Hub id, loaded in the actor.
+        model: Model folder or Hub id, loaded in the actor as the kind its folder saves: a SentenceTransformer, or
+            a SparseEncoder, whose vectors become the columns ``indices`` and ``values`` (float32 only).
         column: The column of texts.
-        output_column: The column of vectors to add.
+        output_column: The column of (dense) vectors to add.
         precision: "float32", "binary" or "ubinary".
         threads: Torch threads on CPU (the actor's CPUs).
         keep_text: Keep the text column in the output.
@@ -60,7 +63,9 @@ class Embedder:
     ) -> None:
         if load_options.get("device", "cpu") == "cpu":
             torch.set_num_threads(threads)
-        self.model = SentenceTransformer(model, **load_options)
+        self.model = _load(model, load_options)
+        self.sparse = isinstance(self.model, SparseEncoder)
+        check_sparse_precision(self.sparse, precision)
         self.column, self.output_column, self.precision = column, output_column, precision
         self.keep_text, self.encode_options = keep_text, encode_options
 
@@ -72,13 +77,28 @@ class Embedder:
         texts = batch.column(self.column)
         if texts.null_count:
             raise ValueError(f"Column {self.column!r} has {texts.null_count} null values in a batch; fill them in.")
+        if not self.keep_text:
+            batch = batch.drop_columns([self.column])
+        if self.sparse:  # (rows, vocab) sparse weights: their indices and values
+            weights = self.model.encode(texts.to_pylist(), show_progress_bar=False, **self.encode_options)
+            indices, values = sparse_columns(weights)
+            return batch.append_column(SPARSE_COLUMNS[0], indices).append_column(SPARSE_COLUMNS[1], values)
         if len(texts):
             vectors = self.model.encode(texts.to_pylist(), show_progress_bar=False, **self.encode_options)
         else:
             vectors = np.zeros((0, self.model.get_embedding_dimension() or 0), dtype=np.float32)  # (rows, dim)
-        if not self.keep_text:
-            batch = batch.drop_columns([self.column])
         return batch.append_column(self.output_column, vector_column(vectors, self.precision))
+
+
+def _load(model: str, load_options: dict[str, Any]) -> SentenceTransformer | SparseEncoder:
+    """The model in ``model``, as the kind its folder saves (an embedding model or a sparse encoder)."""
+    cls, folder = model_kind(model, load_options.get("backend", "torch"))
+    if cls is not SentenceTransformer and cls is not SparseEncoder:
+        raise ValueError(
+            f"{model} is a {cls.__name__}, which gives no vectors to embed a dataset with. Give a SentenceTransformer "
+            "or a SparseEncoder folder."
+        )
+    return cls(str(folder), **load_options)
 
 
 def _fail_once_for_tests() -> None:
@@ -165,7 +185,8 @@ def embed_dataset(
         model: Model folder or Hub id; each actor loads it once (a Hub id from its node's cache, or downloaded).
         column: The column of texts.
         output_column: The column of vectors to add: a fixed-size list of float32 (binary precisions: packed
-            bits, int8/uint8).
+            bits, int8/uint8). A SparseEncoder model adds ``indices`` (list<int32>) and ``values`` (list<float32>)
+            instead, each row's non-zero vocabulary dimensions and their weights.
         actors: Actor pool size (default: one per GPU for GPU actors, else as many as fit, see
             :func:`plan_actors`).
         num_cpus: CPUs per actor (default 1); its torch threads.

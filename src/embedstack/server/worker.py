@@ -24,6 +24,7 @@ import torch
 from embedstack.engine.batching import dedupe
 from embedstack.engine.pass_size import DEFAULT_MAX_BATCH_TOKENS
 from embedstack.engine.runner import Prepared, run_prepared
+from embedstack.engine.sparse_rows import csr_parts
 from embedstack.engine.tokenized import TokenizedTexts
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import Metrics
@@ -246,13 +247,11 @@ def sparse_rows(weights: torch.Tensor) -> np.ndarray:
     Each row's non-zero weights in ascending index order (as TEI lists them); nothing vocabulary-wide is built.
     Rows in an array slice, concatenate and index like dense vectors, so the queue and the service treat both alike.
     """
-    weights = weights.coalesce()  # row-major order
-    row_of, index = weights.indices().numpy()  # (nnz,), (nnz,)
-    values = weights.values().float().numpy()  # (nnz,)
-    bounds = np.searchsorted(row_of, np.arange(weights.shape[0] + 1))  # (rows + 1,)
+    bounds, index, weight = csr_parts(weights)
+    index_array, values = index.numpy(), weight.float().numpy()  # (nnz,), (nnz,)
     rows = np.empty(weights.shape[0], dtype=object)
-    for row, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
-        rows[row] = (index[start:stop], values[start:stop])
+    for row, (start, stop) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
+        rows[row] = (index_array[start:stop], values[start:stop])
     return rows
 
 

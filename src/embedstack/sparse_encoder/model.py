@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from embedstack.base import BaseModel
+from embedstack.cache import EmbeddingStore, cached_run, open_cache
 from embedstack.encode_io import as_batch, is_singular_input, progress
 from embedstack.engine import EncodePlan, run
 from embedstack.engine.pass_size import sparse_max_batch_tokens
@@ -41,6 +44,9 @@ class SparseEncoder(BaseModel):
             ``SentenceTransformer``'s.
         similarity_fn_name: "dot" (the default for sparse models), "cosine", "euclidean" or "manhattan".
         max_active_dims: Keep only each vector's largest weights (default: the saved value, else all).
+        cache: A file path (or an :class:`~embedstack.cache.EmbeddingStore`) for a persistent embedding cache:
+            encode reads the sparse vectors it already holds for the same model, settings (``max_active_dims``
+            among them) and texts, and stores the rest.
 
     Example:
         >>> model = SparseEncoder(str(mlm_path))  # a folder of a masked language model
@@ -75,9 +81,11 @@ class SparseEncoder(BaseModel):
         backend: str = "torch",
         similarity_fn_name: str | SimilarityFunction | None = None,
         max_active_dims: int | None = None,
+        cache: str | Path | EmbeddingStore | None = None,
     ) -> None:
         self._similarity_fn_name = check_similarity_fn_name(similarity_fn_name) if similarity_fn_name else None
         self.max_active_dims = _checked_active_dims(max_active_dims)
+        self.embedding_cache = open_cache(cache)
         super().__init__(
             model_name_or_path,
             modules=modules,
@@ -247,7 +255,10 @@ class SparseEncoder(BaseModel):
         if not inputs:
             return torch.empty(0, self.get_embedding_dimension() or 0).to_sparse()
         with progress(show_progress_bar, len(inputs)) as plan.progress:
-            rows = run(self, inputs, plan).outputs
+            if self.embedding_cache is None:
+                rows = run(self, inputs, plan).outputs
+            else:  # the rows the cache holds are read, the others computed and stored
+                rows = cached_run(self, self.embedding_cache, inputs, plan, {}, partial(run, self, plan=plan)).outputs
         assert isinstance(rows, torch.Tensor)  # one sparse row per input
         return rows.coalesce()
 
