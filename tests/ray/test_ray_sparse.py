@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # a Ray cluster of its own: about a minute
+
 ray = pytest.importorskip("ray")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
