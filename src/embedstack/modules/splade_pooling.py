@@ -16,6 +16,11 @@ DEFAULT_CHUNK_TOKENS = 256  # logits pooled per step, per row: (batch, 256, voca
 
 @register_module(
     f"{ST}.sparse_encoder.modules.splade_pooling.SpladePooling",
+    aliases=(  # sentence-transformers 5.0-5.3 wrote the "models" spelling into modules.json and router_config.json
+        f"{ST}.sparse_encoder.models.SpladePooling",
+        f"{ST}.sparse_encoder.models.SpladePooling.SpladePooling",
+        f"{ST}.sparse_encoder.modules.SpladePooling",
+    ),
     example=lambda: SpladePooling("sum", "log1p_relu", embedding_dimension=32, chunk_size=2),
 )
 class SpladePooling(Module):
@@ -70,7 +75,16 @@ class SpladePooling(Module):
         self.chunk_size = chunk_size
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Add ``sentence_embedding``: the pooled SPLADE weights of ``token_embeddings``."""
+        """Add ``sentence_embedding``: the pooled SPLADE weights of ``token_embeddings``.
+
+        Padded logits (batch, tokens, vocab) with ``attention_mask``, or flat ones (1, total tokens, vocab) with
+        ``cu_seq_lens_q`` (the sequence boundaries of flash-attention unpadding), as the reference takes them.
+        """
+        if "cu_seq_lens_q" in features:
+            features["sentence_embedding"] = self._pool_flat(features["token_embeddings"], features["cu_seq_lens_q"])
+            if self.embedding_dimension is None:
+                self.embedding_dimension = features["sentence_embedding"].shape[-1]
+            return features
         logits = features["token_embeddings"]  # (batch, tokens, vocab)
         mask = features.get("attention_mask")
         batch, tokens, vocab = logits.shape
@@ -89,6 +103,17 @@ class SpladePooling(Module):
             self.embedding_dimension = vocab
         features["sentence_embedding"] = pooled
         return features
+
+    def _pool_flat(self, logits: torch.Tensor, cu_seq_lens: torch.Tensor) -> torch.Tensor:
+        """(sequences, vocab) from flat (1, total tokens, vocab) logits: each sequence's segment pooled on its own."""
+        flat = logits.squeeze(0)
+        bounds = cu_seq_lens.tolist()
+        rows = []
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            # relu() copies first: the segments are views of the caller's tensor, which must stay unchanged
+            weights = self._weights(flat[start:end].relu())
+            rows.append(weights.amax(dim=0) if self.pooling_strategy == "max" else weights.sum(dim=0))
+        return torch.stack(rows)
 
     def _weights(self, logits: torch.Tensor) -> torch.Tensor:
         inplace = not (self.training and torch.is_grad_enabled())

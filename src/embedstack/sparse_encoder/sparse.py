@@ -22,10 +22,10 @@ def decode_rows(embeddings: torch.Tensor, tokenizer: Any, top_k: int | None = No
     if top_k is not None and top_k <= 0:
         raise ValueError(f"top_k must be a positive integer, got {top_k}.")
     if not isinstance(embeddings, torch.Tensor):
-        raise TypeError(f"decode takes a torch.Tensor (what encode returns), got {type(embeddings).__name__}.")
+        raise TypeError(f"Expected torch.Tensor, got {type(embeddings)}")  # the reference's messages
     single = embeddings.ndim == 1
     if embeddings.ndim not in (1, 2):
-        raise ValueError(f"decode takes a 1-D or 2-D tensor, got {embeddings.ndim}-D.")
+        raise ValueError(f"Input tensor must be 1D or 2D, got {embeddings.ndim}D.")
     rows = embeddings.unsqueeze(0) if single else embeddings
     rows = (rows if rows.is_sparse else rows.to_sparse()).coalesce()
     indices, values = rows.indices(), rows.values()
