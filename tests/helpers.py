@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -46,12 +47,13 @@ def copy_tokenizer(target: Path) -> None:
         shutil.copy(source / name, target / name)
 
 
-def tiny_bert(target: Path, seed: int = 0) -> Path:
-    """A 2-layer, 32-wide random BERT with the MiniLM tokenizer, saved as a plain Hugging Face folder."""
-    from transformers import BertConfig, BertModel
+def save_tiny_bert(target: Path, model_class: str, seed: int = 0, **config: Any) -> Path:
+    """A 2-layer, 32-wide random BERT (``transformers.<model_class>``) with the MiniLM tokenizer, saved as a plain
+    Hugging Face folder; ``config`` adds or overrides BertConfig settings."""
+    import transformers
 
     torch.manual_seed(seed)
-    config = BertConfig(
+    settings = dict(
         vocab_size=30522,
         hidden_size=32,
         num_hidden_layers=2,
@@ -59,38 +61,25 @@ def tiny_bert(target: Path, seed: int = 0) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
     )
+    model = getattr(transformers, model_class)(transformers.BertConfig(**{**settings, **config}))
     target.mkdir(parents=True, exist_ok=True)
-    BertModel(config).save_pretrained(target)
+    model.save_pretrained(target)
     copy_tokenizer(target)
     return target
 
 
-def tiny_cross_encoder(
-    target: Path, num_labels: int = 1, seed: int = 0, hidden_size: int = 32, layers: int = 2
-) -> Path:
+def tiny_bert(target: Path, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide random BERT with the MiniLM tokenizer, saved as a plain Hugging Face folder."""
+    return save_tiny_bert(target, "BertModel", seed)
+
+
+def tiny_cross_encoder(target: Path, num_labels: int = 1, seed: int = 0) -> Path:
     """A random BertForSequenceClassification with the MiniLM tokenizer, saved as a plain Hugging Face folder.
 
     Its weights are drawn with std 0.2 (not the usual 0.02), so pairs get visibly different scores (logits spread
     over a few units) and a ranking means something.
     """
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=max(2, hidden_size // 32),
-        intermediate_size=hidden_size * 4 if hidden_size > 32 else 64,
-        max_position_embeddings=512 if hidden_size > 32 else 128,
-        num_labels=num_labels,
-        initializer_range=0.2,
-    )
-    model = BertForSequenceClassification(config)
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    copy_tokenizer(target)
-    return target
+    return save_tiny_bert(target, "BertForSequenceClassification", seed, num_labels=num_labels, initializer_range=0.2)
 
 
 def tiny_mlm(target: Path, seed: int = 0) -> Path:
@@ -98,22 +87,7 @@ def tiny_mlm(target: Path, seed: int = 0) -> Path:
 
     Weights drawn with std 0.2 (not 0.02), so the SPLADE weights of different texts differ visibly.
     """
-    from transformers import BertConfig, BertForMaskedLM
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        initializer_range=0.2,
-    )
-    target.mkdir(parents=True, exist_ok=True)
-    BertForMaskedLM(config).save_pretrained(target)
-    copy_tokenizer(target)
-    return target
+    return save_tiny_bert(target, "BertForMaskedLM", seed, initializer_range=0.2)
 
 
 def tiny_llama(target: Path, seed: int = 0) -> Path:

@@ -23,7 +23,7 @@ from embedstack.cache import EmbeddingStore, cached_run
 from embedstack.chunking import ChunkEmbeddings, LongInputs, encode_long
 from embedstack.encode_io import convert_output
 from embedstack.engine import EncodePlan, run
-from embedstack.engine.processes import Pool, encode_with_pool, start_pool, stop_pool
+from embedstack.engine.processes import Pool, run_on_processes
 from embedstack.engine.runner import EncodeResult, EncodeStats
 from embedstack.inputs import BatchKinds, Modality
 from embedstack.quantization import Precision, quantize_embeddings
@@ -45,13 +45,7 @@ def on_processes(model: Any, inputs: list[Any], pool: Pool | None, devices: Any,
             f"long_inputs={long.mode!r} gives one vector per chunk; such modes run in this process. Leave out pool "
             "and device lists, or pick a mode with one vector per input."
         )
-    if pool is not None:
-        return encode_with_pool(pool, inputs, chunk_size, options)
-    own = start_pool(model, devices)
-    try:
-        return encode_with_pool(own, inputs, chunk_size, options)
-    finally:
-        stop_pool(own)
+    return run_on_processes(model, inputs, pool, devices, chunk_size, options)
 
 
 def per_chunk(model: ModuleStack, inputs: list[Any], long: LongInputs, plan: EncodePlan, precision: Precision) -> Any:

@@ -15,7 +15,7 @@ from embedstack.cache import EmbeddingStore
 from embedstack.chunking import LongInputMode, LongInputs
 from embedstack.encode_io import as_batch, checked_options, convert_output, is_singular_input, progress, windows
 from embedstack.engine import EncodePlan, limit_cpu_threads, stream
-from embedstack.engine.processes import Pool, start_pool, stop_pool
+from embedstack.engine.processes import Pool
 from embedstack.prompts import task_prompt_name
 from embedstack.quantization import Precision, quantize_embeddings
 from embedstack.similarity import SimilarityFunction
@@ -301,19 +301,6 @@ class EncodeMixin(ModuleStack):
                 seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
                 yield from result.embeddings.float().numpy()
         encode_paths.report_truncation(self, cut, seen)
-
-    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Pool:
-        """Start worker processes that each hold a copy of the model.
-
-        One worker per device (default: every CUDA device, else four CPU workers). Pass the pool to
-        ``encode(..., pool=pool)``; stop it with :meth:`stop_multi_process_pool`.
-        """
-        return start_pool(self, target_devices)
-
-    @staticmethod
-    def stop_multi_process_pool(pool: Pool) -> None:
-        """Stop the workers of ``pool``."""
-        stop_pool(pool)
 
     def encode_query(
         self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any

@@ -30,6 +30,7 @@ from embedstack.backends.registration import register_backends
 from embedstack.backends.select import BackendChoice
 from embedstack.base.devices import default_device
 from embedstack.base.onnx import OnnxMethods
+from embedstack.engine.processes import Pool, start_pool, stop_pool
 from embedstack.modules.module_io import LoadOptions
 from embedstack.modules.transformer.module import Transformer
 from embedstack.persistence.folder import load_folder, save_folder
@@ -232,6 +233,19 @@ class BaseModel(OnnxMethods):
     def int8_check(self) -> Int8Check | None:
         """The int8 self-check of this model's backbone (``quantize``, or an int8 file loaded), or None."""
         return getattr(self.input_module, "int8_check", None)
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Pool:
+        """Start worker processes that each hold a copy of the model.
+
+        One worker per device (default: every CUDA device, else four CPU workers). Pass the pool to the kind's
+        ``encode`` or ``predict`` (``pool=pool``); stop it with :meth:`stop_multi_process_pool`.
+        """
+        return start_pool(self, target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: Pool) -> None:
+        """Stop the workers of ``pool``."""
+        stop_pool(pool)
 
     def get_max_seq_length(self) -> int | None:
         """Deprecated: use the ``max_seq_length`` property."""

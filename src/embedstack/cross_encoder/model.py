@@ -24,7 +24,6 @@ from embedstack.cross_encoder.legacy import legacy_init_args, legacy_predict_arg
 from embedstack.cross_encoder.scoring import as_pairs, finish_scores, is_singular_pair, predict_on_processes
 from embedstack.encode_io import progress
 from embedstack.engine import EncodePlan, run
-from embedstack.engine.processes import start_pool, stop_pool
 from embedstack.engine.threads import limit_cpu_threads
 from embedstack.modules.dense import Dense
 from embedstack.persistence.model_card import ModelCardData
@@ -352,15 +351,6 @@ class CrossEncoder(BaseModel):
                 results[-1]["text"] = documents[index]
         results.sort(key=lambda hit: hit["score"], reverse=True)
         return results[:top_k]
-
-    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Any:
-        """Start worker processes that each hold a copy of the model (pass the pool to ``predict``/``rank``)."""
-        return start_pool(self, target_devices)
-
-    @staticmethod
-    def stop_multi_process_pool(pool: Any) -> None:
-        """Stop the workers of ``pool``."""
-        stop_pool(pool)
 
 
 def _converted(scores: torch.Tensor, singular: bool, to_tensor: bool, to_numpy: bool) -> Any:

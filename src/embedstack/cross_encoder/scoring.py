@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from embedstack.encode_io import is_dataset_column
-from embedstack.engine.processes import encode_with_pool, start_pool, stop_pool
+from embedstack.engine.processes import run_on_processes
 
 
 def as_pairs(inputs: Any) -> tuple[list[Any], bool]:
@@ -74,10 +74,4 @@ def predict_on_processes(
 ) -> np.ndarray:
     """Scores of ``pairs`` from worker processes: ``pool``'s, or one per device, started and stopped here."""
     options = {**options, "convert_to_numpy": True, "show_progress_bar": False}
-    if pool is not None:
-        return encode_with_pool(pool, pairs, chunk_size, options, method="predict")
-    own = start_pool(model, devices)
-    try:
-        return encode_with_pool(own, pairs, chunk_size, options, method="predict")
-    finally:
-        stop_pool(own)
+    return run_on_processes(model, pairs, pool, devices, chunk_size, options, method="predict")

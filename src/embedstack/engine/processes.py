@@ -116,6 +116,25 @@ def encode_with_pool(
     return [item for output in ordered for item in output]
 
 
+def run_on_processes(
+    model: Any,
+    inputs: list[Any],
+    pool: Pool | None,
+    devices: Sequence[str] | None,
+    chunk_size: int | None,
+    options: dict[str, Any],
+    method: str = "encode",
+) -> Any:
+    """``model.<method>`` of ``inputs`` on ``pool``'s workers, or on one worker per device started and stopped here."""
+    if pool is not None:
+        return encode_with_pool(pool, inputs, chunk_size, options, method)
+    own = start_pool(model, devices)
+    try:
+        return encode_with_pool(own, inputs, chunk_size, options, method)
+    finally:
+        stop_pool(own)
+
+
 def _drain(pending: Any) -> None:
     try:
         while True:

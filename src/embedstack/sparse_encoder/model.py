@@ -17,7 +17,7 @@ from embedstack.cache import EmbeddingStore, cached_run, open_cache
 from embedstack.encode_io import as_batch, is_singular_input, progress
 from embedstack.engine import EncodePlan, run
 from embedstack.engine.pass_size import sparse_max_batch_tokens
-from embedstack.engine.processes import encode_with_pool, start_pool, stop_pool
+from embedstack.engine.processes import run_on_processes
 from embedstack.engine.threads import limit_cpu_threads
 from embedstack.modules.splade_pooling import SpladePooling
 from embedstack.persistence.model_card import ModelCardData
@@ -208,7 +208,7 @@ class SparseEncoder(BaseModel):
                 prompt_name=prompt_name, prompt=prompt, batch_size=batch_size, max_active_dims=k,
                 max_batch_tokens=max_batch_tokens, convert_to_tensor=False, save_to_cpu=True, **kwargs,
             )  # fmt: skip
-            embeddings = stacked_rows(self._on_processes(batch, pool, device, chunk_size, options))
+            embeddings = stacked_rows(run_on_processes(self, batch, pool, device, chunk_size, options))
         else:
             assert not isinstance(device, (list, tuple))  # a list of devices (with inputs) took the branch above
             embeddings = self._sparse_rows(batch, prompt_name, prompt, batch_size, max_batch_tokens, k, device, kwargs,
@@ -262,15 +262,6 @@ class SparseEncoder(BaseModel):
         assert isinstance(rows, torch.Tensor)  # one sparse row per input
         return rows.coalesce()
 
-    def _on_processes(self, inputs: list[Any], pool: Any, devices: Any, chunk_size: int | None, options: dict) -> Any:
-        if pool is not None:
-            return encode_with_pool(pool, inputs, chunk_size, options)
-        own = start_pool(self, devices)
-        try:
-            return encode_with_pool(own, inputs, chunk_size, options)
-        finally:
-            stop_pool(own)
-
     def encode_query(
         self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
     ) -> Any:
@@ -286,15 +277,6 @@ class SparseEncoder(BaseModel):
         if prompt_name is None and prompt is None:
             prompt_name = task_prompt_name(self.prompts, "document")
         return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
-
-    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Any:
-        """Start worker processes that each hold a copy of the model (pass the pool to ``encode``)."""
-        return start_pool(self, target_devices)
-
-    @staticmethod
-    def stop_multi_process_pool(pool: Any) -> None:
-        """Stop the workers of ``pool``."""
-        stop_pool(pool)
 
     # ----- using the vectors ------------------------------------------------------------------------------
     def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
