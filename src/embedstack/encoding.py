@@ -11,14 +11,13 @@ import numpy as np
 import torch
 
 from embedstack import encode_paths
+from embedstack.base.query_document import QueryDocumentMethods
 from embedstack.cache import EmbeddingStore
 from embedstack.chunking import LongInputMode, LongInputs
 from embedstack.encode_io import as_batch, checked_options, convert_output, is_singular_input, progress, windows
 from embedstack.engine import EncodePlan, limit_cpu_threads, stream
 from embedstack.engine.processes import Pool
-from embedstack.prompts import task_prompt_name
 from embedstack.quantization import Precision, quantize_embeddings
-from embedstack.similarity import SimilarityFunction
 from embedstack.stack import ModuleStack
 
 logger = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ logger = logging.getLogger(__name__)
 EncodeOutput = np.ndarray | torch.Tensor | list[Any] | dict[str, Any]
 
 
-class EncodeMixin(ModuleStack):
+class EncodeMixin(QueryDocumentMethods, ModuleStack):
     """Methods that turn inputs into embeddings; mixed into ``SentenceTransformer``.
 
     A :class:`~embedstack.stack.ModuleStack` (what the engine runs, an :class:`~embedstack.engine.protocol.Encoder`)
@@ -301,30 +300,6 @@ class EncodeMixin(ModuleStack):
                 seen, cut = seen + len(result.truncated), cut + int(result.truncated.sum())
                 yield from result.embeddings.float().numpy()
         encode_paths.report_truncation(self, cut, seen)
-
-    def encode_query(
-        self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
-    ) -> EncodeOutput:
-        """Encode search queries: uses the "query" prompt (when neither prompt nor prompt_name is given)."""
-        if prompt_name is None and prompt is None:
-            prompt_name = task_prompt_name(self.prompts, "query")
-        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
-
-    def encode_document(
-        self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
-    ) -> EncodeOutput:
-        """Encode documents: uses the first of the "document", "passage", "corpus" prompts."""
-        if prompt_name is None and prompt is None:
-            prompt_name = task_prompt_name(self.prompts, "document")
-        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
-
-    def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
-        """The (N, M) similarity matrix under ``similarity_fn_name``."""
-        return SimilarityFunction.to_similarity_fn(self.similarity_fn_name)(embeddings1, embeddings2)
-
-    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
-        """The (N,) similarities of row i with row i under ``similarity_fn_name``."""
-        return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(embeddings1, embeddings2)
 
     def truncated(
         self,

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from embedstack.base import BaseModel
+from embedstack.base.query_document import QueryDocumentMethods
 from embedstack.cache import EmbeddingStore, cached_run, open_cache
 from embedstack.encode_io import as_batch, is_singular_input, progress
 from embedstack.engine import EncodePlan, run
@@ -21,7 +22,6 @@ from embedstack.engine.processes import run_on_processes
 from embedstack.engine.threads import limit_cpu_threads
 from embedstack.modules.splade_pooling import SpladePooling
 from embedstack.persistence.model_card import ModelCardData
-from embedstack.prompts import task_prompt_name
 from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
 from embedstack.sparse_encoder.default_stack import sparse_encoder_modules
 from embedstack.sparse_encoder.sparse import decode_rows, sparsity_of, stacked_rows
@@ -29,7 +29,7 @@ from embedstack.sparse_encoder.sparse import decode_rows, sparsity_of, stacked_r
 logger = logging.getLogger(__name__)
 
 
-class SparseEncoder(BaseModel):
+class SparseEncoder(QueryDocumentMethods, BaseModel):
     """A sparse encoder: each input becomes a vocabulary-sized vector with few non-zero weights (SPLADE).
 
     A stack of modules on the shared base: typically a Transformer in its "fill-mask" task (an MLM's logits per
@@ -262,31 +262,7 @@ class SparseEncoder(BaseModel):
         assert isinstance(rows, torch.Tensor)  # one sparse row per input
         return rows.coalesce()
 
-    def encode_query(
-        self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
-    ) -> Any:
-        """Encode search queries: the "query" prompt and the Router's query route."""
-        if prompt_name is None and prompt is None:
-            prompt_name = task_prompt_name(self.prompts, "query")
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
-
-    def encode_document(
-        self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
-    ) -> Any:
-        """Encode documents: the first "document", "passage" or "corpus" prompt, and the Router's document route."""
-        if prompt_name is None and prompt is None:
-            prompt_name = task_prompt_name(self.prompts, "document")
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
-
     # ----- using the vectors ------------------------------------------------------------------------------
-    def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
-        """The (N, M) similarity matrix under ``similarity_fn_name`` (dense or sparse rows)."""
-        return SimilarityFunction.to_similarity_fn(self.similarity_fn_name)(embeddings1, embeddings2)
-
-    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
-        """The (N,) similarities of row i with row i under ``similarity_fn_name``."""
-        return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(embeddings1, embeddings2)
-
     def decode(self, embeddings: torch.Tensor, top_k: int | None = None) -> list[Any]:
         """``[(token, weight), ...]`` by descending weight for one vector; a list of those for a batch.
 
