@@ -357,17 +357,18 @@ class Transformer(TextTokenizing, InputModule):
             "config_kwargs": config_kwargs,
         }
 
+        # The file read once, as the task asks (a plain classifier folder loaded as a CrossEncoder says its task
+        # only through init_defaults).
+        config = {**(init_defaults or {}), **for_task(cls.load_config(folder), init_defaults)}
+        task = config.get("transformer_task", FEATURES)
+
         def build_torch() -> Transformer:
             torch_kwargs = caller_kwargs
             if backend == "auto":  # the exported-file options are for the other candidates
                 kept = {k: v for k, v in (model_kwargs or {}).items() if k not in EXPORTED_FILE_OPTIONS}
                 torch_kwargs = {**caller_kwargs, "model_kwargs": kept or None}
-            return cls._load_torch(folder, backend, torch_kwargs, trust_remote_code, init_defaults)
+            return cls._load_torch(folder, backend, torch_kwargs, trust_remote_code, config)
 
-        # A plain classifier folder loaded as a CrossEncoder says its task only through init_defaults.
-        task = {**(init_defaults or {}), **for_task(cls.load_config(folder), init_defaults)}.get(
-            "transformer_task", FEATURES
-        )
         device = getattr(kwargs.get("load_options"), "device", None)
         if backend == "auto" and (device is None or str(device).startswith("cpu")):
             return auto_module(folder, caller_kwargs, build_torch, task=task)  # measured here (backends/select.py)
@@ -383,9 +384,12 @@ class Transformer(TextTokenizing, InputModule):
         backend: str,
         caller_kwargs: dict[str, Any],
         trust_remote_code: bool,
-        init_defaults: dict[str, Any] | None,
+        config: dict[str, Any],
     ) -> Transformer:
-        """The Transformer module itself (Hugging Face transformers on torch) for ``folder``."""
+        """The Transformer module itself (Hugging Face transformers on torch) for ``folder``.
+
+        ``config`` holds its settings: the folder's file over the caller's defaults.
+        """
         model_kwargs = caller_kwargs["model_kwargs"]
         exported_only = sorted(set(model_kwargs or {}) & EXPORTED_FILE_OPTIONS)
         if exported_only:
@@ -395,7 +399,6 @@ class Transformer(TextTokenizing, InputModule):
                 f"cannot use here: it loads the Hugging Face weights of {folder}. Pass backend='onnx' to run "
                 f"{wanted} (it says what is missing, if anything), or drop {exported_only}."
             )
-        config = {**(init_defaults or {}), **for_task(cls.load_config(folder), init_defaults)}
         accepted = set(inspect.signature(cls.__init__).parameters)
         init_kwargs = init_kwargs_from_file(
             config, accepted, folder / cls.config_file_name, trust_remote_code, caller_kwargs
