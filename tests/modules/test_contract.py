@@ -66,7 +66,15 @@ BUILDERS = {
     "Dropout": lambda bert, clip: Dropout(0.25),
     "WeightedLayerPooling": lambda bert, clip: WeightedLayerPooling(32, num_hidden_layers=3, layer_start=1),
     "CLIPModel": lambda bert, clip: CLIPModel(str(clip)),
+    "MLMTransformer": lambda bert, clip: _mlm_transformer(bert),
 }
+
+
+def _mlm_transformer(tiny_bert_path):
+    from embedstack.modules.legacy.mlm_transformer import MLMTransformer
+
+    with pytest.warns(FutureWarning, match="MLMTransformer is deprecated"):
+        return MLMTransformer(str(tiny_bert_path), max_seq_length=24)
 
 
 def example(name: str, tiny_bert_path, clip_path):
@@ -80,7 +88,7 @@ def example(name: str, tiny_bert_path, clip_path):
     return spec.example()
 
 
-INPUT_MODULES = {"Transformer", "Router", "StaticEmbedding", "WordEmbeddings", "BoW", "CLIPModel"}
+INPUT_MODULES = {"Transformer", "MLMTransformer", "Router", "StaticEmbedding", "WordEmbeddings", "BoW", "CLIPModel"}
 
 
 # Which features a non-input module reads; a module registered later gets both kinds.

@@ -176,3 +176,27 @@ def test_an_inference_free_router_model_gives_the_reference_vectors(mlm_path, tm
     queries, documents = ours.encode_query(TEXTS[:3]), ours.encode_document(TEXTS[:3])
     theirs = reference.similarity(reference.encode_query(TEXTS[:3]), reference.encode_document(TEXTS[:3]))
     assert torch.allclose(ours.similarity(queries, documents), theirs, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["6.2 MLMTransformer", "5.x MLMTransformer"])
+def test_deprecated_mlm_transformer_folders_load_as_fill_mask(mlm_path, tmp_path, layout):
+    """SPLADE folders of sentence-transformers 5.0-5.3 name MLMTransformer and no task; 6.2 still writes that name
+    for a model built with its deprecated class. Both load here as the MLM (not its bare backbone), with the
+    reference's vectors, and what embedstack re-saves the reference loads again."""
+    from sentence_transformers.sparse_encoder.modules import MLMTransformer as ReferenceMLMTransformer
+
+    folder = tmp_path / "model"
+    Reference(modules=[ReferenceMLMTransformer(str(mlm_path)), ReferencePooling("max")], device="cpu").save(str(folder))
+    modules = json.loads((folder / "modules.json").read_text())
+    assert modules[0]["type"].endswith("mlm_transformer.MLMTransformer")
+    if layout.startswith("5.x"):  # what 5.x wrote: the old type name, a module config without the task
+        modules[0]["type"] = "sentence_transformers.sparse_encoder.models.MLMTransformer"
+        (folder / "modules.json").write_text(json.dumps(modules))
+        config_file = folder / "sentence_bert_config.json"
+        config_file.write_text(json.dumps({"max_seq_length": 512, "do_lower_case": False}))
+    theirs = Reference(str(folder), device="cpu").encode(TEXTS)
+    ours = SparseEncoder(str(folder), device="cpu")
+    assert ours[0].transformer_task == "fill-mask"
+    assert max_diff(ours.encode(TEXTS), theirs) <= 1e-5
+    ours.save(str(tmp_path / "resaved"))
+    assert max_diff(Reference(str(tmp_path / "resaved"), device="cpu").encode(TEXTS), theirs) <= 1e-5

@@ -45,7 +45,7 @@ from embedstack.registry import ST, register_module
 
 logger = logging.getLogger(__name__)
 
-TransformerTask = Literal["feature-extraction", "sequence-classification"]
+TransformerTask = Literal["feature-extraction", "sequence-classification", "fill-mask"]
 _FORWARD_SAFETY_NET_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "return_dict"})
 _DEFAULTS_DROPPED_ON_SAVE = {"query_length": None, "document_length": None, "query_expansion": None}
 
@@ -58,7 +58,8 @@ class Transformer(TextTokenizing, InputModule):
         model_name_or_path: A local folder or a Hub id.
         transformer_task: "feature-extraction" (an ``AutoModel`` backbone writing token embeddings, the default) or
             "sequence-classification" (an ``AutoModelForSequenceClassification`` writing its logits as ``scores``:
-            a cross-encoder; a backbone saved without a classifier head gets one label).
+            a cross-encoder; a backbone saved without a classifier head gets one label) or "fill-mask" (an
+            ``AutoModelForMaskedLM`` writing its vocabulary logits as ``token_embeddings``: a SPLADE backbone).
         model_kwargs: Passed to ``AutoModel.from_pretrained`` (e.g. ``{"dtype": torch.bfloat16}``).
         processor_kwargs: Passed to the tokenizer's ``from_pretrained``.
         config_kwargs: Passed to ``AutoConfig.from_pretrained``.
@@ -273,6 +274,7 @@ class Transformer(TextTokenizing, InputModule):
     # ----- forward ----------------------------------------------------------------------------------------
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Run the backbone method of the features' modality; write its output to ``module_output_name``."""
+        features.pop("truncated", None)  # preprocess's flag for the caller (inputs cut short), not a model output
         modality = features.get("modality", "text")
         settings = self.modality_config.get(modality) or self.modality_config.get("text")
         if settings is None:
