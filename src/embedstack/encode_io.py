@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,18 @@ def is_singular_input(inputs: Any) -> bool:
     if isinstance(inputs, np.ndarray) and inputs.ndim >= 1 and inputs.dtype.kind in "UO":
         return False
     return True
+
+
+def legacy_inputs(inputs: Any, kwargs: dict[str, Any], method: str) -> Any:
+    """``inputs``, or the deprecated ``sentences=`` keyword's value (popped from ``kwargs``, with a FutureWarning).
+
+    As the reference's ``@deprecated_kwargs(sentences="inputs")``: when both are given, ``sentences`` is dropped.
+    """
+    if "sentences" not in kwargs:
+        return inputs
+    legacy = kwargs.pop("sentences")
+    warnings.warn(f"{method}(sentences=...) is deprecated; pass `inputs` instead.", FutureWarning, stacklevel=3)
+    return legacy if inputs is None else inputs
 
 
 @contextmanager

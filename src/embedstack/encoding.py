@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -14,7 +13,15 @@ from embedstack import encode_paths
 from embedstack.base.query_document import QueryDocumentMethods
 from embedstack.cache import EmbeddingStore
 from embedstack.chunking import LongInputMode, LongInputs
-from embedstack.encode_io import as_batch, checked_options, convert_output, is_singular_input, progress, windows
+from embedstack.encode_io import (
+    as_batch,
+    checked_options,
+    convert_output,
+    is_singular_input,
+    legacy_inputs,
+    progress,
+    windows,
+)
 from embedstack.engine import EncodePlan, limit_cpu_threads, stream
 from embedstack.engine.processes import Pool
 from embedstack.quantization import Precision, quantize_embeddings
@@ -190,9 +197,7 @@ class EncodeMixin(QueryDocumentMethods, ModuleStack):
             >>> model.encode("A man is eating food.").shape
             (384,)
         """
-        if inputs is None and "sentences" in kwargs:
-            warnings.warn("encode(sentences=...) is deprecated; pass the inputs first.", FutureWarning, stacklevel=2)
-            inputs = kwargs.pop("sentences")
+        inputs = legacy_inputs(inputs, kwargs, "encode")
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
         if output_value != "sentence_embedding":

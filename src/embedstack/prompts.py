@@ -54,15 +54,18 @@ def resolve_prompt(
     """
     if prompt is not None:
         if prompt_name is not None:
-            logger.warning("Both prompt and prompt_name were given; prompt_name %r is ignored.", prompt_name)
+            logger.warning(  # the reference's text
+                "Provide either a `prompt`, a `prompt_name`, or neither, but not both. "
+                "Ignoring the `prompt_name` in favor of `prompt`."
+            )
         return prompt
     if prompt_name is None:
         prompt_name = task_prompt_name(prompts, task)
     if prompt_name is not None:
         if prompt_name not in prompts:
             raise UnknownPromptError(
-                f"Prompt name {prompt_name!r} is not one of the model's prompts {list(prompts)}. "
-                "Pass one of those, or the prompt text itself with prompt=..."
+                f"Prompt name {prompt_name!r} not found in the configured prompts dictionary with keys "
+                f"{list(prompts)}. Pass one of those, or the prompt text itself with prompt=..."
             )
         return prompts[prompt_name]
     if default_prompt_name is not None:

@@ -137,9 +137,15 @@ class ModuleStack(nn.Sequential):
             unknown = set(kwargs) - set().union(*accepted.values()) - PREPROCESS_KEYWORDS
             if unknown:
                 takes = sorted(set().union(*accepted.values()))
+                kind = type(self).__name__  # the reference's wording, which its users' tests match
                 raise ValueError(
-                    f"encode() got keyword arguments this model does not use: {sorted(unknown)}. "
-                    + (f"It accepts: {takes}." if takes else "It accepts no extra keyword arguments.")
+                    f"{kind}.encode() has been called with additional keyword arguments that this model does not "
+                    f"use: {sorted(unknown)}. As per {kind}.get_model_kwargs(), "
+                    + (
+                        f"the valid additional keyword arguments are: {takes}."
+                        if takes
+                        else "this model does not accept any additional keyword arguments."
+                    )
                 )
         return {name: {key: kwargs[key] for key in keys if key in kwargs} for name, keys in accepted.items()}
 

@@ -45,7 +45,7 @@ def test_bad_arguments_are_explained(model):
         model.encode(["x"], batch_size=0)
     with pytest.raises(ValueError, match="precision 'int4'"):
         model.encode(["x"], precision="int4")
-    with pytest.raises(ValueError, match=r"\['colour'\].*no extra keyword"):
+    with pytest.raises(ValueError, match=r"\['colour'\].*does not accept any additional keyword"):
         model.encode(["x"], colour="red")
     with pytest.raises(ValueError, match="Prompt name 'nope'"):
         model.encode(["x"], prompt_name="nope")
@@ -109,5 +109,5 @@ def test_sequential_behaviour(model):
     assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Dense", "Normalize"]
     with pytest.raises(ValueError, match="at least one module"):
         SentenceTransformer(modules=[])
-    with pytest.raises(ValueError, match="default_prompt_name 'x'"):
+    with pytest.raises(ValueError, match="Default prompt name 'x'"):
         SentenceTransformer(modules=[model[1]], default_prompt_name="x")

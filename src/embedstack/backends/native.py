@@ -163,6 +163,7 @@ class NativeTransformer(TransformerStandIn):
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Add ``token_embeddings``: the encoder's last hidden state."""
+        features.pop("truncated", None)  # preprocess's flag for the caller (inputs cut short), not a model output
         output = self.model(features["input_ids"], features.get("attention_mask"), features.get("token_type_ids"))
         features["token_embeddings"] = output.last_hidden_state  # (batch, seq, hidden)
         return features

@@ -74,6 +74,7 @@ class BaseModel(OnnxMethods):
     default_huggingface_organization: str | None = (
         DEFAULT_ORGANIZATION  # where a bare Hub name like "all-MiniLM-L6-v2" lives
     )
+    keeps_config_of: tuple[str, ...] = ()  # kinds whose saved prompts and similarity survive a conversion to this one
 
     def __init__(
         self,
@@ -141,7 +142,8 @@ class BaseModel(OnnxMethods):
         self.prompts = {name: prompt if prompt is not None else "" for name, prompt in prompt_table.items()}
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ValueError(
-                f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts {list(self.prompts)}."
+                f"Default prompt name {self.default_prompt_name!r} not found in the configured prompts dictionary "
+                f"with keys {list(self.prompts)}. Pass one of those names, or add the prompt to prompts=."
             )
         for module in self.children():
             hook = getattr(module, "on_model_ready", None)
@@ -154,7 +156,13 @@ class BaseModel(OnnxMethods):
         self, folder: Path, options: LoadOptions, prompt_table: dict[str, str | None]
     ) -> OrderedDict[str, nn.Module]:
         """Build the modules saved in ``folder`` and take the model settings the caller left unset from it."""
-        loaded = load_folder(folder, options, model_type=self.model_type, default_stack=self._default_stack)
+        loaded = load_folder(
+            folder,
+            options,
+            model_type=self.model_type,
+            default_stack=self._default_stack,
+            keeps_config_of=self.keeps_config_of,
+        )
         self.module_kwargs = loaded.module_kwargs
         self._model_card_text = loaded.card_text
         self._apply_saved_config(loaded.config, prompt_table)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from embedstack.encode_io import legacy_inputs
 from embedstack.prompts import task_prompt_name
 from embedstack.similarity import SimilarityFunction
 
@@ -31,6 +32,7 @@ class QueryDocumentMethods:
         self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
     ) -> Any:
         """Encode search queries: the "query" prompt (unless a prompt is given) and the Router's query route."""
+        inputs = legacy_inputs(inputs, kwargs, "encode_query")
         if prompt_name is None and prompt is None:
             prompt_name = task_prompt_name(self.prompts, "query")
         return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
@@ -39,6 +41,7 @@ class QueryDocumentMethods:
         self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
     ) -> Any:
         """Encode documents: the first "document", "passage" or "corpus" prompt and the Router's document route."""
+        inputs = legacy_inputs(inputs, kwargs, "encode_document")
         if prompt_name is None and prompt is None:
             prompt_name = task_prompt_name(self.prompts, "document")
         return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)

@@ -98,6 +98,8 @@ class SparseStaticEmbedding(InputModule):
 
     def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Token ids (no special tokens), padded, truncated to ``max_seq_length``, with the attention mask."""
+        if isinstance(inputs, str):  # one text, not its characters
+            inputs = [inputs]
         if prompt:
             inputs = self._prepend_prompt(inputs, prompt)
         limit = {} if self.max_seq_length == self.tokenizer.model_max_length else {"max_length": self.max_seq_length}

@@ -46,11 +46,14 @@ def load_folder(
     *,
     model_type: str = MODEL_TYPE,
     default_stack: Callable[[Path, LoadOptions], OrderedDict[str, nn.Module]] = default_modules,
+    keeps_config_of: tuple[str, ...] = (),
 ) -> LoadedFolder:
     """Build the modules of the ``model_type`` model in the local ``folder`` with ``options``.
 
     A folder without modules.json, or saved as another model kind, gets ``default_stack`` (for a
-    SentenceTransformer: Transformer + mean Pooling).
+    SentenceTransformer: Transformer + mean Pooling). Converting a folder of another kind drops its
+    ``config_sentence_transformers.json`` settings (prompts, similarity), unless that kind is in ``keeps_config_of``
+    (a SparseEncoder keeps a SentenceTransformer's: its modules stay, under a sparse head).
     """
     options = options or LoadOptions()
     config = read_model_config(folder)
@@ -61,7 +64,8 @@ def load_folder(
     if entries is None or saved_type != model_type:
         if entries is not None:
             logger.warning("Converting the %s model in %s to a %s", saved_type, folder, model_type)
-            config = {}
+            if saved_type not in keeps_config_of:
+                config = {}
         return LoadedFolder(default_stack(folder, options), {}, config, card_text)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     module_kwargs: dict[str, list[str]] = {}

@@ -98,6 +98,10 @@ def saved_model_type(folder: Path) -> str:
     return MODEL_TYPE
 
 
+# Similarity names the reference's other model kinds save; loading such a folder converts it, which drops its config.
+FOREIGN_SIMILARITY_FN_NAMES: dict[str, tuple[str, ...]] = {"MultiVectorEncoder": ("maxsim",)}
+
+
 def read_model_config(folder: Path) -> dict[str, Any]:
     """``config_sentence_transformers.json`` as a dict (``{}`` when absent), with its requirements checked."""
     file = folder / MODEL_CONFIG_FILE
@@ -114,7 +118,8 @@ def read_model_config(folder: Path) -> dict[str, Any]:
         if key in config and not isinstance(config[key], kind):
             raise ModelFormatError(f"{file} key {key!r} has the wrong type ({config[key]!r}). Fix the file.")
     similarity = config.get("similarity_fn_name")
-    if similarity is not None and similarity not in SIMILARITY_FN_NAMES:
+    foreign = FOREIGN_SIMILARITY_FN_NAMES.get(str(config.get("model_type")), ())
+    if similarity is not None and similarity not in SIMILARITY_FN_NAMES and similarity not in foreign:
         raise ModelFormatError(
             f"{file} key 'similarity_fn_name' is {similarity!r}, which is not one of {list(SIMILARITY_FN_NAMES)}. "
             "Fix the file (or remove the key for cosine)."

@@ -15,7 +15,7 @@ from torch import nn
 from embedstack.base import BaseModel
 from embedstack.base.query_document import QueryDocumentMethods
 from embedstack.cache import EmbeddingStore, cached_run, open_cache
-from embedstack.encode_io import as_batch, is_singular_input, progress
+from embedstack.encode_io import as_batch, is_singular_input, legacy_inputs, progress
 from embedstack.engine import EncodePlan, run
 from embedstack.engine.pass_size import sparse_max_batch_tokens
 from embedstack.engine.processes import run_on_processes
@@ -60,6 +60,7 @@ class SparseEncoder(QueryDocumentMethods, BaseModel):
     model_type = "SparseEncoder"
     default_huggingface_organization: str | None = "sparse-encoder"
     SUPPORTED_SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
+    keeps_config_of = ("SentenceTransformer",)  # its modules stay, under a SparseAutoEncoder (as the reference)
 
     def __init__(
         self,
@@ -196,6 +197,7 @@ class SparseEncoder(QueryDocumentMethods, BaseModel):
             max_batch_tokens: Cap on padded tokens per pass.
             **kwargs: Keyword arguments for the modules' ``preprocess`` and ``forward`` (e.g. ``task``).
         """
+        inputs = legacy_inputs(inputs, kwargs, "encode")
         singular = is_singular_input(inputs)
         batch = as_batch(inputs, singular)
         if batch_size is not None and batch_size <= 0:
@@ -209,10 +211,10 @@ class SparseEncoder(QueryDocumentMethods, BaseModel):
                 max_batch_tokens=max_batch_tokens, convert_to_tensor=False, save_to_cpu=True, **kwargs,
             )  # fmt: skip
             embeddings = stacked_rows(run_on_processes(self, batch, pool, device, chunk_size, options))
-        else:
-            assert not isinstance(device, (list, tuple))  # a list of devices (with inputs) took the branch above
-            embeddings = self._sparse_rows(batch, prompt_name, prompt, batch_size, max_batch_tokens, k, device, kwargs,
-                                           show_progress_bar, save_to_cpu)  # fmt: skip
+        else:  # no inputs with a list of devices: nothing to start workers for
+            one_device = None if isinstance(device, (list, tuple)) else device
+            embeddings = self._sparse_rows(batch, prompt_name, prompt, batch_size, max_batch_tokens, k, one_device,
+                                           kwargs, show_progress_bar, save_to_cpu)  # fmt: skip
         if not convert_to_sparse_tensor:
             embeddings = embeddings.to_dense()
         result: Any = embeddings if convert_to_tensor else list(embeddings.unbind(0)) if len(batch) else []
@@ -252,6 +254,9 @@ class SparseEncoder(QueryDocumentMethods, BaseModel):
             preprocess_kwargs=kwargs,
             module_kwargs=self.split_forward_kwargs(kwargs),
         )
+        for name, module in self.named_children():  # a SparseAutoEncoder keeps its top k in its forward pass
+            if "max_active_dims" in getattr(module, "forward_kwargs", ()):
+                plan.module_kwargs.setdefault(name, {})["max_active_dims"] = max_active_dims
         if not inputs:
             return torch.empty(0, self.get_embedding_dimension() or 0).to_sparse()
         with progress(show_progress_bar, len(inputs)) as plan.progress:

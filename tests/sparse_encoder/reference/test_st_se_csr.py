@@ -3,9 +3,7 @@ commit cad211983f36ce458e9b3360f3e11b29fc54cbd8 (main, 2026-08-21, version 6.1.0
 why that revision). Apache-2.0, Copyright the sentence-transformers authors.
 
 Changed from upstream: the import alias (``from embedstack import SparseEncoder``); the ``csr_bert_tiny_model``
-fixture is the tiny local stand-in of conftest.py in this folder. ``test_csr_outputs`` is a strict xfail: embedstack's
-Transformer.preprocess adds a "truncated" feature (which inputs were cut at max_seq_length) that the reference's has not
-(see README.md).
+fixture is the tiny local stand-in of conftest.py in this folder.
 """
 
 from __future__ import annotations
@@ -37,10 +35,6 @@ class ForwardMethodWrapper:
         self.outputs = []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedstack gap: preprocess adds a 'truncated' feature, so the forward outputs have one more key",
-)
 @pytest.mark.parametrize(
     ["is_inference", "expected_keys"],
     [

@@ -53,11 +53,6 @@ PRIVATE_PARSE_MODEL_CONFIG = (
     "tests the reference's private BaseModel._parse_model_config; embedstack's counterpart is "
     "SparseEncoder._apply_saved_config(config, prompt_table), which likewise only takes the four supported names"
 )
-LEGACY_SENTENCES_KWARG = (
-    "embedstack gap: encode_query/encode_document do not take the legacy sentences= keyword (the reference maps it "
-    "to inputs with @deprecated_kwargs(sentences='inputs')) and call encode(inputs, ...) positionally, so the spy "
-    "sees no 'inputs' keyword"
-)
 
 
 @pytest.mark.parametrize(
@@ -248,10 +243,6 @@ def test_decode_returns_sorted_weights(
         assert all(weights[i] >= weights[i + 1] for i in range(len(weights) - 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedstack gap: SparseStaticEmbedding.preprocess(str) makes each character an input (list(inputs)); the reference hands the string to the tokenizer as one text",
-)
 def test_inference_free_splade(inference_free_splade_bert_tiny_model: SparseEncoder):
     model = inference_free_splade_bert_tiny_model
     dimensionality = model.get_embedding_dimension()
@@ -335,10 +326,6 @@ def test_encode_advanced_parameters(splade_bert_tiny_model: SparseEncoder, monke
     assert kwargs["custom_param"] == "value"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedstack gap: encode applies max_active_dims after the forward pass and does not pass it to SparseAutoEncoder.forward (same vectors)",
-)
 def test_csr_max_active_dims_passed_to_forward(csr_bert_tiny_model: SparseEncoder, monkeypatch: pytest.MonkeyPatch):
     model = csr_bert_tiny_model
     assert isinstance(model[-1], SparseAutoEncoder)
@@ -572,7 +559,7 @@ def test_empty_encode(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="embedstack gap: the unused-keyword error's text differs; also a keyword a module declares in forward_kwargs but whose forward does not take it is ignored, not a TypeError",
+    reason="design difference: a keyword a module declares in forward_kwargs reaches its forward, and embedstack's Transformer.forward ignores keywords it does not use (modules take **kwargs, as the seed asks) where the reference's hands them to the Hugging Face model, which raises TypeError",
 )
 def test_get_model_kwargs(splade_bert_tiny_model: SparseEncoder) -> None:
     """Test that get_model_kwargs returns the correct keyword arguments."""
@@ -716,7 +703,6 @@ def test_similarity_fn_name_constructor_overrides_saved(splade_bert_tiny_model: 
     assert model.similarity_fn_name == "dot"
 
 
-@pytest.mark.xfail(strict=True, reason="embedstack gap: the prompt/prompt_name warning's text differs")
 def test_prompts(splade_bert_tiny_model: SparseEncoder, caplog: pytest.LogCaptureFixture) -> None:
     model = splade_bert_tiny_model
     assert model.prompts == {"query": "", "document": ""}
@@ -763,7 +749,6 @@ def test_prompts(splade_bert_tiny_model: SparseEncoder, caplog: pytest.LogCaptur
         model.encode(texts, prompt_name="invalid_prompt_name")
 
 
-@pytest.mark.xfail(strict=True, reason="embedstack gap: the unknown default_prompt_name error's text differs")
 def test_save_load_prompts() -> None:
     with pytest.raises(
         ValueError,
@@ -800,7 +785,6 @@ def test_save_load_prompts() -> None:
         assert fresh_model.default_prompt_name == "query"
 
 
-@pytest.mark.xfail(strict=True, reason=LEGACY_SENTENCES_KWARG)
 @pytest.mark.parametrize("sentences", ["Hello world", ["Hello world", "This is a test"], [], [""]])
 @pytest.mark.parametrize("convert_to_tensor", [True, False])
 @pytest.mark.parametrize("convert_to_sparse_tensor", [True, False])
@@ -851,7 +835,6 @@ def test_encode_query(
     assert kwargs["task"] == "query"
 
 
-@pytest.mark.xfail(strict=True, reason=LEGACY_SENTENCES_KWARG)
 @pytest.mark.parametrize("sentences", ["Hello world", ["Hello world", "This is a test"], [], [""]])
 @pytest.mark.parametrize("convert_to_tensor", [True, False])
 @pytest.mark.parametrize("convert_to_sparse_tensor", [True, False])
@@ -978,10 +961,6 @@ def test_parse_model_config_ignores_multi_vector_similarity(splade_bert_tiny_mod
         model._similarity_fn_name = original
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedstack gap: reading config_sentence_transformers.json rejects the MultiVectorEncoder save's similarity_fn_name 'maxsim' (ModelFormatError) before the conversion",
-)
 def test_conversion_ignores_source_prompts_and_similarity(tmp_path) -> None:
     """Converting a MultiVectorEncoder save rebuilds this family's default modules, so the source's
     prompts, default_prompt_name and similarity_fn_name are not inherited (they would silently apply
@@ -1000,10 +979,6 @@ def test_conversion_ignores_source_prompts_and_similarity(tmp_path) -> None:
     assert model.similarity_fn_name == "dot"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedstack gap: converting a SentenceTransformer save drops its prompts and similarity_fn_name (the reference keeps them for the CSR model)",
-)
 def test_conversion_from_sentence_transformer_keeps_prompts_and_similarity(tmp_path) -> None:
     """The SentenceTransformer branch reuses the saved modules and appends a SparseAutoEncoder
     (CSR), so the source's prompts and similarity stay meaningful for the kept backbone and survive.

@@ -6,7 +6,7 @@ Changed from upstream: the import alias (``from embedstack import SparseEncoder`
 st_se_utils.py (upstream's tests/sparse_encoder/utils.py); the ``splade_bert_tiny_model`` fixture is the tiny local
 stand-in of conftest.py in this folder. The test bodies are upstream's, and so are the ``slow`` marks. The tests
 that start worker processes run only with EMBEDSTACK_REFERENCE_SLOW=1, to keep the vendored suite under a minute
-(``test_multi_process_with_empty_texts`` starts none, so it always runs; it is a strict xfail, see README.md).
+(``test_multi_process_with_empty_texts`` starts none, so it always runs).
 """
 
 from __future__ import annotations
@@ -117,10 +117,6 @@ def test_multi_process_chunk_size(splade_bert_tiny_model: SparseEncoder):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedstack gap: encode([], device=[...]) fails an assertion instead of returning the empty result",
-)
 @pytest.mark.parametrize("convert_to_tensor", [True, False])
 @pytest.mark.parametrize("convert_to_sparse_tensor", [True, False])
 def test_multi_process_with_empty_texts(
