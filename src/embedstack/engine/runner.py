@@ -8,6 +8,7 @@ Otherwise batches are formed by character length and preprocessed one by one, as
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,6 +52,7 @@ class EncodePlan:
     progress: Any = None  # a tqdm-like object updated with the number of inputs done
     preprocess_kwargs: dict[str, Any] = field(default_factory=dict)  # for the input module's preprocess
     module_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)  # forward keywords, by module name
+    forward: Callable[..., dict[str, Any]] | None = None  # the pass to run instead of the model's own (same outputs)
 
 
 @dataclass
@@ -131,6 +133,7 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
     batcher = model.token_batcher if tokenized is not None else None
     # Through the model's __call__ (forward hooks, compile), with the keywords the modules take, as one dict.
     forward_kwargs = {key: value for keywords in plan.module_kwargs.values() for key, value in keywords.items()}
+    forward = plan.forward or model
     for indices in batches:
         if batcher is not None:
             features = batcher.collate(tokenized, indices)
@@ -142,7 +145,7 @@ def run_prepared(model: Encoder, prepared: Prepared, plan: EncodePlan) -> Encode
             if flags is not None:
                 truncated[indices] = flags.cpu().numpy()
         _count(stats, features, len(indices))
-        features = model(_to_device(features, plan.device), **forward_kwargs)
+        features = forward(_to_device(features, plan.device), **forward_kwargs)
         chunks.append(_batch_outputs(features, len(indices), plan))
         if plan.progress is not None:
             plan.progress.update(int(copies[indices].sum()))

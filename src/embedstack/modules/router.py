@@ -225,7 +225,8 @@ class Router(InputModule):
                 if callable(getattr(type(module), "get_embedding_dimension", None)):
                     dimensions.append(module.get_embedding_dimension())
                     break
-        if len(set(dimensions)) > 1 and getattr(self, "_warned_dimensions", None) != dimensions:  # once per mismatch, not per call
+        # warned once per mismatch, not on every call
+        if len(set(dimensions)) > 1 and getattr(self, "_warned_dimensions", None) != dimensions:
             self._warned_dimensions = list(dimensions)
             logger.warning(
                 "Different embedding dimensions detected across routes: %s. Using the first value; embeddings of "

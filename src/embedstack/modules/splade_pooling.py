@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -114,6 +115,55 @@ class SpladePooling(Module):
             weights = self._weights(flat[start:end].relu())
             rows.append(weights.amax(dim=0) if self.pooling_strategy == "max" else weights.sum(dim=0))
         return torch.stack(rows)
+
+    @torch.no_grad()
+    def pool_decoded(
+        self, hidden: torch.Tensor, mask: torch.Tensor | None, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(batch, vocab): what :meth:`forward` gives for the logits ``hidden @ weight.T + bias``, without them.
+
+        ``hidden`` (batch, tokens, width) is the MLM head's input for the decoder ``weight`` (vocab, width) and
+        ``bias``. The real tokens (``mask``) are projected ``chunk_size`` (default 256) at a time, whole inputs per
+        chunk where they fit, so memory holds one chunk's logits, never the batch's; padding is never projected.
+        For max pooling the bias and the activation apply once per input after the maximum (both are monotonic, so
+        the result is the same); sum pooling activates each chunk in place.
+        """
+        batch, tokens, _ = hidden.shape
+        packed = hidden[mask.bool()] if mask is not None else hidden.reshape(batch * tokens, -1)
+        lengths = mask.sum(dim=1).tolist() if mask is not None else [tokens] * batch
+        bounds = [0, *itertools.accumulate(int(n) for n in lengths)]  # input i's tokens: packed[bounds[i]:bounds[i+1]]
+        step = self.chunk_size if self.chunk_size and self.chunk_size > 0 else DEFAULT_CHUNK_TOKENS
+        is_max = self.pooling_strategy == "max"
+        # max: the raw maximum first; the bias and the activation follow once (an input without tokens ends at zero)
+        pooled = torch.full((batch, weight.shape[0]), -torch.inf if is_max else 0.0, dtype=hidden.dtype)
+        pooled = pooled.to(hidden.device)
+        first, start = 0, 0
+        while start < bounds[-1]:
+            fits = [b for b in bounds if start < b <= start + step]  # whole inputs where they fit, else a piece
+            end = fits[-1] if fits else start + step
+            part = packed[start:end]
+            logits = part @ weight.t() if is_max or bias is None else torch.addmm(bias, part, weight.t())
+            if not is_max:
+                logits = self._weights(logits)
+            while bounds[first + 1] <= start:  # the first input with tokens in this chunk
+                first += 1
+            row = first
+            while row < batch and bounds[row] < end:
+                piece = logits[max(bounds[row], start) - start : min(bounds[row + 1], end) - start]
+                if len(piece):
+                    if is_max:
+                        torch.maximum(pooled[row], piece.amax(dim=0), out=pooled[row])
+                    else:
+                        pooled[row] += piece.sum(dim=0)
+                row += 1
+            start = end
+        if is_max:
+            if bias is not None:
+                pooled += bias
+            pooled = self._weights(pooled)
+        if self.embedding_dimension is None:
+            self.embedding_dimension = weight.shape[0]
+        return pooled
 
     def _weights(self, logits: torch.Tensor) -> torch.Tensor:
         inplace = not (self.training and torch.is_grad_enabled())

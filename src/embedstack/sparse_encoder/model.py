@@ -24,6 +24,7 @@ from embedstack.modules.splade_pooling import SpladePooling
 from embedstack.persistence.model_card import ModelCardData
 from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
 from embedstack.sparse_encoder.default_stack import sparse_encoder_modules
+from embedstack.sparse_encoder.fused import fused_splade_forward
 from embedstack.sparse_encoder.sparse import decode_rows, sparsity_of, stacked_rows
 
 logger = logging.getLogger(__name__)
@@ -253,6 +254,7 @@ class SparseEncoder(QueryDocumentMethods, BaseModel):
             device=self.device,
             preprocess_kwargs=kwargs,
             module_kwargs=self.split_forward_kwargs(kwargs),
+            forward=fused_splade_forward(self),  # MLM + SpladePooling: pooled without the full logits
         )
         for name, module in self.named_children():  # a SparseAutoEncoder keeps its top k in its forward pass
             if "max_active_dims" in getattr(module, "forward_kwargs", ()):
