@@ -32,10 +32,13 @@ def too_long_texts(n: int = 4) -> list[str]:
 
 
 def metric(url: str, name: str, labels: str = "") -> float:
-    """The value of one sample on ``/metrics`` (0 when absent)."""
+    """The value of one sample on ``/metrics`` (0 when absent); without ``labels``, the sum over its label sets
+    (the per-model metrics carry a ``model`` label)."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    if labels:
+        match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+    return sum(float(value) for value in re.findall(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE))
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

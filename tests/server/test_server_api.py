@@ -134,7 +134,7 @@ def test_input_type_and_prompt_name_use_the_model_prompts(minilm_path, minilm):
 def test_models_health_metrics_and_openapi(server):
     models = httpx.get(f"{server.url}/v1/models").json()
     assert [card["id"] for card in models["data"]] == ["all-MiniLM-L6-v2"]
-    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok", "models": {"all-MiniLM-L6-v2": "ok"}}
     httpx.post(f"{server.url}/embed", json={"inputs": "hello"})
     text = httpx.get(f"{server.url}/metrics").text
     for name in (
@@ -142,7 +142,7 @@ def test_models_health_metrics_and_openapi(server):
         "embedstack_request_duration_seconds_bucket",
         "embedstack_queue_inputs", "embedstack_queue_tokens", "embedstack_batch_inputs_bucket",
         "embedstack_batch_tokens_bucket", "embedstack_truncated_inputs_total", "embedstack_cancelled_requests_total",
-        "embedstack_cancelled_inputs_total", "embedstack_worker_up 1.0",
+        "embedstack_cancelled_inputs_total", 'embedstack_worker_up{model="all-MiniLM-L6-v2"} 1.0',
     ):  # fmt: skip
         assert name in text, name
     spec = httpx.get(f"{server.url}/openapi.json").json()

@@ -108,7 +108,8 @@ def test_overload_answers_429_at_once_and_accepted_requests_stay_correct(served,
         assert server.state.service.queue.peak_tokens <= 1500  # memory stays bounded
         assert httpx.get(f"{server.url}/health").status_code == 200
         assert httpx.post(f"{server.url}/v1/embeddings", json={"input": "after the storm"}).status_code == 200
-        assert metric(server.url, "embedstack_rejected_requests_total", '{reason="queue_full"}') == statuses.count(429)
+        labels = '{model="embedstack-model",reason="queue_full"}'
+        assert metric(server.url, "embedstack_rejected_requests_total", labels) == statuses.count(429)
 
 
 def test_a_disconnected_clients_waiting_inputs_are_not_computed(served, pool, minilm, monkeypatch):

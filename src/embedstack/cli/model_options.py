@@ -25,9 +25,15 @@ ENCODE_KINDS = (SentenceTransformer, SparseEncoder)
 Kinds = type[BaseModel] | tuple[type[BaseModel], ...]
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --device, --trust-remote-code and the backend options."""
-    parser.add_argument("--model", "-m", help="model folder or Hub id (default: the embedded all-MiniLM-L6-v2)")
+def add_model_arguments(parser: argparse.ArgumentParser, *, repeatable: bool = False) -> None:
+    """--model, --device, --trust-remote-code and the backend options (``repeatable``: --model may repeat)."""
+    if repeatable:
+        parser.add_argument(
+            "--model", "-m", action="append",
+            help="model folder or Hub id (default: the embedded all-MiniLM-L6-v2); repeat it to serve several",
+        )  # fmt: skip
+    else:
+        parser.add_argument("--model", "-m", help="model folder or Hub id (default: the embedded all-MiniLM-L6-v2)")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow code from the model folder to run")
     add_backend_arguments(parser)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -24,25 +25,45 @@ from embedstack.server.routes_embed import router as embed_router
 from embedstack.server.routes_ops import router as ops_router
 from embedstack.server.routes_rerank import router as rerank_router
 from embedstack.server.routes_sparse import router as sparse_router
-from embedstack.server.service import EmbeddingService
+from embedstack.server.service import CPU_WORKERS, EmbeddingService, cpu_occupancy
 from embedstack.server.settings import ServerSettings
-from embedstack.server.state import ServerState
+from embedstack.server.state import ServedEntry, ServerState
 
 logger = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME = "embedstack-model"
 
 
-def create_app(model: ServedModel, settings: ServerSettings | None = None, *, aliases: Iterable[str] = ()) -> FastAPI:
-    """An ASGI application serving ``model``; run it with uvicorn (or :func:`~embedstack.server.start_server`).
+@dataclass(frozen=True)
+class NamedModel:
+    """A model to serve beside others, under ``name`` (what requests send as ``model``) and ``aliases``."""
 
-    The model worker starts and stops with the application's lifespan. A SentenceTransformer answers the
-    embedding routes, a CrossEncoder the rerank routes, a SparseEncoder ``/embed_sparse``; the other kinds' routes
-    answer 400 naming the model kind.
+    name: str
+    model: ServedModel
+    aliases: frozenset[str] = frozenset()
+
+
+def create_app(
+    model: ServedModel | Sequence[NamedModel],
+    settings: ServerSettings | None = None,
+    *,
+    aliases: Iterable[str] = (),
+) -> FastAPI:
+    """An ASGI application serving ``model`` (or several models); run it with uvicorn or :func:`start_server`.
+
+    The model workers start and stop with the application's lifespan. A SentenceTransformer answers the
+    embedding routes, a CrossEncoder the rerank routes, a SparseEncoder ``/embed_sparse``; a request's ``model``
+    field picks one of several served models (without it: the first served model of the route's kind). Each model
+    has its own queue and workers; their rounds share the CPU's cores by demand, and a model whose batches fail does
+    not stop the others.
 
     Args:
-        model: The model to serve: a SentenceTransformer, a CrossEncoder or a SparseEncoder.
-        settings: Limits, batch sizes, auth (default: ``ServerSettings()``).
-        aliases: Other names a request's ``model`` field may use (e.g. the path the model was loaded from).
+        model: The model to serve (a SentenceTransformer, a CrossEncoder or a SparseEncoder), or a sequence of
+            :class:`NamedModel` to serve several in one process.
+        settings: Limits, batch sizes, auth (default: ``ServerSettings()``); each model's queue gets the limits.
+        aliases: Other names a request's ``model`` field may use for a single ``model`` (e.g. its path).
+
+    Raises:
+        ValueError: Two served models share a name or an alias, or the sequence is empty.
 
     Example:
         >>> app = create_app(model, ServerSettings(model_name="minilm"))
@@ -50,18 +71,27 @@ def create_app(model: ServedModel, settings: ServerSettings | None = None, *, al
         >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
     """
     settings = settings or ServerSettings()
+    named = _named(model, settings, aliases)
     metrics = Metrics()
-    service = EmbeddingService(model, settings, metrics)
-    name = settings.model_name or DEFAULT_MODEL_NAME
-    state = ServerState(settings, service, metrics, name, frozenset(aliases), int(time.time()))
+    occupancy = cpu_occupancy(settings.workers or CPU_WORKERS)  # one set of CPU slots for every model
+    entries = {
+        entry.name: ServedEntry(
+            entry.name, entry.aliases,
+            EmbeddingService(entry.model, settings, metrics.for_model(entry.name), occupancy=occupancy),
+        )
+        for entry in named
+    }  # fmt: skip
+    state = ServerState(settings, entries, metrics, int(time.time()))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        service.start()
+        for entry in entries.values():
+            entry.service.start()
         try:
             yield
         finally:
-            await asyncio.to_thread(service.stop)
+            for entry in entries.values():
+                await asyncio.to_thread(entry.service.stop)
 
     app = FastAPI(
         title="embedstack server",
@@ -85,6 +115,30 @@ def create_app(model: ServedModel, settings: ServerSettings | None = None, *, al
     paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))
     app.add_middleware(RequestMetrics, metrics=metrics, routes=paths)
     return app
+
+
+def _named(
+    model: ServedModel | Sequence[NamedModel], settings: ServerSettings, aliases: Iterable[str]
+) -> list[NamedModel]:
+    """The served models with their names, checked: no name or alias names two models."""
+    if isinstance(model, (list, tuple)):
+        named = list(model)
+    else:
+        return [NamedModel(settings.model_name or DEFAULT_MODEL_NAME, model, frozenset(aliases))]  # type: ignore[arg-type]
+    if not named:
+        raise ValueError("create_app got no model to serve; pass a model or a non-empty sequence of NamedModel.")
+    seen: dict[str, str] = {}
+    for entry in named:
+        for key in (entry.name, *sorted(entry.aliases - {entry.name})):
+            if key in seen and seen[key] != entry.name:
+                raise ValueError(
+                    f"Two served models answer to {key!r} ({seen[key]!r} and {entry.name!r}); give each model its "
+                    "own name (embedstack serve: --model-name, or 'name' in the models file)."
+                )
+            if key in seen:
+                raise ValueError(f"The model name {key!r} is given twice; give each served model its own name.")
+            seen[key] = entry.name
+    return named
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -11,14 +11,14 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
-from embedstack.server.app import create_app
+from embedstack.server.app import NamedModel, create_app
 from embedstack.server.model_kind import ServedModel
 from embedstack.server.settings import ServerSettings
 from embedstack.server.state import ServerState
@@ -83,7 +83,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    model: ServedModel,
+    model: ServedModel | Sequence[NamedModel],
     settings: ServerSettings | None = None,
     *,
     aliases: Iterable[str] = (),
@@ -93,7 +93,7 @@ def serve(
     """Serve ``model`` until SIGTERM or SIGINT, then finish the requests in flight and return.
 
     Args:
-        model: The model to serve.
+        model: The model to serve, or several (:class:`~embedstack.server.app.NamedModel`).
         settings: Address, limits and auth (default: ``ServerSettings.from_env()``).
         aliases: Other names a request's ``model`` field may use.
         ready: Called with the server's URL once it accepts connections.
@@ -133,7 +133,7 @@ class RunningServer:
 
 
 def start_server(
-    model: ServedModel,
+    model: ServedModel | Sequence[NamedModel],
     settings: ServerSettings | None = None,
     *,
     aliases: Iterable[str] = (),
@@ -142,7 +142,7 @@ def start_server(
     """Start a server for ``model`` on a background thread and return once it accepts connections.
 
     Args:
-        model: The model to serve.
+        model: The model to serve, or several (:class:`~embedstack.server.app.NamedModel`).
         settings: Address, limits and auth (default: loopback, a free port).
         aliases: Other names a request's ``model`` field may use.
         timeout: Seconds to wait for the server to start.

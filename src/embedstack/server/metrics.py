@@ -1,6 +1,12 @@
-"""Prometheus metrics of one server (its own registry, so several servers can run in one process)."""
+"""Prometheus metrics of one server (its own registry, so several servers can run in one process).
+
+HTTP metrics (requests, latency, in flight) are the server's; the rest are per served model, under a ``model``
+label: :meth:`Metrics.for_model` gives one model's view, with the same attribute names.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -22,34 +28,66 @@ class Metrics:
             registry=registry,
         )  # fmt: skip
         self.in_flight = Gauge("embedstack_requests_in_flight", "Requests being handled", registry=registry)
-        self.queue_inputs = Gauge("embedstack_queue_inputs", "Inputs waiting in the queue", registry=registry)
-        self.queue_tokens = Gauge("embedstack_queue_tokens", "Tokens waiting in the queue", registry=registry)
+        model = ["model"]
+        self.queue_inputs = Gauge("embedstack_queue_inputs", "Inputs waiting in the queue", model, registry=registry)
+        self.queue_tokens = Gauge("embedstack_queue_tokens", "Tokens waiting in the queue", model, registry=registry)
         self.batch_inputs = Histogram(
-            "embedstack_batch_inputs", "Inputs per worker round", buckets=INPUT_BUCKETS, registry=registry
+            "embedstack_batch_inputs", "Inputs per worker round", model, buckets=INPUT_BUCKETS, registry=registry
         )
         self.batch_tokens = Histogram(
-            "embedstack_batch_tokens", "Tokens per worker round", buckets=TOKEN_BUCKETS, registry=registry
+            "embedstack_batch_tokens", "Tokens per worker round", model, buckets=TOKEN_BUCKETS, registry=registry
         )
         self.batch_seconds = Histogram(
-            "embedstack_batch_duration_seconds", "Time per worker round", buckets=LATENCY_BUCKETS, registry=registry
+            "embedstack_batch_duration_seconds", "Time per worker round", model, buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )  # fmt: skip
+        self.computed_inputs = Counter(
+            "embedstack_computed_inputs", "Inputs run through the model", model, registry=registry
         )
-        self.computed_inputs = Counter("embedstack_computed_inputs", "Inputs run through the model", registry=registry)
         self.truncated_inputs = Counter(
-            "embedstack_truncated_inputs", "Inputs cut to the model's max_seq_length", registry=registry
+            "embedstack_truncated_inputs", "Inputs cut to the model's max_seq_length", model, registry=registry
         )
         self.cancelled_requests = Counter(
-            "embedstack_cancelled_requests", "Requests whose client disconnected before the answer", registry=registry
-        )
+            "embedstack_cancelled_requests", "Requests whose client disconnected before the answer", model,
+            registry=registry,
+        )  # fmt: skip
         self.cancelled_inputs = Counter(
-            "embedstack_cancelled_inputs", "Inputs dropped uncomputed because their client disconnected",
+            "embedstack_cancelled_inputs", "Inputs dropped uncomputed because their client disconnected", model,
             registry=registry,
         )  # fmt: skip
         self.rejected = Counter(
-            "embedstack_rejected_requests", "Requests refused before queueing, by reason", ["reason"],
+            "embedstack_rejected_requests", "Requests refused before queueing, by reason", ["model", "reason"],
             registry=registry,
         )  # fmt: skip
-        self.failed_rounds = Counter("embedstack_failed_batches", "Worker rounds that raised", registry=registry)
-        self.worker_up = Gauge("embedstack_worker_up", "1 while the model worker can serve", registry=registry)
+        self.failed_rounds = Counter("embedstack_failed_batches", "Worker rounds that raised", model, registry=registry)
+        self.worker_up = Gauge("embedstack_worker_up", "1 while the model worker can serve", model, registry=registry)
+
+    def for_model(self, name: str) -> ModelMetrics:
+        """The metrics of the served model ``name`` (its ``model`` label)."""
+        return ModelMetrics(self, name)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+class ModelMetrics:
+    """One served model's metrics: the :class:`Metrics` families bound to its ``model`` label."""
+
+    def __init__(self, metrics: Metrics, name: str) -> None:
+        self.name = name
+        self.queue_inputs = metrics.queue_inputs.labels(name)
+        self.queue_tokens = metrics.queue_tokens.labels(name)
+        self.batch_inputs = metrics.batch_inputs.labels(name)
+        self.batch_tokens = metrics.batch_tokens.labels(name)
+        self.batch_seconds = metrics.batch_seconds.labels(name)
+        self.computed_inputs = metrics.computed_inputs.labels(name)
+        self.truncated_inputs = metrics.truncated_inputs.labels(name)
+        self.cancelled_requests = metrics.cancelled_requests.labels(name)
+        self.cancelled_inputs = metrics.cancelled_inputs.labels(name)
+        self.failed_rounds = metrics.failed_rounds.labels(name)
+        self.worker_up = metrics.worker_up.labels(name)
+        self.rejected = _Labelled(metrics.rejected, name)
 
     def observe_round(self, inputs: int, tokens: int, seconds: float) -> None:
         """Count one worker round."""
@@ -58,6 +96,13 @@ class Metrics:
         self.batch_seconds.observe(seconds)
         self.computed_inputs.inc(inputs)
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
+
+class _Labelled:
+    """A metric family with labels after ``model``, bound to one model: ``.labels("queue_full")``."""
+
+    def __init__(self, family: Any, name: str) -> None:
+        self._family = family
+        self._name = name
+
+    def labels(self, *values: str) -> Any:
+        return self._family.labels(self._name, *values)

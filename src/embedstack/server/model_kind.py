@@ -8,6 +8,7 @@ A SentenceTransformer (bi-encoder) answers ``/v1/embeddings`` and ``/embed``; a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from embedstack.cross_encoder import CrossEncoder
@@ -48,9 +49,22 @@ def kind_of(model: Any) -> ModelKind:
     return kind
 
 
-def wrong_kind(served: ModelKind, needed: ModelKind, path: str, model_name: str) -> ApiError:
-    """The 400 for a route that needs a ``needed`` model on a server that runs a ``served`` one."""
+def wrong_kind(
+    served: ModelKind, needed: ModelKind, path: str, model_name: str, others: Sequence[str] = ()
+) -> ApiError:
+    """The 400 for a route that needs a ``needed`` model, sent to the ``served`` model ``model_name``.
+
+    ``others``: the names of the served models of the ``needed`` kind (on a server of several models).
+    """
     routes = " and ".join(f"POST {route}" for route in ROUTES[served])
+    if others:
+        return ApiError(
+            400,
+            f"{path} cannot use {model_name!r}: it is a {served} ({PURPOSE[served]}, for {routes}); {TASK[needed]} "
+            f"needs a {needed}. Send model {', '.join(repr(name) for name in others)} (served here), or leave "
+            "model out.",
+            "wrong_model_kind",
+        )
     return ApiError(
         400,
         f"{path} is not served here: this server runs a {served} ({PURPOSE[served]}, {model_name!r}); "

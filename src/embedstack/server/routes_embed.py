@@ -14,7 +14,7 @@ from embedstack.server.errors import ApiError
 from embedstack.server.read_request import disconnect_watch, input_list, read_json, validate
 from embedstack.server.responses import TRUNCATED_HEADER, JSONResponse, encode_base64, finish
 from embedstack.server.schemas import EmbeddingRequest, EmbeddingResponse, EmbedRequest, body_schema
-from embedstack.server.service import Embedded
+from embedstack.server.service import Embedded, EmbeddingService
 from embedstack.server.state import ServerState, server_state
 
 router = APIRouter()
@@ -30,17 +30,17 @@ router = APIRouter()
 async def create_embeddings(request: Request) -> Response:
     """POST /v1/embeddings: OpenAI-style request and response."""
     state = server_state(request)
-    state.check_kind("SentenceTransformer", request.url.path)
+    state.check_serves("SentenceTransformer", request.url.path)
     body = validate(EmbeddingRequest, await read_json(request, state.settings.max_payload_bytes))
-    state.check_model(body.model)
-    result = await _run(request, state, body, body.input, "input")
-    renormalize = body.dimensions is not None and state.service.normalized
+    entry = state.resolve(body.model, "SentenceTransformer", request.url.path)
+    result = await _run(request, state, entry.service, body, body.input, "input")
+    renormalize = body.dimensions is not None and entry.service.normalized
     vectors = finish(result.vectors, dimensions=body.dimensions, normalize=renormalize)
     items = [encode_base64(row) for row in vectors] if body.encoding_format == "base64" else list(vectors)
     content = {
         "object": "list",
         "data": [{"object": "embedding", "index": index, "embedding": item} for index, item in enumerate(items)],
-        "model": body.model or state.model_name,
+        "model": body.model or entry.name,
         "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens, "truncated_inputs": result.truncated},
     }
     return JSONResponse(content, headers={TRUNCATED_HEADER: str(result.truncated)})
@@ -56,18 +56,23 @@ async def create_embeddings(request: Request) -> Response:
 async def embed(request: Request) -> Response:
     """POST /embed: text-embeddings-inference-style request and response."""
     state = server_state(request)
-    state.check_kind("SentenceTransformer", request.url.path)
+    state.check_serves("SentenceTransformer", request.url.path)
     body = validate(EmbedRequest, await read_json(request, state.settings.max_payload_bytes))
-    result = await _run(request, state, body, body.inputs, "inputs")
+    service = state.resolve(body.model, "SentenceTransformer", request.url.path).service
+    result = await _run(request, state, service, body, body.inputs, "inputs")
     vectors = finish(result.vectors, dimensions=body.dimensions, normalize=body.normalize)
     return JSONResponse(vectors, headers={TRUNCATED_HEADER: str(result.truncated)})
 
 
 async def _run(
-    request: Request, state: ServerState, body: EmbeddingRequest | EmbedRequest, value: Any, field: str
+    request: Request,
+    state: ServerState,
+    service: EmbeddingService,
+    body: EmbeddingRequest | EmbedRequest,
+    value: Any,
+    field: str,
 ) -> Embedded:
     inputs = input_list(value, field, state.settings)
-    service = state.service
     if body.dimensions is not None and not 1 <= body.dimensions <= service.dimension:
         raise ApiError(
             422, f"dimensions must be between 1 and the model's {service.dimension}, got {body.dimensions}.",

@@ -16,27 +16,39 @@ from embedstack.server.state import server_state
 router = APIRouter()
 
 
+# What each kind is for, as /v1/models says it.
+KIND_LABEL = {"SentenceTransformer": "embedding", "CrossEncoder": "rerank", "SparseEncoder": "sparse"}
+
+
 @router.get("/v1/models", response_class=JSONResponse, responses={200: {"model": ModelList}})
 async def list_models(request: Request) -> Response:
-    """The served model (OpenAI's models API)."""
+    """The served models (OpenAI's models API), each with its kind and width."""
     state = server_state(request)
-    card = {"id": state.model_name, "object": "model", "created": state.created, "owned_by": "embedstack"}
-    return JSONResponse({"object": "list", "data": [card]})
+    cards = [
+        {
+            "id": entry.name, "object": "model", "created": state.created, "owned_by": "embedstack",
+            "kind": KIND_LABEL[entry.kind], "model_kind": entry.kind, "dimensions": entry.service.dimension,
+            "aliases": sorted(entry.aliases - {entry.name}),
+        }
+        for entry in state.models.values()
+    ]  # fmt: skip
+    return JSONResponse({"object": "list", "data": cards})
 
 
 @router.get("/info", response_class=JSONResponse, responses={200: {"model": Info}})
-async def info(request: Request) -> Response:
-    """The served model: its name, its kind, the routes it answers, its width, limits.
+async def info(request: Request, model: str | None = None) -> Response:
+    """A served model (``?model=NAME``; default: the first): its name, kind, routes, width and limits.
 
     The width is the kind's: ``dimension`` (a SentenceTransformer), ``num_labels`` (a CrossEncoder), or
     ``vocab_size`` and ``max_active_dims`` (a SparseEncoder); the others are null.
     """
     state = server_state(request)
-    service = state.service
-    kind = service.kind
+    entry = state.entry(model)
+    service = entry.service
+    kind = entry.kind
     sparse = kind == "SparseEncoder"
     content = {
-        "model_id": state.model_name,
+        "model_id": entry.name,
         "model_kind": kind,
         "routes": list(ROUTES[kind]),
         "dimension": service.dimension if kind == "SentenceTransformer" else None,
@@ -51,12 +63,24 @@ async def info(request: Request) -> Response:
 
 
 @router.get("/health", response_class=JSONResponse, responses={200: {"model": Health}, 503: {"model": Health}})
-async def health(request: Request) -> Response:
-    """200 while the model worker can serve; 503 with the reason when it is dead or stuck."""
-    problem = server_state(request).service.problem()
-    if problem is None:
-        return JSONResponse({"status": "ok"})
-    return JSONResponse({"status": "unhealthy", "reason": problem}, status_code=503)
+async def health(request: Request, model: str | None = None) -> Response:
+    """200 while every served model (or the one of ``?model=NAME``) can serve; 503 with the reasons otherwise.
+
+    A model whose worker died or is stuck makes the server unhealthy (a supervisor restarts it), while the other
+    models go on answering their requests meanwhile.
+    """
+    state = server_state(request)
+    entries = [state.entry(model)] if model is not None else list(state.models.values())
+    problems = {entry.name: entry.service.problem() for entry in entries}
+    statuses = {name: problem or "ok" for name, problem in problems.items()}
+    bad = {name: problem for name, problem in problems.items() if problem is not None}
+    if not bad:
+        return JSONResponse({"status": "ok", "models": statuses})
+    if len(entries) == 1:
+        reason = next(iter(bad.values()))
+    else:
+        reason = " ".join(f"{name}: {problem}" for name, problem in bad.items())
+    return JSONResponse({"status": "unhealthy", "reason": reason, "models": statuses}, status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus metrics")

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from embedstack.server.read_request import check_text, disconnect_watch, input_list, read_json, validate
 from embedstack.server.responses import TRUNCATED_HEADER, JSONResponse
 from embedstack.server.schemas import CohereRerankRequest, RankedText, RerankRequest, RerankResponse, body_schema
-from embedstack.server.service import Embedded
+from embedstack.server.service import Embedded, EmbeddingService
 from embedstack.server.state import ServerState, server_state
 
 router = APIRouter()
@@ -34,9 +34,10 @@ router = APIRouter()
 async def rerank(request: Request) -> Response:
     """POST /rerank: ``[{"index", "score", "text"?}, ...]``, best first."""
     state = server_state(request)
-    state.check_kind("CrossEncoder", request.url.path)
+    state.check_serves("CrossEncoder", request.url.path)
     body = validate(RerankRequest, await read_json(request, state.settings.max_payload_bytes))
-    result = await _score(request, state, body.query, body.texts, "texts", raw=body.raw_scores, truncate=body.truncate)
+    service = state.resolve(body.model, "CrossEncoder", request.url.path).service
+    result = await _score(request, state, service, body.query, body.texts, "texts", body.raw_scores, body.truncate)
     ranked = []
     for index in _best_first(result.vectors):
         item = {"index": int(index), "score": float(result.vectors[index])}
@@ -56,11 +57,11 @@ async def rerank(request: Request) -> Response:
 async def rerank_documents(request: Request) -> Response:
     """POST /v1/rerank: ``{"id", "results": [{"index", "relevance_score", "document"?}], "model", "usage"}``."""
     state = server_state(request)
-    state.check_kind("CrossEncoder", request.url.path)
+    state.check_serves("CrossEncoder", request.url.path)
     body = validate(CohereRerankRequest, await read_json(request, state.settings.max_payload_bytes))
-    state.check_model(body.model)
+    entry = state.resolve(body.model, "CrossEncoder", request.url.path)
     texts = [document if isinstance(document, str) else document.text for document in body.documents]
-    result = await _score(request, state, body.query, texts, "documents", raw=body.raw_scores, truncate=body.truncate)
+    result = await _score(request, state, entry.service, body.query, texts, "documents", body.raw_scores, body.truncate)
     results = []
     for index in _best_first(result.vectors)[: body.top_n]:
         item: dict[str, object] = {"index": int(index), "relevance_score": float(result.vectors[index])}
@@ -68,20 +69,25 @@ async def rerank_documents(request: Request) -> Response:
             item["document"] = {"text": texts[index]}
         results.append(item)
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens, "truncated_inputs": result.truncated}
-    content = {"id": str(uuid.uuid4()), "results": results, "model": body.model or state.model_name, "usage": usage}
+    content = {"id": str(uuid.uuid4()), "results": results, "model": body.model or entry.name, "usage": usage}
     return JSONResponse(content, headers={TRUNCATED_HEADER: str(result.truncated)})
 
 
 async def _score(
-    request: Request, state: ServerState, query: str, texts: list[str], field: str, *, raw: bool, truncate: bool
+    request: Request,
+    state: ServerState,
+    service: EmbeddingService,
+    query: str,
+    texts: list[str],
+    field: str,
+    raw: bool,
+    truncate: bool,
 ) -> Embedded:
     """Scores of ``(query, text)`` for each text, after the same limits as embedding inputs (``field``: texts)."""
     check_text(query, "query", "query", state.settings)
     input_list(texts, field, state.settings)
     async with disconnect_watch(request) as disconnected:
-        return await state.service.score(
-            query, texts, raw=raw, truncate=truncate, disconnected=disconnected, field=field
-        )
+        return await service.score(query, texts, raw=raw, truncate=truncate, disconnected=disconnected, field=field)
 
 
 def _best_first(scores: np.ndarray) -> np.ndarray:

@@ -30,10 +30,10 @@ router = APIRouter()
 async def embed_sparse(request: Request) -> Response:
     """POST /embed_sparse: ``[[{"index", "value"}, ...], ...]``, one list per input."""
     state = server_state(request)
-    state.check_kind("SparseEncoder", request.url.path)
+    state.check_serves("SparseEncoder", request.url.path)
     body = validate(EmbedSparseRequest, await read_json(request, state.settings.max_payload_bytes))
     inputs = input_list(body.inputs, "inputs", state.settings)
-    service = state.service
+    service = state.resolve(body.model, "SparseEncoder", request.url.path).service
     key = service.batch_key(body.prompt_name, body.input_type)
     async with disconnect_watch(request) as disconnected:
         result = await service.embed(inputs, key, truncate=body.truncate, disconnected=disconnected, field="inputs")

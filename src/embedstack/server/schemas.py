@@ -70,6 +70,9 @@ class EmbedRequest(_Request):
     """``POST /embed``: text-embeddings-inference's request."""
 
     inputs: Inputs = Field(description=f"What to embed: {INPUT_SHAPES}.")
+    model: StrictStr | None = Field(
+        None, description="Which served model (see GET /v1/models); default: the first one of this route's kind."
+    )
     normalize: StrictBool = Field(True, description="L2-normalize the vectors.")
     truncation_direction: Literal["right", "Right"] = Field("right", description="Only 'right' is supported.")
 
@@ -78,6 +81,9 @@ class EmbedSparseRequest(_Prompted):
     """``POST /embed_sparse``: text-embeddings-inference's sparse request, plus embedstack's ``input_type``."""
 
     inputs: Inputs = Field(description=f"What to embed: {INPUT_SHAPES}.")
+    model: StrictStr | None = Field(
+        None, description="Which served model (see GET /v1/models); default: the first one of this route's kind."
+    )
     truncate: StrictBool = Field(
         True, description="Cut inputs longer than the model's window (counted in a header); false: 422."
     )
@@ -123,6 +129,9 @@ class RerankRequest(BaseModel):
 
     query: StrictStr = Field(description="What the texts are ranked against.")
     texts: list[StrictStr] = Field(description="The texts to rank.")
+    model: StrictStr | None = Field(
+        None, description="Which served model (see GET /v1/models); default: the first one of this route's kind."
+    )
     raw_scores: StrictBool = Field(False, description="The model's logits, without its activation (e.g. sigmoid).")
     return_text: StrictBool = Field(False, description="Add each text to its result.")
     truncate: StrictBool = Field(
@@ -187,6 +196,10 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str
+    kind: Literal["embedding", "rerank", "sparse"] = Field(description="What the model is for (its routes: /info).")
+    model_kind: Literal["SentenceTransformer", "CrossEncoder", "SparseEncoder"]
+    dimensions: int = Field(description="Embedding width, scores per pair (a reranker) or vocabulary (sparse).")
+    aliases: list[str] = Field(description="Other names a request's model field may use for it.")
 
 
 class ModelList(BaseModel):
@@ -214,10 +227,11 @@ class Info(BaseModel):
 
 
 class Health(BaseModel):
-    """The response of /health."""
+    """The response of /health: the server's status (unhealthy when any served model is) and each model's."""
 
     status: Literal["ok", "unhealthy"]
     reason: str | None = None
+    models: dict[str, str] = Field(description='Each served model\'s status: "ok", or why it cannot serve.')
 
 
 def body_schema(schema: type[BaseModel]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from embedstack.engine import available_cpus, limit_cpu_threads
 from embedstack.errors import UnknownPromptError
 from embedstack.prompts import resolve_prompt
 from embedstack.server.errors import ApiError
-from embedstack.server.metrics import Metrics
+from embedstack.server.metrics import ModelMetrics
 from embedstack.server.model_kind import ServedModel, kind_of
 from embedstack.server.queue import Job, TokenQueue
 from embedstack.server.settings import ServerSettings
@@ -60,10 +60,18 @@ class EmbeddingService:
     Args:
         model: The served model.
         settings: Limits and batch sizes.
-        metrics: Where queue depth, truncation and cancellations are counted.
+        metrics: Where this model's queue depth, truncation and cancellations are counted.
+        occupancy: The CPU's round slots, shared by every model the process serves (default: this model's own).
     """
 
-    def __init__(self, model: ServedModel, settings: ServerSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        model: ServedModel,
+        settings: ServerSettings,
+        metrics: ModelMetrics,
+        *,
+        occupancy: Occupancy | None = None,
+    ) -> None:
         self.kind = kind_of(model)
         model.eval()
         if model.device.type == "cpu":
@@ -78,10 +86,10 @@ class EmbeddingService:
         # Each CPU worker gets its share of the cores as torch threads (set at start, restored at stop).
         self._torch_threads = (max(1, available_cpus() // count), torch.get_num_threads()) if cpu else None
         failures = FailureCount(settings.max_consecutive_failures)
-        occupancy = None
-        if self._torch_threads is not None:  # a lone small round may use every core the process allows
-            share, cores = self._torch_threads
-            occupancy = Occupancy(cores, min(share, cores))
+        if self._torch_threads is None:
+            occupancy = None  # on an accelerator the rounds do not share CPU cores
+        elif occupancy is None:  # serving this model alone; a lone small round may use every core
+            occupancy = cpu_occupancy(count)
         self.workers = [
             ModelWorker(
                 model, self.queue, settings, metrics, tokenizer_lock=self.tokenizer.lock, failures=failures,
@@ -302,6 +310,12 @@ class EmbeddingService:
             "queue_full",
             headers={"Retry-After": str(wait)},
         )
+
+
+def cpu_occupancy(workers: int = CPU_WORKERS) -> Occupancy:
+    """The CPU's round slots for ``workers`` rounds at once, each with its share of the process's cores."""
+    cores = available_cpus()
+    return Occupancy(cores, max(1, cores // workers), slots=workers)
 
 
 def _probe(model: ServedModel) -> tuple[int, bool]:

@@ -27,6 +27,8 @@ from embedstack.engine.batching import dedupe
 from embedstack.engine.runner import EncodePlan, OutputValue
 from embedstack.engine.tokenized import TokenizedTexts
 from embedstack.server.model_kind import ModelKind, ServedModel, kind_of
+from embedstack.sparse_encoder import SparseEncoder
+from embedstack.sparse_encoder.fused import fused_splade_forward
 
 _NO_LIMIT = 1 << 30
 # What the engine computes for each kind: vectors, a cross-encoder's raw logits, or sparse weights.
@@ -71,6 +73,7 @@ def encode_plan(
         device=model.device,
         preprocess_kwargs=key.preprocess_kwargs,
         module_kwargs=model.split_forward_kwargs(key.preprocess_kwargs, strict=False),
+        forward=fused_splade_forward(model) if isinstance(model, SparseEncoder) else None,  # as SparseEncoder.encode
     )
 
 

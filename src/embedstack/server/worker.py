@@ -27,7 +27,7 @@ from embedstack.engine.runner import Prepared, run_prepared
 from embedstack.engine.sparse_rows import csr_parts
 from embedstack.engine.tokenized import TokenizedTexts
 from embedstack.server.errors import ApiError
-from embedstack.server.metrics import Metrics
+from embedstack.server.metrics import ModelMetrics
 from embedstack.server.model_kind import ServedModel
 from embedstack.server.queue import Slice, TokenQueue
 from embedstack.server.settings import ServerSettings
@@ -70,33 +70,40 @@ class FailureCount:
 
 
 class Occupancy:
-    """How many workers run a round now, and the torch threads a round gets (CPU).
+    """The CPU's rounds in flight, over every served model: at most ``slots`` at once, and their torch threads.
 
-    A small round (one forward pass) that runs while every other worker is idle gets every core, so a lone
-    request at low traffic is not held to one core; otherwise each worker keeps its share of the cores. A
-    small round ends quickly, so a worker that starts meanwhile oversubscribes the cores only briefly.
+    Each model has its own workers and queue; a worker that has taken a round waits here for a slot (in arrival
+    order), so the cores go to the models with work, by demand, and an idle model holds none. A small round (one
+    forward pass) that runs while no other round does gets every core, so a lone request at low traffic is not
+    held to one core; otherwise each round gets ``share`` threads. A small round ends quickly, so a round that
+    starts meanwhile oversubscribes the cores only briefly.
 
     Args:
         cores: The cores of the process.
-        share: Each worker's torch threads when several run.
+        share: The torch threads of a round when several run.
+        slots: Rounds that run at once (default: ``cores // share``).
     """
 
-    def __init__(self, cores: int, share: int) -> None:
+    def __init__(self, cores: int, share: int, slots: int | None = None) -> None:
         self.cores = cores
         self.share = share
+        self.slots = slots or max(1, cores // max(1, share))
         self._busy = 0
-        self._lock = threading.Lock()
+        self._condition = threading.Condition()
 
     def enter(self, *, small: bool) -> int:
-        """Count a worker as busy; returns the torch threads its round gets."""
-        with self._lock:
+        """Wait for a slot and count this round as running; returns the torch threads it gets."""
+        with self._condition:
+            while self._busy >= self.slots:
+                self._condition.wait()
             self._busy += 1
             return self.cores if small and self._busy == 1 else self.share
 
     def leave(self) -> None:
-        """Count a worker as no longer busy."""
-        with self._lock:
+        """Count a round as done, freeing its slot."""
+        with self._condition:
             self._busy -= 1
+            self._condition.notify()
 
 
 class ModelWorker:
@@ -110,8 +117,8 @@ class ModelWorker:
         tokenizer_lock: Held while the model tokenizes on this thread (models without a token batcher), since
             the tokenizer thread may use the same tokenizer.
         failures: Failed rounds in a row, shared by the workers of one server.
-        occupancy: Busy workers and torch threads per round, shared by the CPU workers of one server (None on
-            GPU, where torch threads do not matter).
+        occupancy: Rounds in flight and torch threads per round, shared by the CPU workers of every model the
+            process serves (None on GPU, where torch threads do not matter).
         name: The thread's name.
     """
 
@@ -120,7 +127,7 @@ class ModelWorker:
         model: ServedModel,
         queue: TokenQueue,
         settings: ServerSettings,
-        metrics: Metrics,
+        metrics: ModelMetrics,
         *,
         tokenizer_lock: threading.Lock,
         failures: FailureCount,
@@ -185,11 +192,11 @@ class ModelWorker:
             return
         count = sum(piece.stop - piece.start for piece in slices)
         tokens = sum(int(piece.job.cumulative[piece.stop] - piece.job.cumulative[piece.start]) for piece in slices)
-        self.busy_since = started = time.monotonic()
-        if self.occupancy is not None:
+        if self.occupancy is not None:  # may wait while other models' rounds hold the cores
             threads = self.occupancy.enter(small=tokens <= self.max_batch_tokens)
             if torch.get_num_threads() != threads:  # per thread once set: the other workers keep theirs
                 torch.set_num_threads(threads)
+        self.busy_since = started = time.monotonic()
         try:
             vectors = self._compute(slices)
         except Exception as exc:

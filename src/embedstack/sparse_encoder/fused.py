@@ -46,8 +46,8 @@ def fused_splade_forward(model: nn.Module) -> Forward | None:
         and _CHECKED.get(transformer, True)
     ):
         return None
-    if any(m._forward_hooks or m._forward_pre_hooks for m in (model, transformer, pooling)):
-        return None  # a hook on these modules expects their ordinary inputs and outputs
+    if _customized(model, transformer, pooling):
+        return None
 
     def forward(features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         checked = _CHECKED.get(transformer)
@@ -69,6 +69,14 @@ def fused_splade_forward(model: nn.Module) -> Forward | None:
         return result
 
     return forward
+
+
+def _customized(model: nn.Module, transformer: nn.Module, pooling: nn.Module) -> bool:
+    """Whether hooks or a forward replaced on an instance expect the ordinary pass (they then get it)."""
+    if any(m._forward_hooks or m._forward_pre_hooks for m in (model, transformer, pooling)):
+        return True
+    replaced = {"forward", "forward_modules"} & set(vars(model))
+    return bool(replaced) or any("forward" in vars(m) for m in (transformer, pooling))
 
 
 def _fused_pass(
