@@ -123,3 +123,61 @@ def test_a_lone_small_round_gets_every_core_and_busy_workers_keep_their_share():
     assert occupancy.enter(small=False) == 1  # a large round keeps the share even alone
     occupancy.leave()
     assert occupancy.enter(small=True) == 2
+
+
+def _served_round(rounds: list[list], target) -> int | None:
+    """The index of the first round that took inputs of ``target``."""
+    return next((i for i, round_ in enumerate(rounds) if any(s.job is target for s in round_)), None)
+
+
+@pytest.mark.parametrize("same_prompt", [True, False])
+def test_a_stream_of_large_requests_does_not_starve_a_small_one(loop, same_prompt):
+    """Large requests keep arriving (one per round, each several rounds long); a one-text request that arrives
+    behind them is answered within two rounds, with the same prompt or another one."""
+    queue = TokenQueue(max_tokens=1_000_000)
+    queue.put(job(loop, [10] * 50))  # already waiting: five full rounds of work
+    small = job(loop, [5], None if same_prompt else BatchKey(prompt="query: "))
+    queue.put(small)
+    rounds = []
+    for _ in range(6):
+        queue.put(job(loop, [10] * 50))  # the stream goes on
+        rounds.append(queue.take(budget=100))
+    assert _served_round(rounds, small) is not None and _served_round(rounds, small) <= 1
+    assert small.cursor == small.size  # whole, so it is answered at once
+
+
+@pytest.mark.parametrize("same_prompt", [True, False])
+def test_a_stream_of_small_requests_does_not_starve_a_large_one(loop, same_prompt):
+    """Small requests keep arriving (more each round than a round holds); a large request waiting among them gets
+    inputs at least every other round and is done in a bounded number of rounds."""
+    queue = TokenQueue(max_tokens=1_000_000)
+    large = job(loop, [10] * 20, None if same_prompt else BatchKey(prompt="query: "))
+    queue.put(job(loop, [10, 10]))
+    queue.put(large)
+    rounds = []
+    for _ in range(12):
+        for _ in range(8):
+            queue.put(job(loop, [10, 10]))
+        rounds.append(queue.take(budget=100))
+        if large.cursor == large.size:
+            break
+    served = [i for i, round_ in enumerate(rounds) if any(s.job is large for s in round_)]
+    assert large.cursor == large.size, "the large request must finish while the stream goes on"
+    assert served[0] <= 1 and all(b - a <= 2 for a, b in zip(served, served[1:]))
+    assert len(rounds) <= 2 * (200 // 50) + 1  # half a round (50 tokens) at least every other round
+
+
+def test_three_prompts_take_turns(loop):
+    """With three prompts waiting, none waits through more than two rounds of the others in a row."""
+    queue = TokenQueue(max_tokens=1_000_000)
+    keys = [BatchKey(), BatchKey(prompt="query: "), BatchKey(prompt="passage: ")]
+    for key in keys:
+        queue.put(job(loop, [10] * 40, key))
+    served_keys = []
+    for _ in range(9):
+        for key in keys[:2]:  # two of the prompts keep getting new work
+            queue.put(job(loop, [10] * 10, key))
+        served_keys.append(queue.take(budget=100)[0].job.tokens.key)
+    for key in keys:
+        turns = [i for i, served in enumerate(served_keys) if served == key]
+        assert turns and turns[0] <= 2 and all(b - a <= 3 for a, b in zip(turns, turns[1:])), (key, served_keys)

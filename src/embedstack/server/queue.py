@@ -5,7 +5,9 @@ a token budget, so many small requests run in one forward pass and a large reque
 request that fits in what is left of a round runs whole (it is answered at the end of that round); one that
 does not waits in its place for the next round, unless it is larger than half a round: then it is split, and
 while other jobs wait it takes at most half of each round, so a 1,000-input request does not hold back a
-one-text request behind it. A cancelled job (its client went away) leaves the queue with its inputs uncomputed.
+one-text request behind it. A round serves one prompt (and task); the prompts with waiting jobs take turns, so
+with k of them a job waits through at most k - 1 rounds of the others in a row. A cancelled job (its client went
+away) leaves the queue with its inputs uncomputed.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ class TokenQueue:
         self._closed = False
         self._condition = threading.Condition()
         self._idle = 0  # workers waiting in take()
+        self._waited: dict[Any, int] = {}  # rounds each prompt key with waiting jobs has waited since its turn
         self.peak_tokens = 0
 
     @property
@@ -181,13 +184,23 @@ class TokenQueue:
             return slices
 
     def _round(self, budget: int) -> list[Slice]:
-        """Take a round of at most ``budget`` tokens (at least one input); the caller holds the lock."""
-        key = self._jobs[0].tokens.key
-        same = [job for job in self._jobs if job.tokens.key == key]
+        """Take a round of at most ``budget`` tokens (at least one input); the caller holds the lock.
+
+        The round serves one prompt key: of the keys with waiting jobs, the one that has waited the most rounds
+        since its last (the front job's when they tie). Its jobs are taken in arrival order: whole when they fit,
+        split when larger than half a round (half a round at most while other jobs wait); a small one that does
+        not fit stops the round, keeping its place. So the keys with work take turns: with k keys waiting, a job
+        waits through at most k - 1 rounds of other keys in a row, and within its key nothing that arrived later
+        overtakes it.
+        """
+        waiting = list(dict.fromkeys(job.tokens.key for job in self._jobs))  # the keys, oldest job first
+        key = max(waiting, key=lambda k: self._waited.get(k, 0))  # the first of those waiting longest
         share = budget if len(self._jobs) == 1 else max(1, budget // 2)
         slices: list[Slice] = []
         left = budget
-        for job in same:
+        for job in list(self._jobs):
+            if job.tokens.key != key:
+                continue
             if job.waiting_tokens <= left:
                 count = job.size - job.cursor  # a request that fits runs whole, so it is answered this round
             elif job.waiting_tokens > share or not slices:
@@ -207,6 +220,7 @@ class TokenQueue:
                 self._jobs.remove(job)
             if left <= 0:
                 break
+        self._waited = {k: self._waited.get(k, 0) + 1 for k in waiting if k != key}  # their turn comes
         return slices
 
     def close(self) -> None:
