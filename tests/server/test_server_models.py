@@ -53,6 +53,7 @@ def test_v1_models_lists_each_model_with_its_kind_and_width(server, stack_folder
         ("splade", "sparse", "SparseEncoder", 30522),
     ]
     assert cards[0]["aliases"] == [str(stack_folder)]
+    assert {card["backend"] for card in cards} == {"torch"}
     info = httpx.get(f"{server.url}/info", params={"model": "reranker"}).json()
     assert (info["model_id"], info["model_kind"], info["routes"]) == (
         "reranker",

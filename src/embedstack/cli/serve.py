@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     for entry in entries:  # each the kind its folder holds (or the file's 'kind', checked)
         kind = MODEL_KINDS[entry.kind] if entry.kind else None
         loaded.append(server.NamedModel(entry.name, load_model(entry.options, kind=kind), frozenset(entry.aliases)))
-    described = ", ".join(f"{named.name} ({named.model.model_type})" for named in loaded)
+    described = ", ".join(f"{named.name} ({named.model.model_type}, {named.model.get_backend()})" for named in loaded)
 
     def ready(url: str) -> None:
         auth = "API key required" if settings.api_key else "no API key"

@@ -98,7 +98,7 @@ def create_app(
         version=__version__,
         description="Sentence embeddings over HTTP (OpenAI's /v1/embeddings, TEI's /embed), reranking with a "
         "cross-encoder (TEI's /rerank, Cohere's and Jina's /v1/rerank) or sparse embeddings with a sparse encoder "
-        "(TEI's /embed_sparse), one batching queue.",
+        "(TEI's /embed_sparse); one process serves several models, each with its own batching queue.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )

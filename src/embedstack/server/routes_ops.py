@@ -28,7 +28,7 @@ async def list_models(request: Request) -> Response:
         {
             "id": entry.name, "object": "model", "created": state.created, "owned_by": "embedstack",
             "kind": KIND_LABEL[entry.kind], "model_kind": entry.kind, "dimensions": entry.service.dimension,
-            "aliases": sorted(entry.aliases - {entry.name}),
+            "aliases": sorted(entry.aliases - {entry.name}), "backend": entry.service.model.get_backend(),
         }
         for entry in state.models.values()
     ]  # fmt: skip

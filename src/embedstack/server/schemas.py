@@ -200,6 +200,7 @@ class ModelCard(BaseModel):
     model_kind: Literal["SentenceTransformer", "CrossEncoder", "SparseEncoder"]
     dimensions: int = Field(description="Embedding width, scores per pair (a reranker) or vocabulary (sparse).")
     aliases: list[str] = Field(description="Other names a request's model field may use for it.")
+    backend: str = Field(description="What runs it: torch, native or onnx (backend='auto' measured the fastest).")
 
 
 class ModelList(BaseModel):

@@ -85,7 +85,7 @@ def _fused_pass(
     out, hidden, decoder = decoder_and_inputs(transformer.model, transformer, features, **kwargs)
     if hidden is None or decoder is None or hidden.dim() != 3:
         return None
-    out.pop("token_embeddings", None)  # the logits' zero stand-in
+    out.pop(transformer.module_output_name, None)  # the logits' zero stand-in
     out["sentence_embedding"] = pooling.pool_decoded(hidden, out.get("attention_mask"), decoder.weight, decoder.bias)
     return out
 

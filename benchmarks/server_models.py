@@ -1,0 +1,205 @@
+"""Two models in one embedstack server process: each under load keeps the throughput it has alone, in less memory.
+
+    .venv/bin/python benchmarks/server_models.py              # 10 s windows, 2 sweeps
+
+The models: the embedded all-MiniLM-L6-v2 (embeddings, ``POST /v1/embeddings``, one STS-B sentence per request)
+and a reranker on the same backbone with a random one-label head (``POST /v1/rerank``, a query and 4 STS-B
+sentences per request). Three servers run: the embedder alone, the reranker alone, and one serving both.
+
+1. Each model's capacity alone: closed loop, 32 clients (texts or pairs per second).
+2. "Half the load": open loop at half that capacity (requests sent on a fixed schedule, whatever the answers do),
+   to the model alone, then to both models of the shared server at once (together: the full capacity of the
+   machine). Each model's completed texts/s together over alone is the ratio the issue asks to be >= 0.9.
+3. Memory: peak RSS (VmHWM) of the shared server against the two single-model servers together.
+
+The CPU's flags are printed with the results; nothing else should run meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from encode_throughput import cpu_flags
+from rerank_throughput import build_classifier
+from server_throughput import start, stop
+
+from embedstack.defaults import default_model_path
+from embedstack.evaluation.datasets import sts_benchmark
+
+DOCUMENTS = 4  # per rerank request
+
+
+def sentences() -> list[str]:
+    pairs = sts_benchmark("test")
+    return list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))
+
+
+def body(kind: str, texts: list[str], index: int, model: str) -> dict:
+    if kind == "embed":
+        return {"input": [texts[index % len(texts)]], "model": model, "encoding_format": "base64"}
+    docs = [texts[(index + k) % len(texts)] for k in range(1, DOCUMENTS + 1)]
+    return {"query": texts[index % len(texts)], "documents": docs, "model": model}
+
+
+ROUTE = {"embed": "/v1/embeddings", "rerank": "/v1/rerank"}
+TEXTS = {"embed": 1, "rerank": DOCUMENTS}
+
+
+async def closed_loop(base: str, kind: str, model: str, texts: list[str], clients: int, seconds: float) -> float:
+    """Texts (pairs) per second with ``clients`` clients each sending as soon as it has its answer."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(offset: int, http: httpx.AsyncClient) -> None:
+        nonlocal done
+        index = offset
+        while time.perf_counter() < deadline:
+            response = await http.post(base + ROUTE[kind], json=body(kind, texts, index, model))
+            response.raise_for_status()
+            done += 1
+            index += clients
+
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=clients)) as http:
+        await client_warmup(http, base, kind, model, texts)
+        started = time.perf_counter()
+        deadline = started + seconds
+        await asyncio.gather(*(client(k, http) for k in range(clients)))
+        return done * TEXTS[kind] / (time.perf_counter() - started)
+
+
+async def client_warmup(http: httpx.AsyncClient, base: str, kind: str, model: str, texts: list[str]) -> None:
+    for index in range(8):
+        (await http.post(base + ROUTE[kind], json=body(kind, texts, index, model))).raise_for_status()
+
+
+async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: float, seconds: float) -> dict:
+    """Send ``rate`` requests per second on a fixed schedule; completed texts/s and latency percentiles."""
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(http: httpx.AsyncClient, index: int) -> None:
+        nonlocal errors
+        sent = time.perf_counter()
+        try:
+            response = await http.post(base + ROUTE[kind], json=body(kind, texts, index, model))
+            if response.status_code != 200:
+                errors += 1
+                return
+        except httpx.HTTPError:
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - sent)
+
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=256)) as http:
+        await client_warmup(http, base, kind, model, texts)
+        started = time.perf_counter()
+        tasks = []
+        count = int(rate * seconds)
+        for index in range(count):
+            delay = started + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(http, index)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return {
+        "texts_per_s": len(latencies) * TEXTS[kind] / elapsed,
+        "offered_per_s": rate * TEXTS[kind],
+        "p50_ms": float(np.median(ms)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "errors": errors,
+    }
+
+
+async def both(base: str, texts: list[str], rates: dict[str, float], seconds: float) -> list[dict]:
+    """Both models of the shared server at once, each at its half-load rate."""
+    return await asyncio.gather(
+        open_loop(base, "embed", "embedder", texts, rates["embed"], seconds),
+        open_loop(base, "rerank", "reranker", texts, rates["rerank"], seconds),
+    )
+
+
+def peak_rss_mb(process) -> float:
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--sweeps", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=32, help="closed-loop clients for the capacity")
+    parser.add_argument("--port", type=int, default=8890)
+    args = parser.parse_args()
+    print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores", flush=True)
+    texts = sentences()
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    with tempfile.TemporaryDirectory() as staging:
+        embedder = str(default_model_path())
+        reranker = str(build_classifier(Path(staging) / "reranker"))
+        serve = [sys.executable, "-m", "embedstack.cli", "serve"]
+        commands = {
+            "embed alone": [*serve, "--model", embedder, "--model-name", "embedder"],
+            "rerank alone": [*serve, "--model", reranker, "--model-name", "reranker"],
+            "shared": [*serve, "--model", embedder, "--model", reranker, "--model-name", "embedder",
+                       "--model-name", "reranker"],
+        }  # fmt: skip
+        processes, bases = {}, {}
+        try:
+            for offset, (name, command) in enumerate(commands.items()):
+                port = args.port + offset
+                bases[name] = f"http://127.0.0.1:{port}"
+                log = Path(staging) / f"{name.replace(' ', '-')}.log"
+                processes[name] = start([*command, "--port", str(port)], f"{bases[name]}/health", log, env)
+            results: dict[str, list] = {}
+            for _ in range(args.sweeps):
+                capacity = {
+                    kind: asyncio.run(
+                        closed_loop(bases[f"{kind} alone"], kind, model, texts, args.clients, args.seconds)
+                    )
+                    for kind, model in (("embed", "embedder"), ("rerank", "reranker"))
+                }
+                rates = {kind: capacity[kind] / TEXTS[kind] / 2 for kind in capacity}  # half the load, requests/s
+                alone = {
+                    kind: asyncio.run(open_loop(bases[f"{kind} alone"], kind, model, texts, rates[kind], args.seconds))
+                    for kind, model in (("embed", "embedder"), ("rerank", "reranker"))
+                }
+
+                shared = asyncio.run(both(bases["shared"], texts, rates, args.seconds))
+                together = dict(zip(("embed", "rerank"), shared))
+                for kind in ("embed", "rerank"):
+                    results.setdefault(kind, []).append((capacity[kind], alone[kind], together[kind]))
+                print(json.dumps({"capacity": capacity, "alone": alone, "together": together}), flush=True)
+            memory = {name: peak_rss_mb(process) for name, process in processes.items()}
+        finally:
+            for process in processes.values():
+                stop(process)
+    print("| model | capacity alone (texts/s, 32 clients) | half load alone (texts/s) | with the other model "
+          "(texts/s) | kept | p50 / p99 ms alone | p50 / p99 ms together |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for kind, runs in results.items():
+        cap = statistics.median(r[0] for r in runs)
+        alone_rate = statistics.median(r[1]["texts_per_s"] for r in runs)
+        together_rate = statistics.median(r[2]["texts_per_s"] for r in runs)
+        lat_alone = "/".join(f"{statistics.median(r[1][k] for r in runs):.0f}" for k in ("p50_ms", "p99_ms"))
+        lat_together = "/".join(f"{statistics.median(r[2][k] for r in runs):.0f}" for k in ("p50_ms", "p99_ms"))
+        print(f"| {kind} | {cap:.1f} | {alone_rate:.1f} | {together_rate:.1f} | {together_rate / alone_rate:.2f} "
+              f"| {lat_alone} | {lat_together} |")  # fmt: skip
+    two = memory["embed alone"] + memory["rerank alone"]
+    print(f"\npeak RSS: shared server {memory['shared']:,.0f} MB; the two single-model servers together {two:,.0f} MB "
+          f"({memory['embed alone']:,.0f} + {memory['rerank alone']:,.0f})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
