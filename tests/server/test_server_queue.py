@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from embedstack.server.queue import Job, TokenQueue  # noqa: E402
+from embedstack.server.queue import Job, RoundSize, TokenQueue  # noqa: E402
 from embedstack.server.tokens import BatchKey, RequestTokens  # noqa: E402
 from embedstack.server.worker import Occupancy  # noqa: E402
 
@@ -49,6 +49,20 @@ def test_a_round_stays_within_the_budget_and_a_long_input_runs_alone(loop):
     huge = TokenQueue(max_tokens=10_000)
     huge.put(job(loop, [500, 10]))
     assert [(s.start, s.stop) for s in huge.take(budget=100)] == [(0, 1)]
+
+
+def test_a_round_of_short_inputs_stops_at_its_tokens_and_long_inputs_get_enough_of_them_to_sort(loop):
+    size = RoundSize(tokens=100, inputs=8, most=1000)
+    short = TokenQueue(max_tokens=100_000)
+    for _ in range(50):  # 50 requests of one 10-token input: a round takes 100 tokens (10 inputs)
+        short.put(job(loop, [10]))
+    assert sum(s.stop - s.start for s in short.take(size)) == 10
+    long = TokenQueue(max_tokens=100_000)
+    for _ in range(50):  # 200-token inputs: a round takes 8 of them (1,600 tokens, capped at 1,000: 5)
+        long.put(job(loop, [200]))
+    assert sum(s.stop - s.start for s in long.take(size)) == 5
+    assert RoundSize(tokens=100, inputs=8, most=10_000).budget(waiting_tokens=10_000, waiting_inputs=50) == 1600
+    assert RoundSize(tokens=100).budget(waiting_tokens=10_000, waiting_inputs=50) == 100  # fixed: window_tokens
 
 
 def test_a_large_request_takes_at_most_half_a_round_while_others_wait(loop):

@@ -93,6 +93,27 @@ def _settle(future: asyncio.Future, outcome: Any) -> None:
         future.set_result(outcome)
 
 
+@dataclass(frozen=True)
+class RoundSize:
+    """How many tokens a worker's round takes from the queue.
+
+    At least ``tokens``; more when the waiting inputs are long, so that a round still holds about ``inputs`` of
+    them to sort by length into forward passes (padding drops); never more than ``most``. ``inputs=0`` makes it
+    a fixed ``tokens``.
+    """
+
+    tokens: int
+    inputs: int = 0
+    most: int = 0
+
+    def budget(self, waiting_tokens: int, waiting_inputs: int) -> int:
+        """The round's token budget for a queue holding ``waiting_tokens`` over ``waiting_inputs`` inputs."""
+        if not self.inputs or not waiting_inputs:
+            return self.tokens
+        wanted = -(-self.inputs * waiting_tokens // waiting_inputs)  # ``inputs`` of the mean waiting length
+        return min(max(self.most, self.tokens), max(self.tokens, wanted))
+
+
 @dataclass
 class Slice:
     """Inputs ``start:stop`` of ``job``, taken for one round."""
@@ -162,7 +183,7 @@ class TokenQueue:
             self._inputs -= dropped
             return dropped
 
-    def take(self, budget: int, timeout: float | None = None) -> list[Slice] | None:
+    def take(self, budget: int | RoundSize, timeout: float | None = None) -> list[Slice] | None:
         """The next round: up to ``budget`` tokens from the front jobs sharing the first job's prompt.
 
         When other workers wait too, the round takes only this worker's share of what is queued, so a single
@@ -176,7 +197,8 @@ class TokenQueue:
                     self._condition.wait(timeout)
                 if not self._jobs:
                     return None if self._closed else []
-                slices = self._round(min(budget, max(1, -(-self._tokens // self._idle))))
+                size = budget.budget(self._tokens, self._inputs) if isinstance(budget, RoundSize) else budget
+                slices = self._round(min(size, max(1, -(-self._tokens // self._idle))))
             finally:
                 self._idle -= 1
             if self._jobs:

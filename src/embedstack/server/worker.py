@@ -29,7 +29,7 @@ from embedstack.engine.tokenized import TokenizedTexts
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import ModelMetrics
 from embedstack.server.model_kind import ServedModel
-from embedstack.server.queue import Slice, TokenQueue
+from embedstack.server.queue import RoundSize, Slice, TokenQueue
 from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import encode_plan
 
@@ -38,12 +38,13 @@ logger = logging.getLogger(__name__)
 # Wikipedia extracts: 68-70 texts/s with 1,024 padded tokens per pass, 54-64 with 2,048, 39-43 with 16,384
 # (the engine's default); short sentences run as fast with 1,024 as with more (benchmarks/RESULTS.md).
 CPU_BATCH_TOKENS = 1024
-# A round on CPU: four such passes. Its requests are answered when it ends, so under load a request waits for
-# the round running when it came and then its own; short rounds keep those waits alike. Measured here with 32
-# clients x 16 STS-B sentences: p99 2.3-2.9 s with 16,384-token rounds, 1.8-2.0 s with 4,096, at the same
-# throughput; Wikipedia extracts ran as fast with either (benchmarks/RESULTS.md, issue 26).
-CPU_ROUND_PASSES = 4
-GPU_WINDOW_TOKENS = 16384
+# A round on CPU: four such passes, or as many tokens as 64 inputs of the waiting length (at most 16,384). A
+# round's requests are answered when it ends, so under load a request waits for the round running when it came,
+# then its own; short rounds keep those waits alike. Long inputs need more of them in a round to sort by length.
+# Measured here with 32 clients x 16 STS-B sentences: p99 2.3-2.9 s with 16,384-token rounds, 1.7-2.0 s with
+# 4,096, same throughput; but 32 x 16 Wikipedia extracts lost 10-15% throughput with 4,096 (benchmarks/RESULTS.md).
+CPU_ROUND = RoundSize(tokens=4 * CPU_BATCH_TOKENS, inputs=64, most=16384)
+GPU_ROUND = RoundSize(tokens=16384)
 RESTART_HINT = "Restart the server (a supervisor restarts it when GET /health answers 503)."
 
 
@@ -152,9 +153,13 @@ class ModelWorker:
         self.tokens_per_second = 0.0  # recent throughput, for Retry-After
         cpu = model.device.type == "cpu"
         self.max_batch_tokens = settings.max_batch_tokens or (CPU_BATCH_TOKENS if cpu else DEFAULT_MAX_BATCH_TOKENS)
-        self.window_tokens = settings.window_tokens or (
-            CPU_ROUND_PASSES * self.max_batch_tokens if cpu else GPU_WINDOW_TOKENS
-        )
+        if settings.window_tokens:
+            self.round_size = RoundSize(settings.window_tokens)
+        elif cpu:  # scaled to the pass size when max_batch_tokens is set
+            scale = self.max_batch_tokens / CPU_BATCH_TOKENS
+            self.round_size = RoundSize(int(CPU_ROUND.tokens * scale), CPU_ROUND.inputs, int(CPU_ROUND.most * scale))
+        else:
+            self.round_size = GPU_ROUND
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
@@ -183,7 +188,7 @@ class ModelWorker:
     def _main(self) -> None:
         try:
             while True:
-                slices = self.queue.take(self.window_tokens)
+                slices = self.queue.take(self.round_size)
                 if slices is None:
                     return
                 self._round([piece for piece in slices if not piece.job.cancelled])
