@@ -100,12 +100,20 @@ def test_metrics_are_per_model(server):
 
 
 def test_two_served_models_may_not_share_a_name(models):
-    with pytest.raises(ValueError, match="'same' is given twice"):
+    with pytest.raises(ValueError, match="'same' is given to 2 served models; give each its own name"):
         embedstack.server.create_app([NamedModel("same", models["embedder"]), NamedModel("same", models["reranker"])])
     with pytest.raises(ValueError, match="answer to 'x'"):
         embedstack.server.create_app(
             [NamedModel("a", models["embedder"], frozenset({"x"})), NamedModel("x", models["reranker"])]
         )
+
+
+def test_one_folder_served_twice_answers_to_its_two_names_only(models, stack_folder):
+    twice = [NamedModel(name, models["embedder"], frozenset({str(stack_folder)})) for name in ("first", "second")]
+    app = embedstack.server.create_app(twice)  # the shared path alias is dropped, not a conflict
+    entries = app.state.embedstack.models
+    assert list(entries) == ["first", "second"]
+    assert all(str(stack_folder) not in entry.aliases for entry in entries.values())
 
 
 def test_a_model_whose_batches_fail_leaves_the_other_serving(stack_folder, cross_encoder_path):
@@ -153,6 +161,30 @@ def test_round_slots_are_shared_in_arrival_order():
     assert order == ["first left", "second ran"]
 
 
+def test_a_round_that_comes_when_a_slot_frees_does_not_overtake_one_that_waits():
+    occupancy = Occupancy(cores=2, share=1, slots=1)
+    order: list[str] = []
+    occupancy.enter(small=False)
+
+    def waiting(name: str) -> None:
+        occupancy.enter(small=False)
+        order.append(name)
+        occupancy.leave()
+
+    waiters = []
+    for name in ("a", "b"):  # two rounds wait, in this order
+        waiters.append(threading.Thread(target=waiting, args=(name,), daemon=True))
+        waiters[-1].start()
+        deadline = time.monotonic() + 10
+        while len(occupancy._waiting) < len(waiters) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    occupancy.leave()
+    waiting("newcomer")  # comes as the slot frees, holding the lock first: still enters after both
+    for waiter in waiters:
+        waiter.join(10)
+    assert order == ["a", "b", "newcomer"]
+
+
 def test_serve_takes_several_models_and_a_models_file(tmp_path, stack_folder, cross_encoder_path, monkeypatch):
     served = []
     monkeypatch.setattr(embedstack.server, "serve", lambda model, *args, **kwargs: served.append(model))
@@ -182,6 +214,8 @@ def test_serve_takes_several_models_and_a_models_file(tmp_path, stack_folder, cr
         ('[[models]]\nname = "a"\n', "models[0] needs 'path'"),
         ('[[models]]\npath = "p"\ncolour = "red"\n', "models[0] has unknown keys ['colour']"),
         ('[[models]]\npath = "p"\nkind = "Reranker"\n', "models[0] key 'kind' is 'Reranker'"),
+        ('[[models]]\npath = "p"\ntrust_remote_code = "false"\n', "models[0] key 'trust_remote_code' must be true or"),
+        ('[[models]]\npath = "p"\nbackend = "tpu"\n', "models[0] key 'backend' is 'tpu'; it must be one of"),
         ("models = 3\n", "must hold a non-empty list 'models'"),
         ("[[models]\n", "is not valid TOML"),
     ],
@@ -199,4 +233,6 @@ def test_a_model_kind_in_the_file_is_checked(tmp_path, stack_folder, capsys):
     models_file = tmp_path / "models.json"
     models_file.write_text(json.dumps({"models": [{"path": str(stack_folder), "kind": "CrossEncoder"}]}))
     assert main(["serve", "--port", "0", "--models-file", str(models_file)]) != 0
-    assert "is a SentenceTransformer, and this command runs a CrossEncoder" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    expected = f"{models_file} models[0] key 'kind' is 'CrossEncoder', but {stack_folder} holds a SentenceTransformer"
+    assert expected in error

@@ -68,7 +68,8 @@ def test_encode_gives_the_ordinary_vectors(mlm_path, strategy, monkeypatch):
     model = SparseEncoder(str(mlm_path), device="cpu")
     model[1].pooling_strategy = strategy
     assert fused.fused_splade_forward(model.eval()) is not None
-    ours = model.encode(TEXTS, convert_to_sparse_tensor=False)
+    ours = model.encode(TEXTS, convert_to_sparse_tensor=False, batch_size=1)  # passes after the checked first one
+    assert fused._CHECKED[model[0]] is True  # the fused pass computed them
     monkeypatch.setattr("embedstack.sparse_encoder.model.fused_splade_forward", lambda model: None)
     ordinary = model.encode(TEXTS, convert_to_sparse_tensor=False)
     torch.testing.assert_close(ours, ordinary, rtol=1e-5, atol=1e-5)
@@ -106,3 +107,17 @@ def test_other_stacks_and_training_use_the_ordinary_pass(mlm_path):
     assert fused.fused_splade_forward(model) is None
     handle.remove()
     assert fused.fused_splade_forward(model) is not None
+
+
+def test_a_deprecated_mlm_transformer_gets_the_fused_pass(mlm_path, tmp_path):
+    from sentence_transformers import SparseEncoder as Reference
+    from sentence_transformers.sparse_encoder.modules import MLMTransformer as ReferenceMLMTransformer
+    from sentence_transformers.sparse_encoder.modules import SpladePooling as ReferencePooling
+
+    folder = tmp_path / "model"
+    Reference(modules=[ReferenceMLMTransformer(str(mlm_path)), ReferencePooling("max")], device="cpu").save(str(folder))
+    model = SparseEncoder(str(folder), device="cpu").eval()
+    assert type(model[0]).__name__ == "MLMTransformer"
+    assert fused.fused_splade_forward(model) is not None
+    model.encode(TEXTS, batch_size=2)
+    assert fused._CHECKED[model[0]] is True

@@ -6,6 +6,7 @@ behave as the reference's."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -179,7 +180,7 @@ def test_an_inference_free_router_model_gives_the_reference_vectors(mlm_path, tm
 
 
 @pytest.mark.parametrize("layout", ["6.2 MLMTransformer", "5.x MLMTransformer"])
-def test_deprecated_mlm_transformer_folders_load_as_fill_mask(mlm_path, tmp_path, layout):
+def test_deprecated_mlm_transformer_folders_load_as_fill_mask(mlm_path, tmp_path, layout, caplog):
     """SPLADE folders of sentence-transformers 5.0-5.3 name MLMTransformer and no task; 6.2 still writes that name
     for a model built with its deprecated class. Both load here as the MLM (not its bare backbone), with the
     reference's vectors, and what embedstack re-saves the reference loads again."""
@@ -193,10 +194,16 @@ def test_deprecated_mlm_transformer_folders_load_as_fill_mask(mlm_path, tmp_path
         modules[0]["type"] = "sentence_transformers.sparse_encoder.models.MLMTransformer"
         (folder / "modules.json").write_text(json.dumps(modules))
         config_file = folder / "sentence_bert_config.json"
-        config_file.write_text(json.dumps({"max_seq_length": 512, "do_lower_case": False}))
+        config_file.write_text(json.dumps({"max_seq_length": 37, "do_lower_case": False}))
     theirs = Reference(str(folder), device="cpu").encode(TEXTS)
-    ours = SparseEncoder(str(folder), device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = SparseEncoder(str(folder), device="cpu")
+    assert not [w for w in caught if "MLMTransformer" in str(w.message)]  # loading a folder is not deprecated use
+    assert "Ignoring unknown keys" not in caplog.text  # its settings are the module's own
     assert ours[0].transformer_task == "fill-mask"
+    if layout.startswith("5.x"):  # the folder's settings are kept, not dropped as unknown keys
+        assert ours.max_seq_length == 37 == Reference(str(folder), device="cpu").max_seq_length
     assert max_diff(ours.encode(TEXTS), theirs) <= 1e-5
     ours.save(str(tmp_path / "resaved"))
     assert max_diff(Reference(str(tmp_path / "resaved"), device="cpu").encode(TEXTS), theirs) <= 1e-5

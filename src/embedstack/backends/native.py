@@ -21,7 +21,7 @@ from embedstack.errors import ModelFormatError
 from embedstack.fileio import read_json
 from embedstack.modules.transformer.config import TEXT_MODALITY_CONFIG
 from embedstack.modules.transformer.module import Transformer
-from embedstack.modules.transformer.support import split_text_inputs
+from embedstack.modules.transformer.support import drop_preprocess_flags, split_text_inputs
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -163,7 +163,7 @@ class NativeTransformer(TransformerStandIn):
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Add ``token_embeddings``: the encoder's last hidden state."""
-        features.pop("truncated", None)  # preprocess's flag for the caller (inputs cut short), not a model output
+        drop_preprocess_flags(features)
         output = self.model(features["input_ids"], features.get("attention_mask"), features.get("token_type_ids"))
         features["token_embeddings"] = output.last_hidden_state  # (batch, seq, hidden)
         return features

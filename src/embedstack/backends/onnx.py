@@ -41,6 +41,7 @@ from embedstack.modules.base import InputModule
 from embedstack.modules.transformer.backend_registry import EXPORTED_FILE_OPTIONS
 from embedstack.modules.transformer.config import FEATURES, TASK_DEFAULTS
 from embedstack.modules.transformer.module import Transformer
+from embedstack.modules.transformer.support import drop_preprocess_flags
 from embedstack.modules.transformer.text import TextTokenizing
 
 logger = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class OnnxTransformer(TextTokenizing, TransformerStandIn):
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Run the ONNX file: write ``token_embeddings`` (batch, seq, dim), or a classifier's ``scores``."""
-        features.pop("truncated", None)  # preprocess's flag for the caller (inputs cut short), not a model output
+        drop_preprocess_flags(features)
         feed = {name: _int64(features[name]) for name in self.input_names if name in features}
         if "token_type_ids" in self.input_names and "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])

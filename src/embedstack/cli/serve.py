@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from embedstack.cli.extras import extra_module
-from embedstack.cli.model_options import add_model_arguments, load_model
+from embedstack.cli.model_options import add_model_arguments, load_model, model_class
 from embedstack.cli.served_models import served_models
 from embedstack.kinds import MODEL_KINDS
 
@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     loaded = []
     for entry in entries:  # each the kind its folder holds (or the file's 'kind', checked)
         kind = MODEL_KINDS[entry.kind] if entry.kind else None
+        if kind is not None and (found := model_class(entry.options, None)[0]) is not kind:
+            raise ValueError(
+                f"{entry.source or entry.path} key 'kind' is {entry.kind!r}, but {entry.path} holds a "
+                f"{found.__name__}; set 'kind' to {found.__name__!r} or leave it out."
+            )
         loaded.append(server.NamedModel(entry.name, load_model(entry.options, kind=kind), frozenset(entry.aliases)))
     described = ", ".join(f"{named.name} ({named.model.model_type}, {named.model.get_backend()})" for named in loaded)
 

@@ -40,6 +40,7 @@ class ModelEntry:
     path: str | None
     options: argparse.Namespace
     kind: str | None = None
+    source: str | None = None  # "FILE models[i]" for an entry of a models file
 
     @property
     def aliases(self) -> set[str]:
@@ -55,8 +56,8 @@ def served_models(args: argparse.Namespace) -> list[ModelEntry]:
             more --model-name than --model.
     """
     if getattr(args, "models_file", None):
-        if args.model:
-            raise ValueError("Give --model or --models-file, not both.")
+        if args.model or getattr(args, "model_name", None):
+            raise ValueError("Give --model (and --model-name) or --models-file, not both: the file names its models.")
         return [_entry(args, item, f"{args.models_file} models[{index}]") for index, item in _file(args.models_file)]
     paths: list[str | None] = list(args.model or [None])
     names: list[str] = list(args.model_name or [])
@@ -101,11 +102,27 @@ def _entry(args: argparse.Namespace, item: dict[str, Any], where: str) -> ModelE
     options = {**vars(args), "model": path}
     for key in ("backend", "device", "trust_remote_code", "onnx_file", "int8"):
         if key in item:
-            options[key] = item[key]
+            options[key] = _checked(item[key], key, where)
     name = item.get("name", _default_name(path))
     if not isinstance(name, str) or not name:
         raise ValueError(f"{where} key 'name' must be a non-empty string, got {name!r}.")
-    return ModelEntry(name, path, argparse.Namespace(**options), kind)
+    return ModelEntry(name, path, argparse.Namespace(**options), kind, where)
+
+
+def _checked(value: Any, key: str, where: str) -> Any:
+    """An entry's option, of the type its command-line flag gives (a string "false" is not False)."""
+    if key in ("trust_remote_code", "int8"):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} key {key!r} must be true or false, got {value!r}.")
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where} key {key!r} must be a non-empty string, got {value!r}.")
+    if key == "backend":
+        from embedstack.modules.transformer.backend_registry import backend_names
+
+        if value not in backend_names():
+            raise ValueError(f"{where} key 'backend' is {value!r}; it must be one of {backend_names()}.")
+    return value
 
 
 def _toml() -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from embedstack.server.settings import ServerSettings
 from embedstack.server.state import ServedEntry, ServerState
 
 logger = logging.getLogger(__name__)
+SHUTDOWN_S = 30.0  # how long the workers of every served model may take, together, to finish their rounds
 DEFAULT_MODEL_NAME = "embedstack-model"
 
 
@@ -85,13 +87,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for entry in entries.values():
-            entry.service.start()
+        started: list[EmbeddingService] = []
         try:
-            yield
-        finally:
             for entry in entries.values():
-                await asyncio.to_thread(entry.service.stop)
+                entry.service.start()
+                started.append(entry.service)
+            yield
+        finally:  # every queue stops taking work at once; the workers finish what they hold within one deadline
+            for service in started:
+                service.queue.close()
+            deadline = time.monotonic() + SHUTDOWN_S
+            for service in started:
+                await asyncio.to_thread(service.stop, max(0.0, deadline - time.monotonic()))
 
     app = FastAPI(
         title="embedstack server",
@@ -127,17 +134,24 @@ def _named(
         return [NamedModel(settings.model_name or DEFAULT_MODEL_NAME, model, frozenset(aliases))]  # type: ignore[arg-type]
     if not named:
         raise ValueError("create_app got no model to serve; pass a model or a non-empty sequence of NamedModel.")
-    seen: dict[str, str] = {}
+    names = [entry.name for entry in named]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(
+                f"The model name {name!r} is given to {names.count(name)} served models; give each its own name "
+                "(embedstack serve: --model-name, or 'name' in the models file)."
+            )
     for entry in named:
-        for key in (entry.name, *sorted(entry.aliases - {entry.name})):
-            if key in seen and seen[key] != entry.name:
-                raise ValueError(
-                    f"Two served models answer to {key!r} ({seen[key]!r} and {entry.name!r}); give each model its "
-                    "own name (embedstack serve: --model-name, or 'name' in the models file)."
-                )
-            if key in seen:
-                raise ValueError(f"The model name {key!r} is given twice; give each served model its own name.")
-            seen[key] = entry.name
+        for alias in sorted(entry.aliases & set(names) - {entry.name}):
+            raise ValueError(
+                f"Two served models answer to {alias!r} ({alias!r} and {entry.name!r}, whose alias it is); give each "
+                "model its own name (embedstack serve: --model-name, or 'name' in the models file)."
+            )
+    shared = Counter(alias for entry in named for alias in entry.aliases - {entry.name})
+    ambiguous = {alias for alias, count in shared.items() if count > 1}
+    if ambiguous:  # e.g. one folder served twice, on two backends: only the names tell them apart
+        logger.warning("Aliases %s belong to several served models; requests must use their names.", sorted(ambiguous))
+        named = [NamedModel(entry.name, entry.model, entry.aliases - ambiguous) for entry in named]
     return named
 
 

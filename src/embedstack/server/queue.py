@@ -184,8 +184,9 @@ class TokenQueue:
             return dropped
 
     def take(self, budget: int | RoundSize, timeout: float | None = None) -> list[Slice] | None:
-        """The next round: up to ``budget`` tokens from the front jobs sharing the first job's prompt.
+        """The next round: up to ``budget`` tokens (a :class:`RoundSize` sizes it from the queue) of one prompt's jobs.
 
+        The prompt is the one whose jobs waited the most rounds (see :meth:`_round`).
         When other workers wait too, the round takes only this worker's share of what is queued, so a single
         16-text request runs on every worker rather than on one. Blocks until there is work; returns [] after
         ``timeout`` seconds without work and None once the queue is closed and empty.

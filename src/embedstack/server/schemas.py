@@ -25,6 +25,13 @@ FIELD_SHAPES = {
 }
 
 
+def _served_model() -> Any:
+    """The ``model`` field of the TEI-style requests, which may leave it out."""
+    return Field(
+        None, description="Which served model (see GET /v1/models); default: the first one of this route's kind."
+    )
+
+
 class _Prompted(BaseModel):
     """The options every embedding request shares: which of the model's prompts (and task) its inputs get."""
 
@@ -70,9 +77,7 @@ class EmbedRequest(_Request):
     """``POST /embed``: text-embeddings-inference's request."""
 
     inputs: Inputs = Field(description=f"What to embed: {INPUT_SHAPES}.")
-    model: StrictStr | None = Field(
-        None, description="Which served model (see GET /v1/models); default: the first one of this route's kind."
-    )
+    model: StrictStr | None = _served_model()
     normalize: StrictBool = Field(True, description="L2-normalize the vectors.")
     truncation_direction: Literal["right", "Right"] = Field("right", description="Only 'right' is supported.")
 
@@ -81,9 +86,7 @@ class EmbedSparseRequest(_Prompted):
     """``POST /embed_sparse``: text-embeddings-inference's sparse request, plus embedstack's ``input_type``."""
 
     inputs: Inputs = Field(description=f"What to embed: {INPUT_SHAPES}.")
-    model: StrictStr | None = Field(
-        None, description="Which served model (see GET /v1/models); default: the first one of this route's kind."
-    )
+    model: StrictStr | None = _served_model()
     truncate: StrictBool = Field(
         True, description="Cut inputs longer than the model's window (counted in a header); false: 422."
     )
@@ -129,9 +132,7 @@ class RerankRequest(BaseModel):
 
     query: StrictStr = Field(description="What the texts are ranked against.")
     texts: list[StrictStr] = Field(description="The texts to rank.")
-    model: StrictStr | None = Field(
-        None, description="Which served model (see GET /v1/models); default: the first one of this route's kind."
-    )
+    model: StrictStr | None = _served_model()
     raw_scores: StrictBool = Field(False, description="The model's logits, without its activation (e.g. sigmoid).")
     return_text: StrictBool = Field(False, description="Add each text to its result.")
     truncate: StrictBool = Field(

@@ -26,8 +26,9 @@ class ServerSettings:
         window_tokens: Real tokens a worker takes from the queue per round; the inputs of one round are
             sorted by length and cut into forward passes together, and their requests are answered together.
             Default on CPU: four forward passes (4,096 tokens), or the tokens of about 64 waiting inputs when
-            they are long (at most 16,384): a round ends soon, so the waiting times of requests under load stay
-            close to each other, and still holds enough long inputs to sort by length. Elsewhere 16,384.
+            they are long (at most 16,384; both scale with ``max_batch_tokens`` when it is set): a round ends
+            soon, so the waiting times of requests under load stay close to each other, and still holds enough
+            long inputs to sort by length. Elsewhere 16,384.
         max_queue_tokens: Tokens waiting in the queue, over all requests; a request that does not fit gets 429.
         max_payload_bytes: Largest request body.
         max_inputs_per_request: Most inputs in one request (the server splits large requests itself).

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 
 import numpy as np
 import torch
@@ -96,21 +97,31 @@ class Occupancy:
         self.share = share
         self.slots = slots or max(1, cores // max(1, share))
         self._busy = 0
+        self._waiting: deque[object] = deque()  # tickets of the rounds waiting for a slot, oldest first
         self._condition = threading.Condition()
 
     def enter(self, *, small: bool) -> int:
-        """Wait for a slot and count this round as running; returns the torch threads it gets."""
+        """Wait for a slot (rounds enter in the order they came) and count this round as running.
+
+        Returns the torch threads the round gets.
+        """
+        ticket = object()
         with self._condition:
-            while self._busy >= self.slots:
-                self._condition.wait()
+            self._waiting.append(ticket)
+            try:
+                while self._busy >= self.slots or self._waiting[0] is not ticket:
+                    self._condition.wait()
+            finally:
+                self._waiting.remove(ticket)
             self._busy += 1
+            self._condition.notify_all()  # the next ticket may take another free slot
             return self.cores if small and self._busy == 1 else self.share
 
     def leave(self) -> None:
         """Count a round as done, freeing its slot."""
         with self._condition:
             self._busy -= 1
-            self._condition.notify()
+            self._condition.notify_all()
 
 
 class ModelWorker:
@@ -206,19 +217,22 @@ class ModelWorker:
             return
         count = sum(piece.stop - piece.start for piece in slices)
         tokens = sum(int(piece.job.cumulative[piece.stop] - piece.job.cumulative[piece.start]) for piece in slices)
-        if self.occupancy is not None:  # may wait while other models' rounds hold the cores
-            threads = self.occupancy.enter(small=tokens <= self.max_batch_tokens)
-            if torch.get_num_threads() != threads:  # per thread once set: the other workers keep theirs
-                torch.set_num_threads(threads)
-        self.busy_since = started = time.monotonic()
+        entered = False
         try:
+            if self.occupancy is not None:  # may wait while other models' rounds hold the cores
+                threads = self.occupancy.enter(small=tokens <= self.max_batch_tokens)
+                entered = True
+                if torch.get_num_threads() != threads:  # per thread once set: the other workers keep theirs
+                    torch.set_num_threads(threads)
+            self.busy_since = started = time.monotonic()
             vectors = self._compute(slices)
         except Exception as exc:
             self._failed(slices, exc)
             return
         finally:
             self.busy_since = None
-            if self.occupancy is not None:
+            if entered:
+                assert self.occupancy is not None
                 self.occupancy.leave()
         elapsed = time.monotonic() - started
         self.failures.succeeded()

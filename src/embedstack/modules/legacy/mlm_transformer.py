@@ -7,6 +7,7 @@ Those folders name ``sentence_transformers.sparse_encoder.models.MLMTransformer`
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import warnings
@@ -62,3 +63,18 @@ class MLMTransformer(Transformer):
         with warnings.catch_warnings():  # loading a saved folder is not the deprecated use
             warnings.filterwarnings("ignore", message=re.escape(DEPRECATED), category=FutureWarning)
             return super()._load_torch(*args, **kwargs)
+
+
+def _signature() -> inspect.Signature:
+    """Transformer's own signature with "fill-mask" as the task's default.
+
+    ``_load_torch`` keeps the folder's config keys that the signature names, and ``*args, **kwargs`` name none.
+    """
+    signature = inspect.signature(Transformer.__init__)
+    parameters = [
+        p.replace(default="fill-mask") if p.name == "transformer_task" else p for p in signature.parameters.values()
+    ]
+    return signature.replace(parameters=parameters)
+
+
+MLMTransformer.__init__.__signature__ = _signature()  # type: ignore[attr-defined]

@@ -34,6 +34,7 @@ from embedstack.modules.transformer.multimodal import (
 )
 from embedstack.modules.transformer.support import (
     check_tokenizer_vocabulary,
+    drop_preprocess_flags,
     load_processor,
     prepare_tokenizer,
     read_method_output,
@@ -274,7 +275,7 @@ class Transformer(TextTokenizing, InputModule):
     # ----- forward ----------------------------------------------------------------------------------------
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Run the backbone method of the features' modality; write its output to ``module_output_name``."""
-        features.pop("truncated", None)  # preprocess's flag for the caller (inputs cut short), not a model output
+        drop_preprocess_flags(features)
         modality = features.get("modality", "text")
         settings = self.modality_config.get(modality) or self.modality_config.get("text")
         if settings is None:

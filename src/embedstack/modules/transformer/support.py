@@ -237,3 +237,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {value.ndim}-D tensor"
     return "nothing" if value is None else f"a {type(value).__name__}"
+
+
+def drop_preprocess_flags(features: dict[str, Any]) -> None:
+    """Remove what ``preprocess`` reports to the caller (``truncated``: inputs cut short) and no model takes."""
+    features.pop("truncated", None)
