@@ -99,6 +99,18 @@ def test_idle_workers_share_one_request(loop):
     assert sorted(sum(s.stop - s.start for s in round_) for round_ in rounds) == [8, 8]
 
 
+def test_a_worker_that_frees_up_while_another_computes_takes_only_its_share(loop):
+    queue = TokenQueue(max_tokens=10_000, workers=2)
+    for _ in range(20):  # 20 one-text requests wait; the other worker is busy (not in take)
+        queue.put(job(loop, [10]))
+    assert sum(s.stop - s.start for s in queue.take(budget=1000)) == 10  # half: the rest for the next free worker
+    assert sum(s.stop - s.start for s in queue.take(budget=1000)) == 5
+    alone = TokenQueue(max_tokens=10_000)  # one worker: it takes what waits, up to the budget
+    for _ in range(20):
+        alone.put(job(loop, [10]))
+    assert sum(s.stop - s.start for s in alone.take(budget=1000)) == 20
+
+
 def test_requests_with_other_prompts_wait_for_their_own_round(loop):
     queue = TokenQueue(max_tokens=10_000)
     plain, query = job(loop, [5]), job(loop, [5], BatchKey(prompt="query: "))

@@ -80,9 +80,9 @@ class EmbeddingService:
         self.settings = settings
         self.metrics = metrics
         self.tokenizer = RequestTokenizer(model)
-        self.queue = TokenQueue(settings.max_queue_tokens)
         cpu = model.device.type == "cpu"
         count = settings.workers or (CPU_WORKERS if cpu else 1)
+        self.queue = TokenQueue(settings.max_queue_tokens, workers=count)
         # Each CPU worker gets its share of the cores as torch threads (set at start, restored at stop).
         self._torch_threads = (max(1, available_cpus() // count), torch.get_num_threads()) if cpu else None
         failures = FailureCount(settings.max_consecutive_failures)
