@@ -28,6 +28,7 @@ from typing import Any
 
 from embedstack.defaults import DEFAULT_MODEL_NAME, resolve_cli_model
 from embedstack.kinds import MODEL_KINDS
+from embedstack.modules.transformer.backend_registry import backend_names
 
 ENTRY_KEYS = ("name", "path", "backend", "kind", "device", "trust_remote_code", "onnx_file", "int8")
 
@@ -117,11 +118,8 @@ def _checked(value: Any, key: str, where: str) -> Any:
         return value
     if not isinstance(value, str) or not value:
         raise ValueError(f"{where} key {key!r} must be a non-empty string, got {value!r}.")
-    if key == "backend":
-        from embedstack.modules.transformer.backend_registry import backend_names
-
-        if value not in backend_names():
-            raise ValueError(f"{where} key 'backend' is {value!r}; it must be one of {backend_names()}.")
+    if key == "backend" and value not in backend_names():
+        raise ValueError(f"{where} key 'backend' is {value!r}; it must be one of {backend_names()}.")
     return value
 
 
