@@ -30,15 +30,18 @@ def is_singular_input(inputs: Any) -> bool:
     return True
 
 
-def legacy_inputs(inputs: Any, kwargs: dict[str, Any], method: str) -> Any:
+def legacy_inputs(inputs: Any, kwargs: dict[str, Any], method: str, stacklevel: int = 3) -> Any:
     """``inputs``, or the deprecated ``sentences=`` keyword's value (popped from ``kwargs``, with a FutureWarning).
+
+    ``stacklevel`` points the warning at the user's call (3: the caller of the method that calls this).
 
     As the reference's ``@deprecated_kwargs(sentences="inputs")``: when both are given, ``sentences`` is dropped.
     """
     if "sentences" not in kwargs:
         return inputs
     legacy = kwargs.pop("sentences")
-    warnings.warn(f"{method}(sentences=...) is deprecated; pass `inputs` instead.", FutureWarning, stacklevel=3)
+    message = f"{method}(sentences=...) is deprecated; pass `inputs` instead."
+    warnings.warn(message, FutureWarning, stacklevel=stacklevel)
     return legacy if inputs is None else inputs
 
 

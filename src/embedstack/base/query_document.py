@@ -32,19 +32,22 @@ class QueryDocumentMethods:
         self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
     ) -> Any:
         """Encode search queries: the "query" prompt (unless a prompt is given) and the Router's query route."""
-        inputs = legacy_inputs(inputs, kwargs, "encode_query")
-        if prompt_name is None and prompt is None:
-            prompt_name = task_prompt_name(self.prompts, "query")
-        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        return self._encode_task("query", "encode_query", inputs, prompt_name, prompt, kwargs)
 
     def encode_document(
         self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any
     ) -> Any:
         """Encode documents: the first "document", "passage" or "corpus" prompt and the Router's document route."""
-        inputs = legacy_inputs(inputs, kwargs, "encode_document")
+        return self._encode_task("document", "encode_document", inputs, prompt_name, prompt, kwargs)
+
+    def _encode_task(
+        self, task: str, method: str, inputs: Any, prompt_name: str | None, prompt: str | None, kwargs: dict[str, Any]
+    ) -> Any:
+        """``encode`` with ``task``'s route, and its prompt unless one is given (``sentences=`` still accepted)."""
+        inputs = legacy_inputs(inputs, kwargs, method, stacklevel=4)  # the user's encode_query/_document call
         if prompt_name is None and prompt is None:
-            prompt_name = task_prompt_name(self.prompts, "document")
-        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+            prompt_name = task_prompt_name(self.prompts, task)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, task=task, **kwargs)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> torch.Tensor:
         """The (N, M) similarity matrix under ``similarity_fn_name`` (dense or sparse rows)."""
