@@ -3,8 +3,8 @@ modules, every import pointing down the layers, and every module of the package 
 
     errors <- io helpers (fileio, inputs, prompts, remote_code, engine, similarity, maxsim, quantization, util,
     defaults, corpus, shards) <- registry <- modules <- backends <- persistence <- stack / encode_io / chunking / cache
-    <- base / encode_paths <- encoding / model / evaluation / cross_encoder / sparse_encoder <- kinds
-    <- cli / server / ray <- the package's lazy __init__
+    <- base / encode_paths <- encoding / model / evaluation / cross_encoder / sparse_encoder <- kinds / losses
+    <- cli / server / ray / training <- the package's lazy __init__
 
 A new package or top-level module must be added to LAYERS (the root package matches only itself, so nothing
 lands in a layer by default).
@@ -52,12 +52,12 @@ LAYERS: list[tuple[str, ...]] = [
         "embedstack.cross_encoder",
         "embedstack.sparse_encoder",
     ),
-    ("embedstack.kinds",),
-    ("embedstack.cli", "embedstack.server", "embedstack.ray"),
+    ("embedstack.kinds", "embedstack.losses"),
+    ("embedstack.cli", "embedstack.server", "embedstack.ray", "embedstack.training"),
     (ROOT,),
 ]
 # Optional extras may be imported inside functions (they are not ours); nothing else of ours may.
-OPTIONAL_SUBPACKAGES: tuple[str, ...] = ()
+OPTIONAL_SUBPACKAGES: tuple[str, ...] = ("embedstack.training",)  # the train extra, imported by model.fit
 
 
 def module_name(path: Path) -> str:

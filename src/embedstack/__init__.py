@@ -6,13 +6,18 @@ Heavy imports (torch, transformers) happen on first use of a public name, so ``e
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from embedstack._version import __version__
+from embedstack.errors import MissingExtraError
 
 __all__ = [
     "CrossEncoder",
+    "InputExample",
     "SentenceTransformer",
+    "SentenceTransformerTrainer",
+    "SentenceTransformerTrainingArguments",
     "SimilarityFunction",
     "SparseEncoder",
     "quantize_embeddings",
@@ -27,17 +32,34 @@ _LAZY = {
     "quantize_embeddings": "embedstack.quantization",
 }
 
+# Names from the train extra (accelerate, datasets): a missing extra raises MissingExtraError with the pip command.
+_TRAINING = ("InputExample", "SentenceTransformerTrainer", "SentenceTransformerTrainingArguments")
+
 if TYPE_CHECKING:
     from embedstack.cross_encoder import CrossEncoder
     from embedstack.model import SentenceTransformer
     from embedstack.quantization import quantize_embeddings
     from embedstack.similarity import SimilarityFunction
     from embedstack.sparse_encoder import SparseEncoder
+    from embedstack.training import InputExample, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
 
 def __getattr__(name: str) -> Any:
+    if name in _TRAINING:
+        value = getattr(_training(), name)
+        globals()[name] = value
+        return value
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'embedstack' has no attribute {name!r}")
+
+
+def _training() -> Any:
+    missing = [package for package in ("accelerate", "datasets") if importlib.util.find_spec(package) is None]
+    if missing:
+        raise MissingExtraError(
+            f"Training needs the train extra ({', '.join(missing)} not installed). Run: pip install 'embedstack[train]'"
+        )
+    return importlib.import_module("embedstack.training")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -14,6 +15,7 @@ from torch import nn
 from embedstack.base import BaseModel, default_device
 from embedstack.cache import EmbeddingStore, open_cache
 from embedstack.encoding import EncodeMixin
+from embedstack.errors import MissingExtraError
 from embedstack.modules.default_stack import default_modules
 from embedstack.modules.pooling import Pooling
 from embedstack.persistence.model_card import ModelCardData, model_card_text
@@ -154,6 +156,22 @@ class SentenceTransformer(EncodeMixin, BaseModel):
             if isinstance(module, Pooling):
                 module.include_prompt = include_prompt
                 return
+
+    def fit(self, train_objectives: Iterable[tuple[Any, nn.Module]], **kwargs: Any) -> None:
+        """Train with the legacy API: ``train_objectives=[(DataLoader of InputExample, loss), ...]``.
+
+        It runs :class:`~embedstack.SentenceTransformerTrainer` (the ``train`` extra), with sentence-transformers'
+        ``fit`` keywords: ``evaluator``, ``epochs``, ``warmup_steps``, ``optimizer_params``, ``output_path``, ...
+        """
+        missing = [package for package in ("accelerate", "datasets") if importlib.util.find_spec(package) is None]
+        if missing:
+            raise MissingExtraError(
+                f"fit() needs the train extra ({', '.join(missing)} not installed). "
+                "Run: pip install 'embedstack[train]'"
+            )
+        from embedstack.training.fit import fit
+
+        fit(self, train_objectives, **kwargs)
 
     def encode_multi_process(self, sentences: list[str], pool: Any, **kwargs: Any) -> Any:
         """Deprecated: use ``encode(sentences, pool=pool, ...)``."""

@@ -285,6 +285,7 @@ class BaseModel(OnnxMethods):
         safe_serialization: bool = True,
         *,
         legacy_layout: bool = False,
+        keep_other_files: bool = False,
     ) -> None:
         """Save the model folder atomically, in the layout sentence-transformers 6.2 reads.
 
@@ -295,6 +296,8 @@ class BaseModel(OnnxMethods):
             train_datasets: Unused; accepted for compatibility.
             safe_serialization: Write safetensors (True) or pickled ``pytorch_model.bin`` module weights.
             legacy_layout: Write old type names and config keys for readers older than sentence-transformers 5.
+            keep_other_files: Keep the other files of the folder (a trainer's output folder with its checkpoints);
+                each file of the model still replaces its namesake atomically.
         """
         if path is None:
             return
@@ -304,7 +307,14 @@ class BaseModel(OnnxMethods):
                 "cannot store. Save the float model (before calling quantize) instead."
             )
         card = self._card_text(model_name) if create_model_card else None
-        save_folder(self, path, safe_serialization=safe_serialization, legacy_layout=legacy_layout, card_text=card)
+        save_folder(
+            self,
+            path,
+            safe_serialization=safe_serialization,
+            legacy_layout=legacy_layout,
+            card_text=card,
+            keep_other_files=keep_other_files,
+        )
 
     save_pretrained = save
 

@@ -32,6 +32,15 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / np.sqrt((ra * ra).sum() * (rb * rb).sum()))
 
 
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equally long vectors, in float64; NaN when either is constant (as SciPy)."""
+    da, db = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    da, db = da - da.mean(), db - db.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = (da * db).sum() / np.sqrt((da * da).sum() * (db * db).sum())
+    return float(np.clip(value, -1.0, 1.0))
+
+
 @dataclass
 class STSResult:
     """What :func:`evaluate_sts` measured.

@@ -89,9 +89,13 @@ def save_folder(
     safe_serialization: bool = True,
     legacy_layout: bool = False,
     card_text: str | None = None,
+    keep_other_files: bool = False,
 ) -> None:
-    """Write ``model`` to ``path`` atomically in the sentence-transformers 6.2 layout (or the legacy one)."""
-    with atomic_folder(path) as staging:
+    """Write ``model`` to ``path`` atomically in the sentence-transformers 6.2 layout (or the legacy one).
+
+    ``keep_other_files`` leaves what else the folder holds (a trainer's checkpoints) in place.
+    """
+    with atomic_folder(path, keep_others=keep_other_files) as staging:
         write_model_config(staging, model.model_config_dict())
         entries = []
         for index, (name, module) in enumerate(model.named_children()):

@@ -27,6 +27,8 @@ class ModelCardData:
         task_name: What the model is for, in words.
         tags: Extra tags for the card's metadata.
         local_files_only / generate_widget_examples: Accepted as in sentence-transformers.
+        evaluations: One entry per evaluator call (``set_evaluation_metrics``): the evaluator's class name and
+            description, its primary metric, the epoch and step, and the metrics.
     """
 
     language: str | list[str] | None = field(default_factory=list)
@@ -41,6 +43,8 @@ class ModelCardData:
     generate_widget_examples: bool = True
     base_model: str | None = field(default=None, init=False)
     base_model_revision: str | None = field(default=None, init=False)
+    evaluations: list[dict[str, Any]] = field(default_factory=list, init=False)
+    training: dict[str, Any] = field(default_factory=dict, init=False)  # a training run (embedstack.training)
 
     def set_model_id(self, model_id: str) -> None:
         """Record the Hub id the model is published under."""
@@ -50,6 +54,19 @@ class ModelCardData:
         """Record the model this one was loaded (and may be fine-tuned) from, and its revision."""
         self.base_model = model_id
         self.base_model_revision = revision
+
+    def set_evaluation_metrics(self, evaluator: Any, metrics: dict[str, Any], epoch: int = 0, step: int = 0) -> None:
+        """Record the results of an evaluator call (what evaluators call after scoring the model)."""
+        self.evaluations.append(
+            {
+                "evaluator": type(evaluator).__name__,
+                "description": getattr(evaluator, "description", type(evaluator).__name__),
+                "primary_metric": getattr(evaluator, "primary_metric", None),
+                "epoch": epoch,
+                "step": step,
+                "metrics": dict(metrics),
+            }
+        )
 
     def metadata_lines(self) -> list[str]:
         """Extra YAML front-matter lines for the card."""

@@ -1,0 +1,245 @@
+"""Token-budget passes for training: embed a batch's columns in length-sorted passes, padding trimmed per pass.
+
+A training batch holds a few columns (anchor, positive, negatives) of padded features. The reference embeds each
+column in one forward, padded to that column's longest text: with short sentences about half of the tokens a
+Transformer computes (forward and backward) are padding. Here the texts of all columns that preprocess alike are
+sorted by length and cut into passes, each padded only to its own longest text; the cuts minimise the padded
+tokens plus a fixed cost per pass (:func:`plan_passes`). The embeddings are put back in the order of the batch,
+so a loss sees the same embeddings and gradients as with one pass per column (up to float rounding): no module
+of these models computes statistics across a batch. Dropout draws different masks, from the same distribution.
+
+``with passes_disabled():`` (the trainer's ``token_budget_passes=False``) embeds each column in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+PASS_COST_TOKENS = 64  # what one more forward costs, in padded tokens (MiniLM on 2 CPU cores: 32-128 all near best)
+MAX_PASS_TOKENS = 16384  # the most padded tokens in one pass
+
+_ENABLED: ContextVar[bool] = ContextVar("token_budget_passes", default=True)
+
+
+@contextmanager
+def passes_disabled(disabled: bool = True) -> Iterator[None]:
+    """Embed each column in a single pass (the reference's way) inside the block; ``disabled=False`` is a no-op."""
+    token = _ENABLED.set(not disabled)
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def plan_passes(
+    lengths: Sequence[int],
+    *,
+    pass_cost: int = PASS_COST_TOKENS,
+    max_tokens: int = MAX_PASS_TOKENS,
+    max_rows: int | None = None,
+) -> list[range]:
+    """Cut lengths sorted ascending into consecutive passes minimising padded tokens plus ``pass_cost`` per pass.
+
+    A pass of rows ``i..j-1`` costs ``(j - i) * lengths[j - 1]`` (all padded to its longest) and at most
+    ``max_tokens`` of them (unless one row alone is longer) and at most ``max_rows`` rows. Exact dynamic
+    programming, O(n^2) in numpy.
+
+    >>> plan_passes([3, 3, 4, 20, 21])
+    [range(0, 5)]
+    >>> plan_passes([3, 3, 4, 200, 210])
+    [range(0, 3), range(3, 5)]
+    """
+    sorted_lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(sorted_lengths)
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(n + 1, dtype=np.int64)
+    starts = np.arange(n + 1)
+    for end in range(1, n + 1):
+        width = sorted_lengths[end - 1]
+        rows = end - starts[:end]
+        cost = best[:end] + rows * width + pass_cost
+        cost[(rows * width > max_tokens) & (rows > 1)] = np.inf
+        if max_rows is not None:
+            cost[rows > max_rows] = np.inf
+        cut[end] = int(np.argmin(cost))
+        best[end] = cost[cut[end]]
+    passes: list[range] = []
+    end = n
+    while end > 0:
+        passes.append(range(int(cut[end]), end))
+        end = int(cut[end])
+    return passes[::-1]
+
+
+def embed_columns(model: nn.Module, features_list: Iterable[dict[str, Any]]) -> list[Tensor]:
+    """One ``sentence_embedding`` tensor per column, in the columns' row order (token-budget passes when on)."""
+    plan = pass_batches(list(features_list))
+    return plan.scatter([model(batch.features)["sentence_embedding"] for batch in plan])
+
+
+@dataclass
+class Pass:
+    """One forward: its features, and which rows of the batch (all columns end to end) it holds."""
+
+    features: dict[str, Any]
+    rows: Tensor  # (rows,) indices into the columns' rows, end to end
+
+
+@dataclass
+class PassPlan:
+    """The passes that embed a batch's columns, and how to put their outputs back in the columns' order."""
+
+    passes: list[Pass]
+    column_rows: list[int]
+
+    def __iter__(self) -> Iterator[Pass]:
+        return iter(self.passes)
+
+    def __len__(self) -> int:
+        return len(self.passes)
+
+    def scatter(self, outputs: list[Tensor]) -> list[Tensor]:
+        """The outputs of the passes (one (rows, dim) tensor each) as one tensor per column, rows in order."""
+        stacked = torch.cat(outputs)  # (all rows, dim), in pass order
+        positions = torch.cat([batch.rows for batch in self.passes]).to(stacked.device)
+        inverse = torch.empty_like(positions)
+        inverse[positions] = torch.arange(len(positions), device=positions.device)
+        return list(stacked.index_select(0, inverse).split(self.column_rows))
+
+
+def pass_batches(columns: list[dict[str, Any]], max_rows: int | None = None) -> PassPlan:
+    """The passes for ``columns``: length-sorted token-budget passes when on, else one per column.
+
+    ``max_rows`` caps the texts in one pass (GradCache's mini-batch size).
+    """
+    column_rows = [_row_count(features) for features in columns]
+    offsets = np.cumsum([0, *column_rows])
+    passes: list[Pass] = []
+    groups = _mergeable_groups(columns) if _ENABLED.get() else [[index] for index in range(len(columns))]
+    for group in groups:
+        rows = _stack_rows([columns[index] for index in group]) if _ENABLED.get() else None
+        if rows is None:
+            for index in group:
+                passes += _row_chunks(columns[index], int(offsets[index]), max_rows)
+            continue
+        global_rows = torch.cat([torch.arange(offsets[i], offsets[i + 1]) for i in group])
+        order = np.argsort(rows.lengths, kind="stable")
+        for span in plan_passes(rows.lengths[order].tolist(), max_rows=max_rows):
+            picked = torch.as_tensor(order[span.start : span.stop])
+            passes.append(Pass(_pass_features(rows, picked), global_rows[picked]))
+    return PassPlan(passes, column_rows)
+
+
+def _row_chunks(features: dict[str, Any], offset: int, max_rows: int | None) -> list[Pass]:
+    """A column in order, in chunks of at most ``max_rows`` rows (all of it when None)."""
+    count = _row_count(features)
+    step = max_rows or count or 1
+    chunks = []
+    for begin in range(0, count, step):
+        end = min(begin + step, count)
+        chunk = {
+            key: value[begin:end] if isinstance(value, Tensor) and value.ndim and value.shape[0] == count else value
+            for key, value in features.items()
+        }
+        chunks.append(Pass(chunk, torch.arange(offset + begin, offset + end)))
+    return chunks
+
+
+@dataclass
+class _Rows:
+    """The rows of a group of columns, padded to one width, with each row's real token count."""
+
+    tokens: dict[str, Tensor]  # (rows, width) per token key
+    shared: dict[str, Any]  # values every row shares (prompt_length, task, ...)
+    lengths: np.ndarray  # (rows,)
+    left_padded: bool
+
+
+def _pass_features(rows: _Rows, picked: Tensor) -> dict[str, Any]:
+    """The features of the rows ``picked``, trimmed to the longest of them."""
+    width = int(rows.lengths[picked.numpy()].max())
+    features: dict[str, Any] = dict(rows.shared)
+    for key, tensor in rows.tokens.items():
+        selected = tensor.index_select(0, picked.to(tensor.device))
+        features[key] = selected[:, -width:] if rows.left_padded else selected[:, :width]
+    return features
+
+
+def _stack_rows(columns: list[dict[str, Any]]) -> _Rows | None:
+    """All rows of ``columns`` as one padded batch, or None when the features are not plain token tensors."""
+    shared = {key: value for key, value in columns[0].items() if key not in TOKEN_KEYS}
+    if not all(isinstance(features.get("attention_mask"), Tensor) for features in columns):
+        return None
+    masks: list[Tensor] = [features["attention_mask"] for features in columns]
+    if any(mask.ndim != 2 for mask in masks):
+        return None
+    if any(isinstance(value, Tensor) and key != "prompt_length" for key, value in shared.items()):
+        return None  # pixel values and other per-row tensors: not trimmed here
+    left = [bool((mask[:, 0] == 0).any()) for mask in masks if mask.shape[1]]
+    if len(set(left)) > 1:
+        return None
+    width = max(mask.shape[1] for mask in masks)
+    tokens: dict[str, Tensor] = {}
+    for key in (key for key in TOKEN_KEYS if key in columns[0]):
+        padded = [_pad(features[key], width, left=bool(left and left[0])) for features in columns]
+        tokens[key] = torch.cat(padded)
+    lengths = tokens["attention_mask"].sum(dim=1).cpu().numpy()
+    return _Rows(tokens, shared, np.maximum(lengths, 1), bool(left and left[0]))
+
+
+def _pad(tensor: Tensor, width: int, *, left: bool) -> Tensor:
+    missing = width - tensor.shape[1]
+    return F.pad(tensor, (missing, 0) if left else (0, missing)) if missing else tensor
+
+
+def _mergeable_groups(columns: list[dict[str, Any]]) -> list[list[int]]:
+    """Column indices grouped by how they preprocess: same feature keys and the same shared values."""
+    groups: list[list[int]] = []
+    for index, features in enumerate(columns):
+        for group in groups:
+            if _alike(columns[group[0]], features):
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    return groups
+
+
+def _alike(first: dict[str, Any], other: dict[str, Any]) -> bool:
+    if set(first) != set(other):
+        return False
+    for key, value in first.items():
+        if key in TOKEN_KEYS:
+            continue
+        candidate = other[key]
+        try:
+            if isinstance(value, Tensor) or isinstance(candidate, Tensor):
+                if not (isinstance(value, Tensor) and isinstance(candidate, Tensor) and torch.equal(value, candidate)):
+                    return False
+            elif bool(value != candidate):
+                return False
+        except (RuntimeError, ValueError):  # values that cannot be compared cannot be shown equal
+            return False
+    return True
+
+
+def _row_count(features: dict[str, Any]) -> int:
+    """The rows (texts) of a column's features: the first dimension of its first batched tensor."""
+    for key in ("input_ids", "attention_mask"):
+        if isinstance(features.get(key), Tensor):
+            return int(features[key].shape[0])
+    for value in features.values():
+        if isinstance(value, Tensor) and value.ndim:
+            return int(value.shape[0])
+    raise ValueError(f"A column's features hold no batched tensor (keys: {sorted(features)}); cannot count its rows.")

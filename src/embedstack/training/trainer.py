@@ -1,0 +1,378 @@
+"""SentenceTransformerTrainer: Hugging Face's Trainer running embedstack's losses over a module stack.
+
+Checkpoints, resuming, gradient accumulation, mixed precision, logging callbacks and multi-GPU come from
+``transformers.Trainer`` (with ``accelerate``). What is ours: the collator, the batch samplers, the losses (which
+embed each batch in token-budget passes, :mod:`embedstack.losses.passes`) and the bridge from the collator's
+``{column}_{feature}`` batch to the per-column features a loss takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import EvalLoopOutput
+
+from embedstack.evaluation import SentenceEvaluator, SequentialEvaluator
+from embedstack.losses import CoSENTLoss
+from embedstack.losses.passes import passes_disabled
+from embedstack.model import SentenceTransformer
+from embedstack.modules.router import Router
+from embedstack.training.args import SentenceTransformerTrainingArguments
+from embedstack.training.collator import SentenceTransformerDataCollator
+from embedstack.training.dataloaders import build_dataloader
+from embedstack.training.datasets import add_dataset_names, check_datasets
+from embedstack.training.model_card import TrainingCardCallback
+
+logger = logging.getLogger(__name__)
+
+# Feature names that mark a column's features in the collated batch: ``{column}_{suffix}``.
+FEATURE_SUFFIXES = ("input_ids", "sentence_embedding", "pixel_values", "input_features", "input_values")
+TRAINING_ARGS_NAME = "training_args.bin"
+
+LossSpec = nn.Module | Callable[[SentenceTransformer], nn.Module]
+
+
+class _ZeroLossGradients(TrainerCallback):
+    """Clear gradients the loss owns (a loss with parameters), which ``model.zero_grad()`` does not reach."""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
+        if optimizer is not None:
+            optimizer.zero_grad()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
+        if optimizer is not None:
+            optimizer.zero_grad()
+
+
+class SentenceTransformerTrainer(Trainer):
+    """Train a :class:`~embedstack.SentenceTransformer` with a loss on Hugging Face datasets.
+
+    Args:
+        model: The model to train (or ``model_init``, called at the start of every training run).
+        args: The training arguments (default: ``output_dir="tmp_trainer"``).
+        train_dataset / eval_dataset: A Dataset, a DatasetDict (several datasets, each possibly with its own loss),
+            or an IterableDataset. Text columns in the order the loss reads them; a ``label``/``score`` column.
+        loss: A loss, a function of the model returning one, or a dict of them by dataset name (default: CoSENT).
+        evaluator: An evaluator, or a list run in order, called at every evaluation.
+        callbacks: More ``transformers.TrainerCallback`` objects.
+
+    Example:
+        ```python
+        from datasets import Dataset
+        from embedstack import SentenceTransformer, SentenceTransformerTrainer, losses
+
+        model = SentenceTransformer("all-MiniLM-L6-v2")
+        data = Dataset.from_dict({"anchor": ["It is sunny."], "positive": ["The sun shines."]})
+        trainer = SentenceTransformerTrainer(model=model, train_dataset=data,
+                                             loss=losses.MultipleNegativesRankingLoss(model))
+        trainer.train()
+        ```
+    """
+
+    def __init__(
+        self,
+        model: SentenceTransformer | None = None,
+        args: SentenceTransformerTrainingArguments | None = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        loss: LossSpec | dict[str, LossSpec] | None = None,
+        evaluator: SentenceEvaluator | list[SentenceEvaluator] | None = None,
+        data_collator: SentenceTransformerDataCollator | None = None,
+        processing_class: Any = None,
+        model_init: Callable[[], SentenceTransformer] | None = None,
+        compute_metrics: Callable[..., dict[str, Any]] | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple[Any, Any] = (None, None),
+        optimizer_cls_and_kwargs: tuple[type[torch.optim.Optimizer], dict[str, Any]] | None = None,
+        preprocess_logits_for_metrics: Callable[..., Any] | None = None,
+    ) -> None:
+        args = _checked_args(args)
+        if model is None:
+            if model_init is None:
+                raise ValueError("SentenceTransformerTrainer needs a model= (or a model_init= that builds one).")
+            model = model_init()
+        if compute_metrics is not None:
+            logger.warning("compute_metrics is not used by SentenceTransformerTrainer; pass an evaluator= instead.")
+        if args.hub_model_id and not model.model_card_data.model_id:
+            model.model_card_data.set_model_id(args.hub_model_id)
+        if data_collator is None:
+            data_collator = self.get_data_collator(model, args)
+        train_dataset, eval_dataset = check_datasets(train_dataset, eval_dataset)
+        if eval_dataset is None and evaluator is None and args.eval_strategy != "no":
+            raise ValueError(
+                f"eval_strategy is {args.eval_strategy!r}, but there is no eval_dataset and no evaluator to evaluate "
+                "with. Pass one of them, or set eval_strategy='no'."
+            )
+        super().__init__(
+            model=None if model_init else model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else "dummy",
+            processing_class=processing_class,
+            model_init=model_init,  # type: ignore[arg-type]  # any nn.Module factory works
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        if isinstance(self.eval_dataset, str):
+            self.eval_dataset = None
+        self.can_return_loss = True
+        self.model: SentenceTransformer
+        self.args: SentenceTransformerTrainingArguments
+        self.loss = self._prepare_losses(loss if loss is not None else CoSENTLoss(self.model), train_dataset)
+        self.evaluator = SequentialEvaluator(evaluator) if isinstance(evaluator, list) else evaluator
+        self.train_dataset = add_dataset_names(self.train_dataset, args, self.loss)
+        self.eval_dataset = add_dataset_names(self.eval_dataset, args, self.loss)
+        card = TrainingCardCallback(self)
+        self.add_callback(card)
+        card.on_init_end(self.args, self.state, self.control, model=self.model)
+        self.add_callback(_ZeroLossGradients())
+
+    # ----- setup ------------------------------------------------------------------------------------------
+    def get_data_collator(
+        self, model: SentenceTransformer, args: SentenceTransformerTrainingArguments
+    ) -> SentenceTransformerDataCollator:
+        """The collator: ``model.preprocess`` per column, with the prompts and Router routes of ``args``."""
+        if any(isinstance(module, Router) for module in model.children()) and not args.router_mapping:
+            raise ValueError(
+                "The model has a Router module, but the training arguments have no router_mapping, so the Router "
+                "cannot tell which route each column takes. Pass router_mapping={'question': 'query', 'answer': "
+                "'document'} (column name to route)."
+            )
+        routes = args.router_mapping if isinstance(args.router_mapping, dict) else {}
+        prompts = args.prompts
+        return SentenceTransformerDataCollator(preprocess_fn=model.preprocess, router_mapping=routes, prompts=prompts)
+
+    def _prepare_losses(self, loss: Any, train_dataset: Any) -> nn.Module | dict[str, nn.Module]:
+        if not isinstance(loss, dict):
+            return self._prepare_loss(loss)
+        for kind, dataset in (("train", train_dataset), ("eval", self.eval_dataset)):
+            if dataset is None:
+                continue
+            if not isinstance(dataset, dict):
+                raise ValueError(
+                    f"loss is a dict of losses by dataset name, so the {kind}_dataset must be a DatasetDict."
+                )
+            missing = sorted(set(dataset) - set(loss))
+            if missing:
+                raise ValueError(f"The {kind}_dataset has datasets {missing} that the loss dict has no loss for.")
+        return {name: self._prepare_loss(value) for name, value in loss.items()}
+
+    def _prepare_loss(self, loss: LossSpec) -> nn.Module:
+        module = loss if isinstance(loss, nn.Module) else loss(self.model)
+        return module.to(self.model.device)
+
+    def call_model_init(self, trial: Any = None) -> Any:
+        """A fresh model from ``model_init``; losses built around the old model are pointed at it."""
+        model = super().call_model_init(trial)
+        if hasattr(self, "loss"):
+            losses = self.loss if isinstance(self.loss, dict) else {"": self.loss}
+            for loss in losses.values():
+                _point_at(loss, model)
+        return model
+
+    # ----- loss -------------------------------------------------------------------------------------------
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        """The loss of one collated batch (the dataset's own loss when the loss is a dict)."""
+        dataset_name = inputs.pop("dataset_name", None)
+        features, labels = self.collect_features(inputs)
+        loss_fn = self.loss[dataset_name] if isinstance(self.loss, dict) and dataset_name else self.loss
+        if isinstance(loss_fn, dict):
+            raise ValueError("loss is a dict by dataset name, but the batch names no dataset; pass a DatasetDict.")
+        if model is self.model_wrapped and getattr(loss_fn, "model", model) is not model:
+            _point_at(loss_fn, model)  # the distributed or compiled wrapper, once per process
+        with passes_disabled(not self.args.token_budget_passes):
+            loss = loss_fn(features, labels)
+        if isinstance(loss, dict):
+            loss = torch.stack(list(loss.values())).sum()
+        return (loss, {}) if return_outputs else loss
+
+    @staticmethod
+    def collect_features(inputs: dict[str, Any]) -> tuple[list[dict[str, Any]], torch.Tensor | None]:
+        """Split a collated batch into one features dict per column (in column order) and the labels."""
+        features: list[dict[str, Any]] = []
+        prefixes: set[str] = set()
+        for key in inputs:
+            suffix = next((s for s in FEATURE_SUFFIXES if key.endswith("_" + s)), None)
+            if suffix is None:
+                continue
+            prefix = key[: -len(suffix)]
+            if prefix not in prefixes:
+                prefixes.add(prefix)
+                features.append(
+                    {name[len(prefix) :]: value for name, value in inputs.items() if name.startswith(prefix)}
+                )
+        return features, inputs.get("label")
+
+    def get_optimizer_cls_and_kwargs(self, args: Any, model: Any = None) -> tuple[Any, Any]:  # type: ignore[override]
+        """The optimizer over the model and the loss's own parameters, with ``learning_rate_mapping`` groups."""
+        loss_model: Any = nn.Sequential(OrderedDict(self.loss)) if isinstance(self.loss, dict) else self.loss
+        optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, loss_model)
+        decay = set(self.get_decay_parameter_names(loss_model))
+        named = [(name, p) for name, p in loss_model.named_parameters() if p.requires_grad]
+        rates = self.args.learning_rate_mapping if isinstance(self.args.learning_rate_mapping, dict) else {}
+        groups = _parameter_groups(named, decay, self.args.weight_decay, rates)
+        if not {"params", "model", "optimizer_dict"} & set(kwargs):
+            kwargs["optimizer_dict"] = groups
+        return optimizer_cls, kwargs
+
+    # ----- data -------------------------------------------------------------------------------------------
+    def get_train_dataloader(self) -> DataLoader:
+        """The training batches, from ``args.batch_sampler`` (uneven last batches allowed)."""
+        if self.train_dataset is None:
+            raise ValueError("Training needs a train_dataset; pass one to SentenceTransformerTrainer.")
+        self.accelerator.even_batches = False
+        loader = build_dataloader(
+            self.args, self.train_dataset, self.data_collator, batch_size=self.args.train_batch_size, kind="train"
+        )
+        return self.accelerator.prepare(loader)
+
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> DataLoader:
+        """The evaluation batches (an empty loader when only an evaluator evaluates)."""
+        if isinstance(eval_dataset, str):
+            eval_dataset = self.eval_dataset[eval_dataset]  # type: ignore[index]
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            if self.evaluator is not None:
+                return DataLoader([])  # type: ignore[arg-type]  # nothing to batch: the evaluator evaluates
+            raise ValueError(
+                "Evaluation needs an eval_dataset or an evaluator; pass one to SentenceTransformerTrainer."
+            )
+        self.accelerator.even_batches = True
+        loader = build_dataloader(
+            self.args, dataset, self.data_collator, batch_size=self.args.eval_batch_size, kind="eval"
+        )
+        return self.accelerator.prepare(loader)
+
+    def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
+        """The batches of a test dataset."""
+        self.accelerator.even_batches = True
+        loader = build_dataloader(
+            self.args, test_dataset, self.data_collator, batch_size=self.args.eval_batch_size, kind="test"
+        )
+        return self.accelerator.prepare(loader)
+
+    def evaluation_loop(
+        self,
+        dataloader: DataLoader,
+        description: str,
+        prediction_loss_only: bool | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> EvalLoopOutput:
+        """The evaluation loss (if there is an eval dataset) and the evaluator's metrics, prefixed ``eval_``."""
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        if self.evaluator is None:
+            return output
+        if self.is_in_train and isinstance(self.eval_dataset, dict) and metric_key_prefix.startswith("eval_"):
+            if metric_key_prefix[5:] != next(iter(self.eval_dataset)):
+                return output  # the evaluator runs once per evaluation, with the first dataset
+            metric_key_prefix = "eval"
+        output_path = None
+        if self.is_world_process_zero():
+            output_path = os.path.join(str(self.args.output_dir), "eval")
+            os.makedirs(output_path, exist_ok=True)
+        epoch: Any = self.state.epoch  # fractional within an epoch, as the reference passes it
+        metrics = self.evaluator(self.model, output_path=output_path, epoch=epoch, steps=self.state.global_step)
+        if not isinstance(metrics, dict):
+            metrics = {"evaluator": metrics}
+        gathered = dict(output.metrics or {})
+        for key, value in metrics.items():
+            gathered[key if key.startswith(f"{metric_key_prefix}_") else f"{metric_key_prefix}_{key}"] = value
+        output = EvalLoopOutput(output.predictions, output.label_ids, gathered, output.num_samples)
+        return output
+
+    # ----- saving -----------------------------------------------------------------------------------------
+    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+        """Save the model folder into ``output_dir``, keeping the checkpoints and logs already there."""
+        output_dir = str(output_dir if output_dir is not None else self.args.output_dir)
+        os.makedirs(output_dir, exist_ok=True)
+        self.model.save(output_dir, keep_other_files=True)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        """Resume: the weights of the checkpoint folder (written by this trainer) into the model being trained."""
+        target = getattr(self.model, "_orig_mod", self.model)
+        loaded = type(target)(resume_from_checkpoint, trust_remote_code=True, device=str(target.device))
+        target.load_state_dict(loaded.state_dict())
+
+    def _load_best_model(self) -> None:
+        checkpoint = self.state.best_model_checkpoint
+        if checkpoint:
+            logger.info("Loading the best model from %s (score %s).", checkpoint, self.state.best_metric)
+            self._load_from_checkpoint(checkpoint)
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """Write the model card (with the training details) into the output folder."""
+        if not self.is_world_process_zero():
+            return
+        for key in ("language", "license"):
+            if kwargs.get(key):
+                setattr(self.model.model_card_data, key, kwargs[key])
+        if kwargs.get("tags"):
+            tags = kwargs["tags"]
+            self.model.model_card_data.tags.extend([tags] if isinstance(tags, str) else tags)
+        path = os.path.join(str(self.args.output_dir), "README.md")
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(self.model._card_text(kwargs.get("model_name")))
+
+
+def _checked_args(args: Any) -> SentenceTransformerTrainingArguments:
+    if args is None:
+        return SentenceTransformerTrainingArguments(output_dir="tmp_trainer")
+    if not isinstance(args, SentenceTransformerTrainingArguments):
+        raise ValueError(
+            f"args is a {type(args).__name__}; pass an embedstack.SentenceTransformerTrainingArguments (it takes every "
+            "transformers.TrainingArguments option)."
+        )
+    return args
+
+
+def _point_at(loss: nn.Module, model: nn.Module) -> None:
+    """Make ``loss`` (and the losses it wraps) train ``model``."""
+    for name, child in list(loss.named_children()):
+        if name == "model":
+            loss.model = model
+        elif isinstance(child, nn.Module):
+            _point_at(child, model)
+
+
+def _parameter_groups(
+    named: list[tuple[str, nn.Parameter]], decay: set[str], weight_decay: float, rates: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Optimizer groups: with and without weight decay, and one more per ``rates`` pattern with its own rate."""
+    groups: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for pattern, rate in rates.items():
+        matching = [(name, p) for name, p in named if re.search(pattern, name) and name not in taken]
+        if not matching:
+            raise ValueError(
+                f"learning_rate_mapping pattern {pattern!r} matches no trainable parameter. Parameter names look like "
+                f"{[name for name, _ in named[:3]]}."
+            )
+        taken |= {name for name, _ in matching}
+        for with_decay in (True, False):
+            params = [p for name, p in matching if (name in decay) == with_decay]
+            if params:
+                groups.append({"params": params, "lr": rate, "weight_decay": weight_decay if with_decay else 0.0})
+    rest = [(name, p) for name, p in named if name not in taken]
+    groups.insert(0, {"params": [p for name, p in rest if name in decay], "weight_decay": weight_decay})
+    groups.insert(1, {"params": [p for name, p in rest if name not in decay], "weight_decay": 0.0})
+    return groups
