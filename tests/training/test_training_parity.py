@@ -10,6 +10,8 @@ The reference runs in this test.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import Dataset
@@ -147,3 +149,53 @@ def test_one_step_matches_the_reference(model_folder, tmp_path, loss_name, passe
         assert difference <= 1e-6, f"{name}: max abs difference {difference:.2e}"
         moved += int(ref_change.abs().max().item() > 1e-4)
     assert moved > len(ref_delta) // 2  # the step moved most parameters: the comparison is not of zeros
+
+
+def _stack(kind: str, backbone: Path) -> list:
+    from tokenizers import Tokenizer
+
+    from embedstack.modules import Dense, Normalize, Router, StaticEmbedding
+
+    torch.manual_seed(5)
+    if kind == "dense":
+        return [Transformer(str(backbone)), Pooling(32, pooling_mode="cls"), Dense(32, 16), Normalize()]
+    if kind == "router":
+        query = [Transformer(str(backbone)), Pooling(32)]
+        document = [Transformer(str(backbone)), Pooling(32, pooling_mode="max")]
+        return [Router.for_query_document(query, document)]
+    tokenizer = Tokenizer.from_file(str(backbone / "tokenizer.json"))
+    return [StaticEmbedding(tokenizer, embedding_dim=16)]
+
+
+@pytest.mark.parametrize("kind", ["dense", "router", "static"])
+def test_every_module_trains_like_the_reference(tmp_path, kind):
+    """Dense, Router (per-route modules) and StaticEmbedding stacks: one step moves them as the reference's does."""
+    import sentence_transformers as reference
+    from sentence_transformers import losses as reference_losses
+
+    backbone = save_tiny_bert(tmp_path / "backbone", "BertModel", seed=4, hidden_dropout_prob=0.0,
+                              attention_probs_dropout_prob=0.0, initializer_range=0.2)  # fmt: skip
+    folder = tmp_path / "start"
+    SentenceTransformer(modules=_stack(kind, backbone), device="cpu").save(str(folder))
+    extra = (
+        {"router_mapping": {"anchor": "query", "positive": "document", "negative": "document"}}
+        if kind == "router"
+        else {}
+    )
+    theirs = reference.SentenceTransformer(str(folder), device="cpu")
+    ref_loss = reference_losses.MultipleNegativesRankingLoss(theirs)
+    ref_classes = (reference.SentenceTransformerTrainer, reference.SentenceTransformerTrainingArguments)
+    ref_delta = _step(theirs, *ref_classes, ref_loss, _triplets(), tmp_path / "ref", **extra)
+    mine = SentenceTransformer(str(folder), device="cpu")
+    our_delta = _step(mine, SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
+                      ours.MultipleNegativesRankingLoss(mine), _triplets(), tmp_path / "ours", **extra)  # fmt: skip
+    assert [tuple(change.shape) for change in our_delta.values()] == [tuple(c.shape) for c in ref_delta.values()]
+    for (name, mine_change), ref_change in zip(our_delta.items(), ref_delta.values()):
+        difference = (mine_change - ref_change).abs().max().item()
+        assert difference <= 1e-6, f"{name}: max abs difference {difference:.2e}"
+    moved = {name.split(".")[0] for name, change in our_delta.items() if change.abs().max().item() > 1e-5}
+    expected = {"dense": {"0", "2"}, "router": {"0"}, "static": {"0"}}[kind]
+    assert moved == expected
+    if kind == "router":  # both routes' backbones trained
+        routes = {name.split(".")[2] for name, change in our_delta.items() if change.abs().max().item() > 1e-5}
+        assert routes == {"query", "document"}

@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 PASS_COST_TOKENS = 64  # what one more forward costs, in padded tokens (MiniLM on 2 CPU cores: 32-128 all near best)
 MAX_PASS_TOKENS = 16384  # the most padded tokens in one pass
 
@@ -90,10 +89,12 @@ def embed_columns(model: nn.Module, features_list: Iterable[dict[str, Any]]) -> 
 
 @dataclass
 class Pass:
-    """One forward: its features, and which rows of the batch (all columns end to end) it holds."""
+    """One forward: its features, and where its output rows go (a whole column, or rows of several columns)."""
 
     features: dict[str, Any]
-    rows: Tensor  # (rows,) indices into the columns' rows, end to end
+    column: int | None = None  # the output is this whole column
+    columns: Tensor | None = None  # (rows,) else: each output row's column ...
+    rows: Tensor | None = None  # (rows,) ... and its row in that column
 
 
 @dataclass
@@ -101,7 +102,7 @@ class PassPlan:
     """The passes that embed a batch's columns, and how to put their outputs back in the columns' order."""
 
     passes: list[Pass]
-    column_rows: list[int]
+    column_rows: list[int | None]  # rows per column, where known before the forward
 
     def __iter__(self) -> Iterator[Pass]:
         return iter(self.passes)
@@ -111,11 +112,28 @@ class PassPlan:
 
     def scatter(self, outputs: list[Tensor]) -> list[Tensor]:
         """The outputs of the passes (one (rows, dim) tensor each) as one tensor per column, rows in order."""
+        if [batch.column for batch in self.passes] == list(range(len(self.column_rows))):
+            return list(outputs)  # one pass per column, in order
+        sizes = list(self.column_rows)
+        for batch, output in zip(self.passes, outputs):
+            if batch.column is not None:
+                sizes[batch.column] = output.shape[0]
+        known = [size if size is not None else 0 for size in sizes]
+        offsets = np.cumsum([0, *known])
+        positions = torch.cat([_positions(batch, offsets) for batch in self.passes])
         stacked = torch.cat(outputs)  # (all rows, dim), in pass order
-        positions = torch.cat([batch.rows for batch in self.passes]).to(stacked.device)
         inverse = torch.empty_like(positions)
-        inverse[positions] = torch.arange(len(positions), device=positions.device)
-        return list(stacked.index_select(0, inverse).split(self.column_rows))
+        inverse[positions] = torch.arange(len(positions))
+        return list(stacked.index_select(0, inverse.to(stacked.device)).split(known))
+
+
+def _positions(batch: Pass, offsets: np.ndarray) -> Tensor:
+    """Where a pass's output rows go among all columns' rows, end to end."""
+    if batch.column is not None:
+        return torch.arange(int(offsets[batch.column]), int(offsets[batch.column + 1]))
+    if batch.columns is None or batch.rows is None:
+        raise RuntimeError("A pass names neither a whole column nor its rows' columns; this is a bug in embedstack.")
+    return torch.as_tensor(offsets)[batch.columns] + batch.rows
 
 
 def pass_batches(columns: list[dict[str, Any]], max_rows: int | None = None) -> PassPlan:
@@ -123,36 +141,41 @@ def pass_batches(columns: list[dict[str, Any]], max_rows: int | None = None) -> 
 
     ``max_rows`` caps the texts in one pass (GradCache's mini-batch size).
     """
-    column_rows = [_row_count(features) for features in columns]
-    offsets = np.cumsum([0, *column_rows])
+    column_rows: list[int | None] = [_row_count(features) for features in columns]
     passes: list[Pass] = []
     groups = _mergeable_groups(columns) if _ENABLED.get() else [[index] for index in range(len(columns))]
     for group in groups:
         rows = _stack_rows([columns[index] for index in group]) if _ENABLED.get() else None
         if rows is None:
             for index in group:
-                passes += _row_chunks(columns[index], int(offsets[index]), max_rows)
+                passes += _row_chunks(columns[index], index, column_rows[index], max_rows)
             continue
-        global_rows = torch.cat([torch.arange(offsets[i], offsets[i + 1]) for i in group])
+        owner = torch.cat([torch.full((column_rows[i] or 0,), i) for i in group])
+        local = torch.cat([torch.arange(column_rows[i] or 0) for i in group])
         order = np.argsort(rows.lengths, kind="stable")
         for span in plan_passes(rows.lengths[order].tolist(), max_rows=max_rows):
             picked = torch.as_tensor(order[span.start : span.stop])
-            passes.append(Pass(_pass_features(rows, picked), global_rows[picked]))
+            passes.append(Pass(_pass_features(rows, picked), columns=owner[picked], rows=local[picked]))
     return PassPlan(passes, column_rows)
 
 
-def _row_chunks(features: dict[str, Any], offset: int, max_rows: int | None) -> list[Pass]:
-    """A column in order, in chunks of at most ``max_rows`` rows (all of it when None)."""
-    count = _row_count(features)
-    step = max_rows or count or 1
+def _row_chunks(features: dict[str, Any], column: int, count: int | None, max_rows: int | None) -> list[Pass]:
+    """A column in order: whole, or in chunks of at most ``max_rows`` rows."""
+    if max_rows is None or (count is not None and count <= max_rows):
+        return [Pass(dict(features), column=column)]
+    if count is None:
+        raise ValueError(
+            "This column's features have no (rows, tokens) attention mask (a StaticEmbedding's flat token stream), so "
+            "they cannot be cut into mini-batches. Use MultipleNegativesRankingLoss instead of the cached loss."
+        )
     chunks = []
-    for begin in range(0, count, step):
-        end = min(begin + step, count)
+    for begin in range(0, count, max_rows):
+        end = min(begin + max_rows, count)
         chunk = {
             key: value[begin:end] if isinstance(value, Tensor) and value.ndim and value.shape[0] == count else value
             for key, value in features.items()
         }
-        chunks.append(Pass(chunk, torch.arange(offset + begin, offset + end)))
+        chunks.append(Pass(chunk, columns=torch.full((end - begin,), column), rows=torch.arange(begin, end)))
     return chunks
 
 
@@ -160,8 +183,9 @@ def _row_chunks(features: dict[str, Any], offset: int, max_rows: int | None) -> 
 class _Rows:
     """The rows of a group of columns, padded to one width, with each row's real token count."""
 
-    tokens: dict[str, Tensor]  # (rows, width) per token key
-    shared: dict[str, Any]  # values every row shares (prompt_length, task, ...)
+    tokens: dict[str, Tensor]  # (rows, width) per token key: trimmed per pass
+    per_row: dict[str, Tensor]  # (rows, ...) per other per-row key (flags, pixel values): gathered, not trimmed
+    shared: dict[str, Any]  # values every row shares (prompt_length, modality, task, ...)
     lengths: np.ndarray  # (rows,)
     left_padded: bool
 
@@ -170,32 +194,50 @@ def _pass_features(rows: _Rows, picked: Tensor) -> dict[str, Any]:
     """The features of the rows ``picked``, trimmed to the longest of them."""
     width = int(rows.lengths[picked.numpy()].max())
     features: dict[str, Any] = dict(rows.shared)
+    for key, tensor in rows.per_row.items():
+        features[key] = tensor.index_select(0, picked.to(tensor.device))
     for key, tensor in rows.tokens.items():
         selected = tensor.index_select(0, picked.to(tensor.device))
         features[key] = selected[:, -width:] if rows.left_padded else selected[:, :width]
     return features
 
 
+def _layout(features: dict[str, Any]) -> tuple[set[str], set[str]] | None:
+    """The token keys ((rows, width) like the attention mask) and the other per-row tensor keys of a column."""
+    mask = features.get("attention_mask")
+    if not isinstance(mask, Tensor) or mask.ndim != 2:
+        return None
+    rows, width = mask.shape
+    tokens, per_row = set(), set()
+    for key, value in features.items():
+        if not isinstance(value, Tensor) or key == "prompt_length" or value.ndim == 0 or value.shape[0] != rows:
+            continue
+        if value.ndim >= 2 and value.shape[1] == width:
+            if value.ndim > 2 or value.is_floating_point():
+                return None  # per-token values that zero padding cannot extend: one pass per column
+            tokens.add(key)
+        else:
+            per_row.add(key)
+    return tokens, per_row
+
+
 def _stack_rows(columns: list[dict[str, Any]]) -> _Rows | None:
-    """All rows of ``columns`` as one padded batch, or None when the features are not plain token tensors."""
-    shared = {key: value for key, value in columns[0].items() if key not in TOKEN_KEYS}
-    if not all(isinstance(features.get("attention_mask"), Tensor) for features in columns):
+    """All rows of ``columns`` as one padded batch, or None when a column has no (rows, tokens) attention mask."""
+    layout = _layout(columns[0])
+    if layout is None:
         return None
+    token_keys, row_keys = layout
     masks: list[Tensor] = [features["attention_mask"] for features in columns]
-    if any(mask.ndim != 2 for mask in masks):
+    left = {bool((mask[:, 0] == 0).any()) for mask in masks if mask.shape[1]}
+    if len(left) > 1:
         return None
-    if any(isinstance(value, Tensor) and key != "prompt_length" for key, value in shared.items()):
-        return None  # pixel values and other per-row tensors: not trimmed here
-    left = [bool((mask[:, 0] == 0).any()) for mask in masks if mask.shape[1]]
-    if len(set(left)) > 1:
-        return None
+    left_padded = left == {True}
     width = max(mask.shape[1] for mask in masks)
-    tokens: dict[str, Tensor] = {}
-    for key in (key for key in TOKEN_KEYS if key in columns[0]):
-        padded = [_pad(features[key], width, left=bool(left and left[0])) for features in columns]
-        tokens[key] = torch.cat(padded)
+    tokens = {key: torch.cat([_pad(column[key], width, left=left_padded) for column in columns]) for key in token_keys}
+    per_row = {key: torch.cat([features[key] for features in columns]) for key in row_keys}
+    shared = {key: value for key, value in columns[0].items() if key not in token_keys | row_keys}
     lengths = tokens["attention_mask"].sum(dim=1).cpu().numpy()
-    return _Rows(tokens, shared, np.maximum(lengths, 1), bool(left and left[0]))
+    return _Rows(tokens, per_row, shared, np.maximum(lengths, 1), left_padded)
 
 
 def _pad(tensor: Tensor, width: int, *, left: bool) -> Tensor:
@@ -204,7 +246,7 @@ def _pad(tensor: Tensor, width: int, *, left: bool) -> Tensor:
 
 
 def _mergeable_groups(columns: list[dict[str, Any]]) -> list[list[int]]:
-    """Column indices grouped by how they preprocess: same feature keys and the same shared values."""
+    """Column indices grouped by how they preprocess: same feature layout and the same shared values."""
     groups: list[list[int]] = []
     for index, features in enumerate(columns):
         for group in groups:
@@ -217,12 +259,16 @@ def _mergeable_groups(columns: list[dict[str, Any]]) -> list[list[int]]:
 
 
 def _alike(first: dict[str, Any], other: dict[str, Any]) -> bool:
-    if set(first) != set(other):
+    """Whether two columns' rows can share passes: same keys and layout, equal shared values."""
+    layout, other_layout = _layout(first), _layout(other)
+    if set(first) != set(other) or layout is None or layout != other_layout:
         return False
-    for key, value in first.items():
-        if key in TOKEN_KEYS:
-            continue
-        candidate = other[key]
+    token_keys, row_keys = layout
+    for key in row_keys:
+        if first[key].shape[1:] != other[key].shape[1:] or first[key].dtype != other[key].dtype:
+            return False
+    for key in set(first) - token_keys - row_keys:
+        value, candidate = first[key], other[key]
         try:
             if isinstance(value, Tensor) or isinstance(candidate, Tensor):
                 if not (isinstance(value, Tensor) and isinstance(candidate, Tensor) and torch.equal(value, candidate)):
@@ -234,12 +280,10 @@ def _alike(first: dict[str, Any], other: dict[str, Any]) -> bool:
     return True
 
 
-def _row_count(features: dict[str, Any]) -> int:
-    """The rows (texts) of a column's features: the first dimension of its first batched tensor."""
-    for key in ("input_ids", "attention_mask"):
-        if isinstance(features.get(key), Tensor):
-            return int(features[key].shape[0])
-    for value in features.values():
-        if isinstance(value, Tensor) and value.ndim:
+def _row_count(features: dict[str, Any]) -> int | None:
+    """The rows (texts) of a column, from its (rows, tokens) attention mask or input ids; None without one."""
+    for key in ("attention_mask", "input_ids"):
+        value = features.get(key)
+        if isinstance(value, Tensor) and value.ndim == 2:
             return int(value.shape[0])
-    raise ValueError(f"A column's features hold no batched tensor (keys: {sorted(features)}); cannot count its rows.")
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +144,46 @@ print(embeddings.shape)
 # [3, {dimension}]
 similarities = model.similarity(embeddings, embeddings)
 ```
-"""
+{run_sections(data)}"""
+
+
+def run_sections(data: ModelCardData) -> str:
+    """The card's "Evaluation" and "Training Details" sections, from what evaluators and a trainer recorded."""
+    text = ""
+    latest = {entry["evaluator"] + str(entry.get("description")): entry for entry in data.evaluations}
+    if latest:
+        text += "\n## Evaluation\n"
+        for entry in latest.values():
+            text += f"\n### {entry.get('description') or entry['evaluator']} ({entry['evaluator']})\n\n"
+            text += "| Metric | Value |\n|:--|--:|\n"
+            text += "".join(f"| {key} | {_number(value)} |\n" for key, value in entry.get("metrics", {}).items())
+    training = data.training
+    if not training:
+        return text
+    text += "\n## Training Details\n\nTrained with embedstack's `SentenceTransformerTrainer`.\n\n### Datasets\n\n"
+    for entry in training.get("datasets", []):
+        name = f" {entry['name']}" if entry.get("name") else ""
+        text += f"- {entry['split']}{name}: {entry.get('size', '?')} rows, columns {entry['columns']}\n"
+    text += "\n### Loss\n\n"
+    for name, loss in training.get("losses", {}).items():
+        text += f"- {name + ': ' if name else ''}`{loss['class']}` with `{json.dumps(loss['config'])}`\n"
+    text += "\n### Hyperparameters (those not at their default)\n\n"
+    text += "".join(f"- `{key}`: `{value}`\n" for key, value in training.get("hyperparameters", {}).items())
+    if training.get("evaluation"):
+        text += "\n### Last evaluation\n\n| Metric | Value |\n|:--|--:|\n"
+        text += "".join(f"| {key} | {_number(value)} |\n" for key, value in training["evaluation"].items())
+    if training.get("logs"):
+        keys = sorted({key for entry in training["logs"] for key in entry} - {"epoch", "step"})
+        text += "\n### Training logs\n\n| Epoch | Step | " + " | ".join(keys) + " |\n"
+        text += "|" + ":--|" * (len(keys) + 2) + "\n"
+        for entry in training["logs"]:
+            values = " | ".join(_number(entry.get(key, "")) for key in keys)
+            text += f"| {_number(entry.get('epoch') or 0)} | {entry.get('step')} | {values} |\n"
+    return text
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def kind_card_text(model: Any, *, model_name: str | None = None, loaded_card: str | None = None) -> str:
