@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, ...]] = [
         "embedstack.sparse_encoder",
     ),
     ("embedstack.kinds", "embedstack.losses"),
-    ("embedstack.cli", "embedstack.server", "embedstack.ray", "embedstack.training"),
+    ("embedstack.cli", "embedstack.server", "embedstack.ray", "embedstack.training", "embedstack.training_args"),
     (ROOT,),
 ]
 # Optional extras may be imported inside functions (they are not ours); nothing else of ours may.

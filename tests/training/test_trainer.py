@@ -178,11 +178,15 @@ def test_the_legacy_fit(backbone, tmp_path, monkeypatch):
     examples = [InputExample(texts=[a, b], label=float(i % 3) / 2) for i, (a, b) in enumerate(zip(TEXTS, TEXTS[::-1]))]
     before = [p.detach().clone() for p in model.parameters()]
     loader = DataLoader(examples, shuffle=True, batch_size=4)
+    data = pairs(8)
+    evaluator = EmbeddingSimilarityEvaluator(data["sentence1"], data["sentence2"], data["score"], name="dev")
+    scores = []
     model.fit(train_objectives=[(loader, losses.CosineSimilarityLoss(model))], epochs=2, warmup_steps=1,
+              evaluator=evaluator, callback=lambda score, epoch, steps: scores.append((epoch, steps)),
               optimizer_params={"lr": 1e-2}, output_path=str(tmp_path / "fitted"), show_progress_bar=False)  # fmt: skip
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    saved = SentenceTransformer(str(tmp_path / "fitted"), device="cpu")
-    np.testing.assert_allclose(saved.encode(TEXTS), model.encode(TEXTS), atol=1e-6)
+    assert [steps for _, steps in scores] == [2, 4]  # the evaluator ran after each epoch
+    assert (tmp_path / "fitted" / "modules.json").is_file()  # the best model was saved
 
 
 def test_bad_arguments_say_what_to_fix(backbone, tmp_path):
@@ -194,7 +198,7 @@ def test_bad_arguments_say_what_to_fix(backbone, tmp_path):
     reserved = pairs().rename_column("score", "dataset_name")
     with pytest.raises(ValueError, match="reserves"):
         SentenceTransformerTrainer(model=model, args=args(tmp_path), train_dataset=reserved)
-    with pytest.raises(ValueError, match="matches no trainable parameter"):
+    with pytest.raises(ValueError, match="matches no parameter"):
         trainer = SentenceTransformerTrainer(
             model=model, args=args(tmp_path, learning_rate_mapping={"nothing_here": 1e-3}), train_dataset=pairs()
         )
@@ -214,3 +218,56 @@ def test_a_missing_train_extra_names_the_pip_command(monkeypatch):
         embedstack.SentenceTransformerTrainer  # noqa: B018
     with pytest.raises(MissingExtraError, match="accelerate"):
         SentenceTransformer.fit(object(), [])  # type: ignore[arg-type]
+
+
+def test_resuming_reads_weights_only_and_runs_no_code_from_the_checkpoint(backbone, tmp_path):
+    import json
+
+    model = SentenceTransformer(modules=[Transformer(str(backbone)), Pooling(32), Dense(32, 8)], device="cpu")
+    checkpoint = tmp_path / "checkpoint-1"
+    trained = SentenceTransformer(modules=[Transformer(str(backbone)), Pooling(32), Dense(32, 8)], device="cpu")
+    torch.nn.init.normal_(trained[2].linear.weight)
+    trained.save(str(checkpoint))
+    entries = json.loads((checkpoint / "modules.json").read_text())
+    entries[2]["type"] = "evil.Dense"  # a class the folder would bring, with code that leaves a marker
+    (checkpoint / "modules.json").write_text(json.dumps(entries))
+    (checkpoint / "evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\nDense = None\n")
+    trainer = SentenceTransformerTrainer(model=model, args=args(tmp_path / "out"), train_dataset=pairs())
+    trainer._load_from_checkpoint(str(checkpoint))
+    assert not (tmp_path / "ran").exists()
+    assert torch.equal(model[2].linear.weight, trained[2].linear.weight)
+
+
+def test_saving_into_a_folder_with_checkpoints_replaces_the_old_model_whole(backbone, tmp_path):
+    folder = tmp_path / "out"
+    SentenceTransformer(modules=[Transformer(str(backbone)), Pooling(32), Dense(32, 8)], device="cpu").save(str(folder))
+    (folder / "checkpoint-1").mkdir()
+    (folder / "checkpoint-1" / "optimizer.pt").write_bytes(b"state")
+    smaller = SentenceTransformer(modules=[Transformer(str(backbone)), Pooling(32)], device="cpu")
+    smaller.save(str(folder), keep_other_files=True)
+    names = {path.name for path in folder.iterdir()}
+    assert "2_Dense" not in names and "checkpoint-1" in names and not any(n.startswith(".retired") for n in names)
+    np.testing.assert_allclose(SentenceTransformer(str(folder), device="cpu").encode(TEXTS), smaller.encode(TEXTS))
+
+
+def test_evaluate_prepares_a_dataset_dict_for_a_loss_dict(backbone, tmp_path):
+    model = SentenceTransformer(modules=[Transformer(str(backbone)), Pooling(32)], device="cpu")
+    loss = {"a": losses.CoSENTLoss(model), "b": losses.CosineSimilarityLoss(model)}
+    data = DatasetDict({"a": pairs(8), "b": pairs(8)})
+    trainer = SentenceTransformerTrainer(model=model, args=args(tmp_path), train_dataset=data, loss=loss)
+    metrics = trainer.evaluate(DatasetDict({"a": pairs(8), "b": pairs(8)}))
+    assert {"eval_a_loss", "eval_b_loss"} <= set(metrics)
+
+
+def test_learning_rate_mapping_gives_a_parameter_its_last_matching_rate(backbone, tmp_path):
+    model = SentenceTransformer(modules=[Transformer(str(backbone)), Pooling(32), Dense(32, 8)], device="cpu")
+    mapping = {r"\.model\.": 1e-3, r"encoder\.layer\.0\.": 1e-4}
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args(tmp_path, learning_rate_mapping=mapping), train_dataset=pairs()
+    )
+    optimizer = trainer.create_optimizer()
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    named = dict(model.named_parameters())
+    assert rate[id(named["0.model.encoder.layer.0.attention.self.query.weight"])] == 1e-4
+    assert rate[id(named["0.model.encoder.layer.1.attention.self.query.weight"])] == 1e-3
+    assert rate[id(named["2.linear.weight"])] == 1e-2  # the default learning rate

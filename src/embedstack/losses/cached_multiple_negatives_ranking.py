@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from embedstack.losses.gradcache import cached_loss
 from embedstack.losses.multiple_negatives_ranking import MultipleNegativesRankingLoss
-from embedstack.losses.ranking_scores import Direction, HardnessMode, PartitionMode
+from embedstack.losses.ranking_scores import Direction, HardnessMode, PartitionMode, ranking_loss
 from embedstack.similarity import cos_sim
 
 
@@ -75,9 +76,28 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
             )
         return cached_loss(self.model, columns, labels, self.mini_batch_size, self.calculate_loss)
 
-    def calculate_loss(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
-        """The loss given every column's embeddings (what MatryoshkaLoss wraps)."""
-        return self.compute_loss_from_embeddings(embeddings, labels)
+    def calculate_loss(
+        self, embeddings: list[Tensor], labels: Tensor | None = None, *, with_backward: bool = False
+    ) -> Tensor:
+        """The loss given every column's embeddings, ``mini_batch_size`` anchors at a time (what MatryoshkaLoss wraps).
+
+        With ``with_backward`` each chunk's backward runs here, so only one chunk's scores are alive at once; the
+        returned loss is then detached.
+        """
+        if len(embeddings) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 text columns (anchor, positive), got {len(embeddings)}."
+            )
+        queries, docs = embeddings[0], embeddings[1:]
+        total = queries.new_zeros(())
+        for begin in range(0, queries.shape[0], self.mini_batch_size):
+            rows = torch.arange(begin, min(begin + self.mini_batch_size, queries.shape[0]), device=queries.device)
+            part = ranking_loss(queries, docs, rows, self.settings, self.similarity_fct)
+            if with_backward:
+                part.backward()
+                part = part.detach()
+            total = total + part
+        return total
 
     def get_config_dict(self) -> dict[str, Any]:
         """The settings a model card lists."""

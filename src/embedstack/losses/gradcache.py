@@ -11,6 +11,7 @@ so the replayed forwards carry little padding.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import get_device_states, set_device_states
 
 from embedstack.losses.passes import pass_batches
@@ -59,35 +61,52 @@ def cached_loss(
     columns: list[dict[str, Any]],
     labels: Tensor | None,
     mini_batch_size: int,
-    calculate_loss: Callable[[list[Tensor], Tensor | None], Tensor],
+    calculate_loss: Callable[..., Tensor],
 ) -> Tensor:
-    """``calculate_loss(embeddings, labels)`` with GradCache: the graph is rebuilt one mini-batch at a time."""
+    """``calculate_loss(embeddings, labels, with_backward=...)`` with GradCache.
+
+    ``calculate_loss`` scores the batch a mini-batch of rows at a time and, with ``with_backward=True``, runs each
+    chunk's backward itself (so no batch-by-batch score matrix is alive at once) and returns the detached loss.
+    """
     batches = pass_batches(columns, mini_batch_size)
     states: list[_RandomState] = []
     pieces: list[Tensor] = []
     with torch.no_grad():
         for batch in batches:
-            states.append(_RandomState.capture(batch.features))
-            pieces.append(model(batch.features)["sentence_embedding"])
+            features = dict(batch.features)  # the forward writes into its features; the replay needs them clean
+            states.append(_RandomState.capture(features))
+            pieces.append(model(features)["sentence_embedding"])
     if not torch.is_grad_enabled():
-        return calculate_loss(batches.scatter(pieces), labels)
+        return calculate_loss(batches.scatter(pieces), labels, with_backward=False)
     leaves = [piece.detach().requires_grad_() for piece in pieces]
-    loss = calculate_loss(batches.scatter(leaves), labels)
-    loss.backward()
-    grads = [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves]
+    scattered = batches.scatter(leaves)  # (rows, dim) per column, in the columns' order
+    inputs = [column.detach().requires_grad_() for column in scattered]
+    loss = calculate_loss(inputs, labels, with_backward=True)
+    torch.autograd.backward(scattered, [_grad(column) for column in inputs])
+    grads = [_grad(leaf) for leaf in leaves]
     result = loss.detach().requires_grad_()
     result.register_hook(partial(_replay, model=model, batches=batches, states=states, grads=grads))
     return result
 
 
+def _grad(tensor: Tensor) -> Tensor:
+    return tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
+
+
 def _replay(
     grad_output: Tensor, *, model: nn.Module, batches: Any, states: list[_RandomState], grads: list[Tensor]
 ) -> None:
-    """Step 3: each mini-batch again, with a graph, its cached gradient scaled by the loss's own gradient."""
+    """Step 3: each mini-batch again, with a graph, its cached gradient scaled by the loss's own gradient.
+
+    Under DistributedDataParallel only the last replay synchronizes gradients: processes may plan different
+    numbers of passes (texts differ in length), and every process must run the same number of all-reduces.
+    """
+    last = len(batches) - 1
     with torch.enable_grad():
-        for batch, state, grad in zip(batches, states, grads):
-            with state.replay():
-                embeddings = model(batch.features)["sentence_embedding"]
-            if embeddings.requires_grad:
-                surrogate = torch.dot(embeddings.flatten().float(), grad.flatten().float()) * grad_output
-                surrogate.backward()
+        for index, (batch, state, grad) in enumerate(zip(batches, states, grads)):
+            synced = model.no_sync() if isinstance(model, DistributedDataParallel) and index < last else None
+            with state.replay(), synced or contextlib.nullcontext():
+                embeddings = model(dict(batch.features))["sentence_embedding"]
+                if embeddings.requires_grad:
+                    surrogate = torch.dot(embeddings.flatten().float(), grad.flatten().float()) * grad_output
+                    surrogate.backward()

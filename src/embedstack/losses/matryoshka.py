@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -55,11 +56,6 @@ class MatryoshkaLoss(nn.Module):
                 f"matryoshka_weights has {len(weights)} entries for {len(matryoshka_dims)} matryoshka_dims; give one "
                 "weight per dimension."
             )
-        if not hasattr(loss, "compute_loss_from_embeddings") and not hasattr(loss, "calculate_loss"):
-            raise TypeError(
-                f"MatryoshkaLoss wraps embedstack's losses, which score precomputed embeddings; {type(loss).__name__} "
-                "has no compute_loss_from_embeddings()."
-            )
         full = getattr(model, "get_embedding_dimension", lambda: None)()
         if full is not None and max(matryoshka_dims) > full:
             raise ValueError(f"matryoshka_dims {list(matryoshka_dims)} exceed the model's embedding dimension {full}.")
@@ -90,8 +86,24 @@ class MatryoshkaLoss(nn.Module):
         """The loss of one batch."""
         if self.uses_gradient_cache:
             return self.loss(sentence_features, labels)
+        if not hasattr(self.loss, "compute_loss_from_embeddings"):
+            return self._through_forward(list(sentence_features), labels)
         embeddings = embed_columns(self.model, sentence_features)
         return _Truncated(self.loss.compute_loss_from_embeddings, self)(embeddings, labels)
+
+    def _through_forward(self, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        """Any other loss: the model's forward is wrapped so the loss sees truncated embeddings, computed once."""
+        original = self.model.forward
+        cached = _CachedForward(original)
+        self.model.forward = cached
+        try:
+            total: Any = 0.0
+            for index in self.step_dims():
+                cached.dim, cached.call = self.matryoshka_dims[index], 0
+                total = total + self.matryoshka_weights[index] * self.loss(features, labels)
+            return total
+        finally:
+            self.model.forward = original
 
     def get_config_dict(self) -> dict[str, Any]:
         """The settings a model card lists."""
@@ -103,15 +115,42 @@ class MatryoshkaLoss(nn.Module):
         }
 
 
+class _CachedForward:
+    """The model's forward, run once per call position; later dimensions reuse the outputs, truncated."""
+
+    def __init__(self, forward: Any) -> None:
+        self.forward = forward
+        self.outputs: list[dict[str, Tensor]] = []
+        self.dim, self.call = 0, 0
+
+    def __call__(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        if self.call == len(self.outputs):
+            self.outputs.append(self.forward(features, **kwargs))
+        output = dict(self.outputs[self.call])
+        self.call += 1
+        output["sentence_embedding"] = shrink(output["sentence_embedding"], self.dim)
+        return output
+
+
 class _Truncated:
     """A loss over embeddings, summed over the truncated dimensions with their weights."""
 
     def __init__(self, function: Any, owner: MatryoshkaLoss) -> None:
         self.function, self.owner = function, owner
 
-    def __call__(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
+    def __call__(
+        self, embeddings: list[Tensor], labels: Tensor | None = None, *, with_backward: bool = False
+    ) -> Tensor:
         total: Any = 0.0
         for index in self.owner.step_dims():
             dim, weight = self.owner.matryoshka_dims[index], self.owner.matryoshka_weights[index]
-            total = total + weight * self.function([shrink(column, dim) for column in embeddings], labels)
+            truncated = [shrink(column, dim) for column in embeddings]
+            if not with_backward:
+                total = total + weight * self.function(truncated, labels)
+                continue
+            # A cached loss runs its backward by chunks: give it leaves, then carry their gradients back.
+            leaves = [column.detach().requires_grad_() for column in truncated]
+            total = total + weight * self.function(leaves, labels, with_backward=True)
+            grads = [weight * leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves]
+            torch.autograd.backward(truncated, grads)
         return total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -55,8 +56,53 @@ class MultipleNegativesRankingLoss(nn.Module):
 
     @property
     def scale(self) -> float:
-        """The inverse temperature."""
+        """The inverse temperature (settable, as in sentence-transformers)."""
         return self.settings.scale
+
+    @scale.setter
+    def scale(self, value: float) -> None:
+        self.settings = replace(self.settings, scale=value)
+
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        """The comparisons in the softmax."""
+        return self.settings.directions
+
+    @directions.setter
+    def directions(self, value: tuple[Direction, ...]) -> None:
+        self.settings = replace(self.settings, directions=tuple(value))
+
+    @property
+    def partition_mode(self) -> PartitionMode:
+        """One softmax over all directions, or one per direction."""
+        return self.settings.partition_mode
+
+    @partition_mode.setter
+    def partition_mode(self, value: PartitionMode) -> None:
+        self.settings = replace(self.settings, partition_mode=value)
+
+    @property
+    def hardness_mode(self) -> HardnessMode | None:
+        """Which negatives get the hardness penalty."""
+        return self.settings.hardness_mode
+
+    @hardness_mode.setter
+    def hardness_mode(self, value: HardnessMode | None) -> None:
+        self.settings = replace(self.settings, hardness_mode=value)
+
+    @property
+    def hardness_strength(self) -> float:
+        """The hardness penalty's strength."""
+        return self.settings.hardness_strength
+
+    @hardness_strength.setter
+    def hardness_strength(self, value: float) -> None:
+        self.settings = replace(self.settings, hardness_strength=value)
+
+    @property
+    def gather_across_devices(self) -> bool:
+        """Always False: in-batch negatives come from each process's own batch."""
+        return False
 
     @property
     def temperature(self) -> float:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 PASS_COST_TOKENS = 64  # what one more forward costs, in padded tokens (MiniLM on 2 CPU cores: 32-128 all near best)
 MAX_PASS_TOKENS = 16384  # the most padded tokens in one pass
 
+TOKEN_KEYS = frozenset({"input_ids", "attention_mask", "token_type_ids", "position_ids"})  # zero-padded, trimmed
 _ENABLED: ContextVar[bool] = ContextVar("token_budget_passes", default=True)
 
 
@@ -51,7 +52,7 @@ def plan_passes(
 
     A pass of rows ``i..j-1`` costs ``(j - i) * lengths[j - 1]`` (all padded to its longest) and at most
     ``max_tokens`` of them (unless one row alone is longer) and at most ``max_rows`` rows. Exact dynamic
-    programming, O(n^2) in numpy.
+    programming; each end looks back only as far as a pass can reach (``max_rows``, ``max_tokens / width``).
 
     >>> plan_passes([3, 3, 4, 20, 21])
     [range(0, 5)]
@@ -63,16 +64,14 @@ def plan_passes(
     best = np.full(n + 1, np.inf)
     best[0] = 0.0
     cut = np.zeros(n + 1, dtype=np.int64)
-    starts = np.arange(n + 1)
     for end in range(1, n + 1):
-        width = sorted_lengths[end - 1]
-        rows = end - starts[:end]
-        cost = best[:end] + rows * width + pass_cost
-        cost[(rows * width > max_tokens) & (rows > 1)] = np.inf
-        if max_rows is not None:
-            cost[rows > max_rows] = np.inf
-        cut[end] = int(np.argmin(cost))
-        best[end] = cost[cut[end]]
+        width = int(sorted_lengths[end - 1])
+        reach = max(1, min(max_rows or n, max_tokens // max(width, 1)))  # the most rows a pass ending here holds
+        first = max(0, end - reach)
+        rows = end - np.arange(first, end)
+        cost = best[first:end] + rows * width + pass_cost
+        cut[end] = first + int(np.argmin(cost))
+        best[end] = cost[cut[end] - first]
     passes: list[range] = []
     end = n
     while end > 0:
@@ -168,6 +167,13 @@ def _row_chunks(features: dict[str, Any], column: int, count: int | None, max_ro
             "This column's features have no (rows, tokens) attention mask (a StaticEmbedding's flat token stream), so "
             "they cannot be cut into mini-batches. Use MultipleNegativesRankingLoss instead of the cached loss."
         )
+    for key, value in features.items():
+        if isinstance(value, Tensor) and key != "prompt_length" and (value.ndim == 0 or value.shape[0] != count):
+            raise ValueError(
+                f"The features hold {key!r} of shape {tuple(value.shape)}, whose first axis is not one row per text "
+                f"({count} texts), so they cannot be cut into mini-batches of {max_rows}. Use the loss without "
+                "caching, or a mini_batch_size at least the batch size."
+            )
     chunks = []
     for begin in range(0, count, max_rows):
         end = min(begin + max_rows, count)
@@ -187,7 +193,6 @@ class _Rows:
     per_row: dict[str, Tensor]  # (rows, ...) per other per-row key (flags, pixel values): gathered, not trimmed
     shared: dict[str, Any]  # values every row shares (prompt_length, modality, task, ...)
     lengths: np.ndarray  # (rows,)
-    left_padded: bool
 
 
 def _pass_features(rows: _Rows, picked: Tensor) -> dict[str, Any]:
@@ -198,23 +203,30 @@ def _pass_features(rows: _Rows, picked: Tensor) -> dict[str, Any]:
         features[key] = tensor.index_select(0, picked.to(tensor.device))
     for key, tensor in rows.tokens.items():
         selected = tensor.index_select(0, picked.to(tensor.device))
-        features[key] = selected[:, -width:] if rows.left_padded else selected[:, :width]
+        features[key] = selected[:, :width]
     return features
 
 
 def _layout(features: dict[str, Any]) -> tuple[set[str], set[str]] | None:
-    """The token keys ((rows, width) like the attention mask) and the other per-row tensor keys of a column."""
+    """The token keys ((rows, width) like the attention mask) and the other per-row tensor keys of a column.
+
+    None when the column cannot be cut by rows here: no (rows, width) attention mask, a tensor whose first axis is
+    not one row per text (a vision-language model's flattened patches, image grids), or an unknown per-token tensor
+    that zero padding could not extend.
+    """
     mask = features.get("attention_mask")
     if not isinstance(mask, Tensor) or mask.ndim != 2:
         return None
     rows, width = mask.shape
     tokens, per_row = set(), set()
     for key, value in features.items():
-        if not isinstance(value, Tensor) or key == "prompt_length" or value.ndim == 0 or value.shape[0] != rows:
+        if not isinstance(value, Tensor) or key == "prompt_length":
             continue
+        if value.ndim == 0 or value.shape[0] != rows:
+            return None
         if value.ndim >= 2 and value.shape[1] == width:
-            if value.ndim > 2 or value.is_floating_point():
-                return None  # per-token values that zero padding cannot extend: one pass per column
+            if key not in TOKEN_KEYS:
+                return None
             tokens.add(key)
         else:
             per_row.add(key)
@@ -228,21 +240,21 @@ def _stack_rows(columns: list[dict[str, Any]]) -> _Rows | None:
         return None
     token_keys, row_keys = layout
     masks: list[Tensor] = [features["attention_mask"] for features in columns]
-    left = {bool((mask[:, 0] == 0).any()) for mask in masks if mask.shape[1]}
-    if len(left) > 1:
+    if any(mask.shape[1] and bool((mask[:, 0] == 0).any()) for mask in masks):
+        # Left padding: positions count from the first (padding) column in models with absolute positions, so
+        # a row's embedding depends on its column's padding; trimming it would change the embeddings.
         return None
-    left_padded = left == {True}
     width = max(mask.shape[1] for mask in masks)
-    tokens = {key: torch.cat([_pad(column[key], width, left=left_padded) for column in columns]) for key in token_keys}
+    tokens = {key: torch.cat([_pad(column[key], width) for column in columns]) for key in token_keys}
     per_row = {key: torch.cat([features[key] for features in columns]) for key in row_keys}
     shared = {key: value for key, value in columns[0].items() if key not in token_keys | row_keys}
     lengths = tokens["attention_mask"].sum(dim=1).cpu().numpy()
-    return _Rows(tokens, per_row, shared, np.maximum(lengths, 1), left_padded)
+    return _Rows(tokens, per_row, shared, np.maximum(lengths, 1))
 
 
-def _pad(tensor: Tensor, width: int, *, left: bool) -> Tensor:
+def _pad(tensor: Tensor, width: int) -> Tensor:
     missing = width - tensor.shape[1]
-    return F.pad(tensor, (missing, 0) if left else (0, missing)) if missing else tensor
+    return F.pad(tensor, (0, missing)) if missing else tensor
 
 
 def _mergeable_groups(columns: list[dict[str, Any]]) -> list[list[int]]:

@@ -80,6 +80,11 @@ def load_module(folder: Path, subfolder: str, type_name: Any, *, where: str, opt
         where=where,
         resolve_repo=options.resolve_repo,
     )
+    return load_module_as(cls, folder, subfolder, options=options)
+
+
+def load_module_as(cls: type, folder: Path, subfolder: str, *, options: LoadOptions) -> nn.Module:
+    """Build the module saved in ``folder/subfolder`` with the given class (already imported: no code is resolved)."""
     load = getattr(cls, "load", None)
     if load is None:
         raise ModelFormatError(

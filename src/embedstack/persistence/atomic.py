@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -60,16 +61,30 @@ def atomic_folder(target: str | os.PathLike, *, keep_others: bool = False) -> It
 
 
 def _replace_entries(staging: Path, target: Path) -> None:
-    """Move each entry of ``staging`` over its namesake in ``target`` (folders swapped whole)."""
-    for entry in sorted(staging.iterdir()):
-        destination = target / entry.name
-        if destination.is_dir() and not destination.is_symlink():
-            retired = target / f".{entry.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(destination, retired)
-            os.rename(entry, destination)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(entry, destination)
+    """Swap the model files of ``target`` for those of ``staging``, keeping the folder's other entries.
+
+    The old model's entries (those the new model writes, and the module folders its modules.json listed) move into
+    a retired folder first; the new ones move in with modules.json last, so a reader never sees a modules.json
+    naming files that are not in place; then the retired folder is deleted.
+    """
+    old = {entry.name for entry in staging.iterdir()} | _listed_modules(target)
+    retired = target / f".retired-{uuid.uuid4().hex[:8]}"
+    retired.mkdir()
+    for name in sorted(old):
+        if (target / name).exists() or (target / name).is_symlink():
+            os.rename(target / name, retired / name)
+    for entry in sorted(staging.iterdir(), key=lambda path: path.name == "modules.json"):
+        os.rename(entry, target / entry.name)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _listed_modules(folder: Path) -> set[str]:
+    """The top-level module folders a saved model's modules.json names (none when it cannot be read)."""
+    try:
+        entries = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        return {str(entry["path"]).split("/")[0] for entry in entries if entry.get("path")}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
 
 
 def _umask() -> int:

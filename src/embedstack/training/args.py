@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from transformers import TrainingArguments
+from transformers.training_args import ParallelMode
 
 from embedstack.training.samplers import BatchSamplers, MultiDatasetBatchSamplers
 
@@ -84,6 +85,18 @@ class SentenceTransformerTrainingArguments(TrainingArguments):
         self.prediction_loss_only = True
         # BERT's buffers are never changed by training; broadcasting them breaks in-place ops under DDP.
         self.ddp_broadcast_buffers = False
+        if self.parallel_mode == ParallelMode.DISTRIBUTED and not self.dataloader_drop_last:
+            # An uneven last batch leaves one process waiting for the others' gradients.
+            logger.warning("Distributed training: setting dataloader_drop_last=True (an uneven last batch hangs).")
+            self.dataloader_drop_last = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """The arguments as a dict; a sampler given as a class or function is left out (it is no JSON value)."""
+        values = super().to_dict()
+        for key in ("batch_sampler", "multi_dataset_batch_sampler"):
+            if callable(values.get(key)) and not isinstance(values[key], str):
+                values.pop(key)
+        return values
 
 
 def _member(enum: Any, value: str, name: str) -> Any:

@@ -7,6 +7,7 @@ loss trains on its own loader's dataset, and the loaders take turns (round robin
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,11 @@ def fit(
     """Train ``model`` on ``(DataLoader of InputExample, loss)`` pairs; see ``SentenceTransformer.fit``."""
     loaders, losses = zip(*train_objectives)
     batch_size, sampler, datasets = _datasets(loaders)
+    if steps_per_epoch and epochs > 1:
+        logger.warning(
+            "steps_per_epoch only applies with epochs=1 (as in sentence-transformers); training full epochs."
+        )
+        steps_per_epoch = None
     max_steps = steps_per_epoch if steps_per_epoch and epochs == 1 else -1
     args = SentenceTransformerTrainingArguments(
         output_dir=checkpoint_path or _default_checkpoint_dir(),
@@ -173,8 +179,19 @@ class _LegacyCallbacks(TrainerCallback):
         if self.best is None or (score > self.best if greater else score < self.best):
             self.best = score
             if self.output_path and self.save_best:
-                self.model.save(self.output_path)
+                self.model.save(self.output_path, keep_other_files=True)
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """The evaluator runs after every epoch too, as ``fit`` always did."""
+        if self.evaluator is None:
+            return
+        folder = os.path.join(self.output_path, "eval") if self.output_path else None
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        metrics = self.evaluator(self.model, output_path=folder, epoch=state.epoch, steps=state.global_step)
+        metrics = metrics if isinstance(metrics, dict) else {"evaluator": metrics}
+        self.on_evaluate(args, state, control, metrics={f"eval_{key}": value for key, value in metrics.items()})
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.output_path and (self.evaluator is None or not self.save_best):
-            self.model.save(self.output_path)
+            self.model.save(self.output_path, keep_other_files=True)

@@ -5,9 +5,9 @@ as the reference does, which matters when several samplers share one generator),
 the seed and the epoch alone. ``DefaultBatchSampler`` does not shuffle: it batches the order of the sampler it
 wraps (a ``RandomSampler`` in training).
 
-``BatchSamplers`` and ``MultiDatasetBatchSamplers`` name the samplers the trainer accepts. The multi-dataset
-samplers live in ``multi_dataset_samplers.py`` and are re-exported here, so every sampler name the trainer uses
-(the reference's ``sentence_transformers.base.sampler.__all__``) imports from this one module.
+``BatchSamplers`` and ``MultiDatasetBatchSamplers`` (in ``sampler_names.py``) name the samplers the trainer accepts.
+They and the multi-dataset samplers (``multi_dataset_samplers.py``) are re-exported here, so every sampler name the
+trainer uses (the reference's ``sentence_transformers.base.sampler.__all__``) imports from this one module.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import os
 import pickle
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -27,12 +26,12 @@ import torch
 from datasets import Dataset
 from torch.utils.data import BatchSampler, Sampler
 
-from embedstack.errors import close_matches
 from embedstack.training.multi_dataset_samplers import (
     MultiDatasetDefaultBatchSampler,
     ProportionalBatchSampler,
     RoundRobinBatchSampler,
 )
+from embedstack.training.sampler_names import BatchSamplers, MultiDatasetBatchSamplers
 
 __all__ = [
     "BatchSamplers",
@@ -54,45 +53,6 @@ MAX_RESAMPLE_PASSES = 2
 
 _PLAIN_TYPES = (str, int, float, bool, bytes, type(None), np.integer, np.floating, np.bool_)
 _SampleValues = set[str] | set[int]
-
-
-class _ChoiceEnum(str, Enum):
-    """A string enum whose unknown values raise a ``ValueError`` listing the valid ones."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> None:
-        valid = [member.value for member in cls]
-        raise ValueError(
-            f"{value!r} is not a valid {cls.__name__}: no sampler has that name. "
-            f"Pass one of {valid}.{close_matches(str(value), valid)}"
-        )
-
-
-class BatchSamplers(_ChoiceEnum):
-    """How samples are grouped into batches: the names the trainer accepts for ``batch_sampler``.
-
-    ``batch_sampler`` (default) is ``DefaultBatchSampler``; ``no_duplicates`` is ``NoDuplicatesBatchSampler``, for
-    losses with in-batch negatives; ``no_duplicates_hashed`` is the same with ``precompute_hashes=True``;
-    ``group_by_label`` is ``GroupByLabelBatchSampler``, for in-batch triplet losses.
-    """
-
-    BATCH_SAMPLER = "batch_sampler"
-    NO_DUPLICATES = "no_duplicates"
-    NO_DUPLICATES_HASHED = "no_duplicates_hashed"
-    GROUP_BY_LABEL = "group_by_label"
-
-
-class MultiDatasetBatchSamplers(_ChoiceEnum):
-    """In what order batches are drawn from several datasets: the names the trainer accepts.
-
-    ``round_robin`` is ``RoundRobinBatchSampler``: one batch from each dataset in turn until one runs out, so
-    every dataset gives as many batches but larger ones are not used up. ``proportional`` (default) is
-    ``ProportionalBatchSampler``: every batch of every dataset, in a random order of datasets, so larger datasets
-    give batches more often.
-    """
-
-    ROUND_ROBIN = "round_robin"
-    PROPORTIONAL = "proportional"
 
 
 class SetEpochMixin:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,21 +21,32 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import EvalLoopOutput
 
+from embedstack.errors import ModelFormatError
 from embedstack.evaluation import SentenceEvaluator, SequentialEvaluator
 from embedstack.losses import CoSENTLoss
 from embedstack.losses.passes import passes_disabled
 from embedstack.model import SentenceTransformer
+from embedstack.modules.module_io import LoadOptions, load_module_as
 from embedstack.modules.router import Router
+from embedstack.persistence.layout import read_modules_json
 from embedstack.training.args import SentenceTransformerTrainingArguments
 from embedstack.training.collator import SentenceTransformerDataCollator
 from embedstack.training.dataloaders import build_dataloader
 from embedstack.training.datasets import add_dataset_names, check_datasets
 from embedstack.training.model_card import TrainingCardCallback
+from embedstack.training.optimizer_groups import parameter_groups
 
 logger = logging.getLogger(__name__)
 
 # Feature names that mark a column's features in the collated batch: ``{column}_{suffix}``.
-FEATURE_SUFFIXES = ("input_ids", "sentence_embedding", "pixel_values", "input_features", "input_values")
+FEATURE_SUFFIXES = (
+    "input_ids",  # text
+    "sentence_embedding",  # BoW
+    "pixel_values",  # images
+    "input_features",  # audio (Whisper, ...)
+    "input_values",  # audio (Wav2Vec2, ...)
+    "pixel_values_videos",  # video
+)
 TRAINING_ARGS_NAME = "training_args.bin"
 
 LossSpec = nn.Module | Callable[[SentenceTransformer], nn.Module]
@@ -228,7 +239,7 @@ class SentenceTransformerTrainer(Trainer):
         decay = set(self.get_decay_parameter_names(loss_model))
         named = [(name, p) for name, p in loss_model.named_parameters() if p.requires_grad]
         rates = self.args.learning_rate_mapping if isinstance(self.args.learning_rate_mapping, dict) else {}
-        groups = _parameter_groups(named, decay, self.args.weight_decay, rates)
+        groups = parameter_groups(named, decay, self.args.weight_decay, rates)
         if not {"params", "model", "optimizer_dict"} & set(kwargs):
             kwargs["optimizer_dict"] = groups
         return optimizer_cls, kwargs
@@ -308,16 +319,42 @@ class SentenceTransformerTrainer(Trainer):
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-        """Resume: the weights of the checkpoint folder (written by this trainer) into the model being trained."""
+        """Resume: the weights of a checkpoint folder into the model being trained.
+
+        Each module is read by the live module's own class (no class named in the folder is imported, no code from
+        the folder runs), then its weights are copied in.
+        """
         target = getattr(self.model, "_orig_mod", self.model)
-        loaded = type(target)(resume_from_checkpoint, trust_remote_code=True, device=str(target.device))
-        target.load_state_dict(loaded.state_dict())
+        folder = Path(resume_from_checkpoint)
+        entries = read_modules_json(folder)
+        children = list(target.children())
+        if entries is None or len(entries) != len(children):
+            raise ModelFormatError(
+                f"{folder} is not a checkpoint of this model: it lists {len(entries or [])} modules in modules.json, "
+                f"the model has {len(children)}. Resume from a checkpoint-* folder this training run wrote."
+            )
+        options = LoadOptions(trust_remote_code=False, device="cpu")
+        for entry, module in zip(entries, children):
+            loaded = load_module_as(type(module), folder, entry.path, options=options)
+            module.load_state_dict(loaded.state_dict())
 
     def _load_best_model(self) -> None:
         checkpoint = self.state.best_model_checkpoint
         if checkpoint:
             logger.info("Loading the best model from %s (score %s).", checkpoint, self.state.best_metric)
-            self._load_from_checkpoint(checkpoint)
+            try:
+                self._load_from_checkpoint(checkpoint)
+            except (OSError, ValueError) as exc:  # training is done: keep the last model rather than lose the run
+                logger.error("Could not load the best model from %s (%s); keeping the last one.", checkpoint, exc)
+
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        """The evaluation loss and the evaluator's metrics; a dataset passed here is prepared as eval_dataset is."""
+        if eval_dataset is not None and not isinstance(eval_dataset, str):
+            _, eval_dataset = check_datasets(None, eval_dataset)
+            eval_dataset = add_dataset_names(eval_dataset, self.args, self.loss)
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
 
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         """Write the model card (with the training details) into the output folder."""
@@ -352,27 +389,3 @@ def _point_at(loss: nn.Module, model: nn.Module) -> None:
             loss.model = model
         elif isinstance(child, nn.Module):
             _point_at(child, model)
-
-
-def _parameter_groups(
-    named: list[tuple[str, nn.Parameter]], decay: set[str], weight_decay: float, rates: dict[str, float]
-) -> list[dict[str, Any]]:
-    """Optimizer groups: with and without weight decay, and one more per ``rates`` pattern with its own rate."""
-    groups: list[dict[str, Any]] = []
-    taken: set[str] = set()
-    for pattern, rate in rates.items():
-        matching = [(name, p) for name, p in named if re.search(pattern, name) and name not in taken]
-        if not matching:
-            raise ValueError(
-                f"learning_rate_mapping pattern {pattern!r} matches no trainable parameter. Parameter names look like "
-                f"{[name for name, _ in named[:3]]}."
-            )
-        taken |= {name for name, _ in matching}
-        for with_decay in (True, False):
-            params = [p for name, p in matching if (name in decay) == with_decay]
-            if params:
-                groups.append({"params": params, "lr": rate, "weight_decay": weight_decay if with_decay else 0.0})
-    rest = [(name, p) for name, p in named if name not in taken]
-    groups.insert(0, {"params": [p for name, p in rest if name in decay], "weight_decay": weight_decay})
-    groups.insert(1, {"params": [p for name, p in rest if name not in decay], "weight_decay": 0.0})
-    return groups
