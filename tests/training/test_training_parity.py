@@ -199,3 +199,25 @@ def test_every_module_trains_like_the_reference(tmp_path, kind):
     if kind == "router":  # both routes' backbones trained
         routes = {name.split(".")[2] for name, change in our_delta.items() if change.abs().max().item() > 1e-5}
         assert routes == {"query", "document"}
+
+
+def test_prompts_train_like_the_reference(model_folder, tmp_path):
+    """Per-column prompts (``prompts=``): the prompt is prepended, as the reference's collator does."""
+    import sentence_transformers as reference
+    from sentence_transformers import losses as reference_losses
+
+    prompts = {"anchor": "query: ", "positive": "passage: "}
+    theirs = reference.SentenceTransformer(str(model_folder), device="cpu")
+    ref_classes = (reference.SentenceTransformerTrainer, reference.SentenceTransformerTrainingArguments)
+    ref_loss = reference_losses.MultipleNegativesRankingLoss(theirs)
+    ref_delta = _step(theirs, *ref_classes, ref_loss, _triplets(), tmp_path / "ref", prompts=prompts)
+    mine = SentenceTransformer(str(model_folder), device="cpu")
+    our_loss = ours.MultipleNegativesRankingLoss(mine)
+    classes = (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
+    our_delta = _step(mine, *classes, our_loss, _triplets(), tmp_path / "ours", prompts=prompts)
+    plain = SentenceTransformer(str(model_folder), device="cpu")
+    plain_loss = ours.MultipleNegativesRankingLoss(plain)
+    without = _step(plain, *classes, plain_loss, _triplets(), tmp_path / "plain")
+    for (name, mine_change), ref_change in zip(our_delta.items(), ref_delta.values()):
+        assert (mine_change - ref_change).abs().max().item() <= 1e-6, name
+    assert any((our_delta[name] - without[name]).abs().max().item() > 1e-4 for name in our_delta)  # prompts mattered
