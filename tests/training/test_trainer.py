@@ -271,3 +271,15 @@ def test_learning_rate_mapping_gives_a_parameter_its_last_matching_rate(backbone
     assert rate[id(named["0.model.encoder.layer.0.attention.self.query.weight"])] == 1e-4
     assert rate[id(named["0.model.encoder.layer.1.attention.self.query.weight"])] == 1e-3
     assert rate[id(named["2.linear.weight"])] == 1e-2  # the default learning rate
+
+
+def test_a_push_from_a_checkpoint_uploads_the_whole_folder_layout(backbone, tmp_path, monkeypatch):
+    import transformers
+
+    pushed = []
+    monkeypatch.setattr(transformers.Trainer, "_push_from_checkpoint", lambda self, folder: pushed.append(folder))
+    model = SentenceTransformer(modules=[Transformer(str(backbone)), Pooling(32), Dense(32, 8)], device="cpu")
+    trainer = SentenceTransformerTrainer(model=model, args=args(tmp_path / "out"), train_dataset=pairs())
+    trainer.args.hub_strategy = "every_save"
+    trainer._push_from_checkpoint(str(tmp_path / "out" / "checkpoint-1"))
+    assert pushed and {"modules.json", "2_Dense", "README.md"} <= {p.name for p in (tmp_path / "out").iterdir()}

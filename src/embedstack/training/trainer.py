@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import EvalLoopOutput
+from transformers.trainer_utils import EvalLoopOutput, HubStrategy
 
 from embedstack.errors import ModelFormatError
 from embedstack.evaluation import SentenceEvaluator, SequentialEvaluator
@@ -30,6 +30,7 @@ from embedstack.modules.module_io import LoadOptions, load_module_as
 from embedstack.modules.router import Router
 from embedstack.persistence.layout import read_modules_json
 from embedstack.training.args import SentenceTransformerTrainingArguments
+from embedstack.training.callbacks import ZeroLossGradients
 from embedstack.training.collator import SentenceTransformerDataCollator
 from embedstack.training.dataloaders import build_dataloader
 from embedstack.training.datasets import add_dataset_names, check_datasets
@@ -50,18 +51,6 @@ FEATURE_SUFFIXES = (
 TRAINING_ARGS_NAME = "training_args.bin"
 
 LossSpec = nn.Module | Callable[[SentenceTransformer], nn.Module]
-
-
-class _ZeroLossGradients(TrainerCallback):
-    """Clear gradients the loss owns (a loss with parameters), which ``model.zero_grad()`` does not reach."""
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
-        if optimizer is not None:
-            optimizer.zero_grad()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
-        if optimizer is not None:
-            optimizer.zero_grad()
 
 
 class SentenceTransformerTrainer(Trainer):
@@ -148,7 +137,7 @@ class SentenceTransformerTrainer(Trainer):
         card = TrainingCardCallback(self)
         self.add_callback(card)
         card.on_init_end(self.args, self.state, self.control, model=self.model)
-        self.add_callback(_ZeroLossGradients())
+        self.add_callback(ZeroLossGradients())
 
     # ----- setup ------------------------------------------------------------------------------------------
     def get_data_collator(
@@ -317,6 +306,18 @@ class SentenceTransformerTrainer(Trainer):
         os.makedirs(output_dir, exist_ok=True)
         self.model.save(output_dir, keep_other_files=True)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Push to the Hub during training with the whole folder layout (modules.json, module folders, card).
+
+        transformers copies only its own files (config, weights) from the checkpoint into the output folder before
+        uploading it; the model (as it is at this checkpoint) is saved there in full first.
+        """
+        pushing = self.is_world_process_zero() and self.args.hub_strategy != HubStrategy.END
+        previous = getattr(self, "push_in_progress", None)  # set once a Hub repository is initialized
+        if pushing and (self.args.hub_always_push or previous is None or previous.is_done()):
+            self.model.save(str(self.args.output_dir), keep_other_files=True)
+        super()._push_from_checkpoint(checkpoint_folder)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         """Resume: the weights of a checkpoint folder into the model being trained.
