@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
         "embedstack.defaults",
         "embedstack.corpus",
         "embedstack.shards",
+        "embedstack.extras",
     ),
     ("embedstack.registry",),
     ("embedstack.modules",),

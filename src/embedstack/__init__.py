@@ -6,11 +6,10 @@ Heavy imports (torch, transformers) happen on first use of a public name, so ``e
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from embedstack._version import __version__
-from embedstack.errors import MissingExtraError
+from embedstack.extras import TRAIN_PACKAGES, extra_module
 
 __all__ = [
     "CrossEncoder",
@@ -57,9 +56,4 @@ def __getattr__(name: str) -> Any:
 
 
 def _training() -> Any:
-    missing = [package for package in ("accelerate", "datasets") if importlib.util.find_spec(package) is None]
-    if missing:
-        raise MissingExtraError(
-            f"Training needs the train extra ({', '.join(missing)} not installed). Run: pip install 'embedstack[train]'"
-        )
-    return importlib.import_module("embedstack.training")
+    return extra_module("embedstack.training", TRAIN_PACKAGES, "train")

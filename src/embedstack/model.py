@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -15,7 +14,7 @@ from torch import nn
 from embedstack.base import BaseModel, default_device
 from embedstack.cache import EmbeddingStore, open_cache
 from embedstack.encoding import EncodeMixin
-from embedstack.errors import MissingExtraError
+from embedstack.extras import TRAIN_PACKAGES, require_extra
 from embedstack.modules.default_stack import default_modules
 from embedstack.modules.pooling import Pooling
 from embedstack.persistence.model_card import ModelCardData, model_card_text
@@ -163,12 +162,7 @@ class SentenceTransformer(EncodeMixin, BaseModel):
         It runs :class:`~embedstack.SentenceTransformerTrainer` (the ``train`` extra), with sentence-transformers'
         ``fit`` keywords: ``evaluator``, ``epochs``, ``warmup_steps``, ``optimizer_params``, ``output_path``, ...
         """
-        missing = [package for package in ("accelerate", "datasets") if importlib.util.find_spec(package) is None]
-        if missing:
-            raise MissingExtraError(
-                f"fit() needs the train extra ({', '.join(missing)} not installed). "
-                "Run: pip install 'embedstack[train]'"
-            )
+        require_extra("train", TRAIN_PACKAGES, "fit()")
         from embedstack.training.fit import fit
 
         fit(self, train_objectives, **kwargs)

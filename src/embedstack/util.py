@@ -5,6 +5,8 @@ imported these from ``sentence_transformers.util`` imports them from here. The r
 helpers (``semantic_search``, ``paraphrase_mining``, ``community_detection``, ``mean_maxsim``, ...) are not here.
 """
 
+from typing import Any
+
 from embedstack.maxsim import maxsim, maxsim_pairwise
 from embedstack.quantization import quantize_embeddings
 from embedstack.similarity import (
@@ -23,6 +25,7 @@ from embedstack.similarity import (
 
 __all__ = [
     "SimilarityFunction",
+    "fullname",
     "cos_sim",
     "dot_score",
     "euclidean_sim",
@@ -37,3 +40,11 @@ __all__ = [
     "pytorch_cos_sim",
     "quantize_embeddings",
 ]
+
+
+def fullname(value: Any) -> str:
+    """The dotted path of ``value``'s class, as sentence-transformers writes it (``torch.nn.modules....Sigmoid``)."""
+    module = type(value).__module__
+    if module is None or module == str.__module__:
+        return type(value).__name__
+    return f"{module}.{type(value).__name__}"

@@ -12,9 +12,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from embedstack.backends.onnx_quantize import QUANTIZED_FILES
-from embedstack.cli.extras import extra_module
 from embedstack.cli.model_options import ENCODE_KINDS, backend_options, load_model
 from embedstack.defaults import resolve_cli_model
+from embedstack.extras import extra_module
 
 PROGRESS_THRESHOLD = 256  # rows; show a progress bar above this
 

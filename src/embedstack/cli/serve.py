@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from embedstack.cli.extras import extra_module
 from embedstack.cli.model_options import add_model_arguments, load_model, model_class
 from embedstack.cli.served_models import served_models
+from embedstack.extras import extra_module
 from embedstack.kinds import MODEL_KINDS
 
 SERVER_EXTRA = ("fastapi", "uvicorn", "orjson", "prometheus_client")  # what embedstack.server imports

@@ -16,20 +16,13 @@ from typing import Any
 from torch import nn
 
 from embedstack.errors import ModelFormatError
+from embedstack.util import fullname  # noqa: F401 - the name this module had, kept for its importers
 
 logger = logging.getLogger(__name__)
 
 
 class ActivationImportError(ModelFormatError, ModuleNotFoundError):
     """A saved activation path names nothing importable (a ModuleNotFoundError, as in the reference)."""
-
-
-def fullname(value: Any) -> str:
-    """The dotted path of ``value``'s class, as sentence-transformers writes it (``torch.nn.modules....Sigmoid``)."""
-    module = type(value).__module__
-    if module is None or module == str.__module__:
-        return type(value).__name__
-    return f"{module}.{type(value).__name__}"
 
 
 def resolve_activation_fn(path: str, *, trust_remote_code: bool, where: str) -> Callable[..., Any] | None:

@@ -13,12 +13,7 @@ import torch
 from torch import nn
 
 from embedstack.base import BaseModel
-from embedstack.cross_encoder.activation import (
-    default_activation_fn,
-    fullname,
-    resolve_activation_fn,
-    saved_activation_path,
-)
+from embedstack.cross_encoder.activation import default_activation_fn, resolve_activation_fn, saved_activation_path
 from embedstack.cross_encoder.default_stack import cross_encoder_modules
 from embedstack.cross_encoder.legacy import legacy_init_args, legacy_predict_args
 from embedstack.cross_encoder.scoring import as_pairs, finish_scores, is_singular_pair, predict_on_processes
@@ -27,6 +22,7 @@ from embedstack.engine import EncodePlan, run
 from embedstack.engine.threads import limit_cpu_threads
 from embedstack.modules.dense import Dense
 from embedstack.persistence.model_card import ModelCardData
+from embedstack.util import fullname
 
 logger = logging.getLogger(__name__)
 _UNSET_PROMPTS = ("query", "document")  # the prompts BaseModel adds for every kind (as None until set)

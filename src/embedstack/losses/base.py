@@ -12,12 +12,6 @@ def similarity_name(function: Any) -> str:
     return getattr(function, "__name__", type(function).__name__)
 
 
-def full_name(value: Any) -> str:
-    """``module.Class`` of an object, as the reference's model cards write loss settings."""
-    kind = type(value)
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
 def check_labels(loss: nn.Module, labels: Tensor | None, batch_size: int) -> Tensor:
     """``labels`` as a flat tensor with one value per example; a ValueError naming the loss otherwise."""
     if labels is None:

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from embedstack.losses.base import check_labels, full_name
+from embedstack.losses.base import check_labels
 from embedstack.losses.passes import embed_columns
+from embedstack.util import fullname
 
 
 class CosineSimilarityLoss(nn.Module):
@@ -45,6 +46,6 @@ class CosineSimilarityLoss(nn.Module):
     def get_config_dict(self) -> dict[str, Any]:
         """The settings a model card lists."""
         return {
-            "loss_fct": full_name(self.loss_fct),
-            "cos_score_transformation": full_name(self.cos_score_transformation),
+            "loss_fct": fullname(self.loss_fct),
+            "cos_score_transformation": fullname(self.cos_score_transformation),
         }

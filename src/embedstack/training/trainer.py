@@ -238,11 +238,7 @@ class SentenceTransformerTrainer(Trainer):
         """The training batches, from ``args.batch_sampler`` (uneven last batches allowed)."""
         if self.train_dataset is None:
             raise ValueError("Training needs a train_dataset; pass one to SentenceTransformerTrainer.")
-        self.accelerator.even_batches = False
-        loader = build_dataloader(
-            self.args, self.train_dataset, self.data_collator, batch_size=self.args.train_batch_size, kind="train"
-        )
-        return self.accelerator.prepare(loader)
+        return self._prepared(self.train_dataset, "train")
 
     def get_eval_dataloader(self, eval_dataset: Any = None) -> DataLoader:
         """The evaluation batches (an empty loader when only an evaluator evaluates)."""
@@ -255,19 +251,23 @@ class SentenceTransformerTrainer(Trainer):
             raise ValueError(
                 "Evaluation needs an eval_dataset or an evaluator; pass one to SentenceTransformerTrainer."
             )
-        self.accelerator.even_batches = True
-        loader = build_dataloader(
-            self.args, dataset, self.data_collator, batch_size=self.args.eval_batch_size, kind="eval"
-        )
-        return self.accelerator.prepare(loader)
+        return self._prepared(dataset, "eval")
 
     def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
         """The batches of a test dataset."""
-        self.accelerator.even_batches = True
-        loader = build_dataloader(
-            self.args, test_dataset, self.data_collator, batch_size=self.args.eval_batch_size, kind="test"
+        return self._prepared(test_dataset, "test")
+
+    def _prepared(self, dataset: Any, kind: str) -> DataLoader:
+        """The DataLoader of ``dataset``, prepared by accelerate.
+
+        Training allows an uneven last batch across processes (even ones would break multi-dataset batches);
+        evaluation keeps them even (uneven ones hang).
+        """
+        self.accelerator.even_batches = kind != "train"
+        size = self.args.train_batch_size if kind == "train" else self.args.eval_batch_size
+        return self.accelerator.prepare(
+            build_dataloader(self.args, dataset, self.data_collator, batch_size=size, kind=kind)
         )
-        return self.accelerator.prepare(loader)
 
     def evaluation_loop(
         self,
