@@ -1,10 +1,11 @@
 """One optimizer step through our trainer moves every parameter as the reference's trainer does, for each loss.
 
 Both trainers start from the same saved tiny BERT (dropout off, so both draw nothing at random), see the same batch
-(same sampler, same seed) and take one SGD step at learning rate 0.1, so a parameter's change is a tenth of its
-gradient: the comparison checks the losses' math and the passes, not an optimizer's rounding. (Adam's first step,
-lr * g / (|g| + eps), turns float noise in a parameter whose true gradient is zero, such as BERT's attention key
-bias, into a full +-lr step, so two correct implementations differ there by up to 2 lr.)
+(same sampler, same seed) and take one SGD step at learning rate 0.01, so a parameter's change is a hundredth of
+its gradient: changes up to about 0.01, so float32 rounding (5e-8 here) stays far under the 1e-6 bound whatever
+the CPU's kernels. The comparison checks the losses' math and the passes, not an optimizer's rounding. (Adam's
+first step, lr * g / (|g| + eps), turns float noise in a parameter whose true gradient is zero, such as BERT's
+attention key bias, into a full +-lr step, so two correct implementations differ there by up to 2 lr.)
 The reference runs in this test.
 """
 
@@ -100,7 +101,7 @@ def _step(model, trainer_class, args_class, loss, dataset, folder, **extra) -> d
         max_steps=1,
         per_device_train_batch_size=8,
         optim="sgd",
-        learning_rate=0.1,
+        learning_rate=0.01,
         lr_scheduler_type="constant",
         max_grad_norm=0.0,
         weight_decay=0.0,
@@ -147,7 +148,7 @@ def test_one_step_matches_the_reference(model_folder, tmp_path, loss_name, passe
         assert mine_change.shape == ref_change.shape, (name, ref_name)
         difference = (mine_change - ref_change).abs().max().item()
         assert difference <= 1e-6, f"{name}: max abs difference {difference:.2e}"
-        moved += int(ref_change.abs().max().item() > 1e-4)
+        moved += int(ref_change.abs().max().item() > 1e-5)  # ten times the tolerance
     assert moved > len(ref_delta) // 2  # the step moved most parameters: the comparison is not of zeros
 
 
@@ -220,4 +221,4 @@ def test_prompts_train_like_the_reference(model_folder, tmp_path):
     without = _step(plain, *classes, plain_loss, _triplets(), tmp_path / "plain")
     for (name, mine_change), ref_change in zip(our_delta.items(), ref_delta.values()):
         assert (mine_change - ref_change).abs().max().item() <= 1e-6, name
-    assert any((our_delta[name] - without[name]).abs().max().item() > 1e-4 for name in our_delta)  # prompts mattered
+    assert any((our_delta[name] - without[name]).abs().max().item() > 1e-5 for name in our_delta)  # prompts mattered
