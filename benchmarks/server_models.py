@@ -10,7 +10,13 @@ sentences per request). Three servers run: the embedder alone, the reranker alon
 2. "Half the load": open loop at half that capacity (requests sent on a fixed schedule, whatever the answers do),
    to the model alone, then to both models of the shared server at once (together: the full capacity of the
    machine). Each model's completed texts/s together over alone is the ratio the issue asks to be >= 0.9.
-3. Memory: peak RSS (VmHWM) of the shared server against the two single-model servers together.
+3. Both models under their capacity load at once (32 closed-loop clients each) on the shared server: what each gets
+   as a share of its capacity alone (even sharing: about half each), and their sum (1.00: sharing costs nothing).
+4. Memory: peak RSS (VmHWM) of the shared server against the two single-model servers together.
+
+The clients are ``http_load.Connections`` (keep-alive connections over asyncio streams, on uvloop): an open loop
+that falls behind piles up requests, and httpx's pool then cost the 2-core machine most of a core, starving the
+servers it measured (see ``http_load``).
 
 The CPU's flags are printed with the results; nothing else should run meanwhile.
 """
@@ -26,10 +32,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 from encode_throughput import cpu_flags
+from http_load import Connections
 from rerank_throughput import build_classifier
 from server_throughput import start, stop
 
@@ -55,31 +62,47 @@ ROUTE = {"embed": "/v1/embeddings", "rerank": "/v1/rerank"}
 TEXTS = {"embed": 1, "rerank": DOCUMENTS}
 
 
+def connect(base: str, size: int) -> Connections:
+    url = urlsplit(base)
+    return Connections(url.hostname or "127.0.0.1", url.port or 80, size)
+
+
+def run(coroutine):
+    """Run the load generator on uvloop when installed (the server's extra brings it): it costs the cores less."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 async def closed_loop(base: str, kind: str, model: str, texts: list[str], clients: int, seconds: float) -> float:
     """Texts (pairs) per second with ``clients`` clients each sending as soon as it has its answer."""
     done = 0
-    deadline = time.perf_counter() + seconds
 
-    async def client(offset: int, http: httpx.AsyncClient) -> None:
+    async def client(offset: int, http: Connections) -> None:
         nonlocal done
         index = offset
         while time.perf_counter() < deadline:
-            response = await http.post(base + ROUTE[kind], json=body(kind, texts, index, model))
-            response.raise_for_status()
+            status, answer = await http.post(ROUTE[kind], body(kind, texts, index, model))
+            if status != 200:
+                raise RuntimeError(f"{ROUTE[kind]} answered {status}: {answer[:200]!r}")
             done += 1
             index += clients
 
-    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=clients)) as http:
-        await client_warmup(http, base, kind, model, texts)
+    async with connect(base, clients) as http:
+        await client_warmup(http, kind, model, texts)
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(*(client(k, http) for k in range(clients)))
         return done * TEXTS[kind] / (time.perf_counter() - started)
 
 
-async def client_warmup(http: httpx.AsyncClient, base: str, kind: str, model: str, texts: list[str]) -> None:
+async def client_warmup(http: Connections, kind: str, model: str, texts: list[str]) -> None:
     for index in range(8):
-        (await http.post(base + ROUTE[kind], json=body(kind, texts, index, model))).raise_for_status()
+        status, answer = await http.post(ROUTE[kind], body(kind, texts, index, model))
+        if status != 200:
+            raise RuntimeError(f"{ROUTE[kind]} answered {status}: {answer[:200]!r}")
 
 
 async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: float, seconds: float) -> dict:
@@ -87,21 +110,21 @@ async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: fl
     latencies: list[float] = []
     errors = 0
 
-    async def one(http: httpx.AsyncClient, index: int) -> None:
+    async def one(http: Connections, index: int) -> None:
         nonlocal errors
         sent = time.perf_counter()
         try:
-            response = await http.post(base + ROUTE[kind], json=body(kind, texts, index, model))
-            if response.status_code != 200:
-                errors += 1
-                return
-        except httpx.HTTPError:
+            status, _ = await http.post(ROUTE[kind], body(kind, texts, index, model))
+        except (OSError, asyncio.IncompleteReadError):
+            errors += 1
+            return
+        if status != 200:
             errors += 1
             return
         latencies.append(time.perf_counter() - sent)
 
-    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=256)) as http:
-        await client_warmup(http, base, kind, model, texts)
+    async with connect(base, 256) as http:
+        await client_warmup(http, kind, model, texts)
         started = time.perf_counter()
         tasks = []
         count = int(rate * seconds)
@@ -127,6 +150,14 @@ async def both(base: str, texts: list[str], rates: dict[str, float], seconds: fl
     return await asyncio.gather(
         open_loop(base, "embed", "embedder", texts, rates["embed"], seconds),
         open_loop(base, "rerank", "reranker", texts, rates["rerank"], seconds),
+    )
+
+
+async def both_saturated(base: str, texts: list[str], clients: int, seconds: float) -> list[float]:
+    """Both models of the shared server under the capacity load at once (``clients`` closed-loop clients each)."""
+    return await asyncio.gather(
+        closed_loop(base, "embed", "embedder", texts, clients, seconds),
+        closed_loop(base, "rerank", "reranker", texts, clients, seconds),
     )
 
 
@@ -165,37 +196,46 @@ def main() -> None:
             results: dict[str, list] = {}
             for _ in range(args.sweeps):
                 capacity = {
-                    kind: asyncio.run(
-                        closed_loop(bases[f"{kind} alone"], kind, model, texts, args.clients, args.seconds)
-                    )
+                    kind: run(closed_loop(bases[f"{kind} alone"], kind, model, texts, args.clients, args.seconds))
                     for kind, model in (("embed", "embedder"), ("rerank", "reranker"))
                 }
                 rates = {kind: capacity[kind] / TEXTS[kind] / 2 for kind in capacity}  # half the load, requests/s
                 alone = {
-                    kind: asyncio.run(open_loop(bases[f"{kind} alone"], kind, model, texts, rates[kind], args.seconds))
+                    kind: run(open_loop(bases[f"{kind} alone"], kind, model, texts, rates[kind], args.seconds))
                     for kind, model in (("embed", "embedder"), ("rerank", "reranker"))
                 }
 
-                shared = asyncio.run(both(bases["shared"], texts, rates, args.seconds))
+                shared = run(both(bases["shared"], texts, rates, args.seconds))
                 together = dict(zip(("embed", "rerank"), shared))
+                saturated = dict(zip(("embed", "rerank"), run(both_saturated(bases["shared"], texts, args.clients,
+                                                                              args.seconds))))  # fmt: skip
                 for kind in ("embed", "rerank"):
-                    results.setdefault(kind, []).append((capacity[kind], alone[kind], together[kind]))
-                print(json.dumps({"capacity": capacity, "alone": alone, "together": together}), flush=True)
+                    results.setdefault(kind, []).append((capacity[kind], alone[kind], together[kind], saturated[kind]))
+                print(json.dumps({"capacity": capacity, "alone": alone, "together": together, "saturated": saturated}),
+                      flush=True)  # fmt: skip
             memory = {name: peak_rss_mb(process) for name, process in processes.items()}
         finally:
             for process in processes.values():
                 stop(process)
     print("| model | capacity alone (texts/s, 32 clients) | half load alone (texts/s) | with the other model "
-          "(texts/s) | kept | p50 / p99 ms alone | p50 / p99 ms together |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "(texts/s) | kept | p50 / p99 ms alone | p50 / p99 ms together | both at capacity load (texts/s) "
+          "| of capacity alone |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    shares = []
     for kind, runs in results.items():
+        saturated = statistics.median(r[3] for r in runs)
+        shares.append(saturated / statistics.median(r[0] for r in runs))
         cap = statistics.median(r[0] for r in runs)
         alone_rate = statistics.median(r[1]["texts_per_s"] for r in runs)
         together_rate = statistics.median(r[2]["texts_per_s"] for r in runs)
         lat_alone = "/".join(f"{statistics.median(r[1][k] for r in runs):.0f}" for k in ("p50_ms", "p99_ms"))
         lat_together = "/".join(f"{statistics.median(r[2][k] for r in runs):.0f}" for k in ("p50_ms", "p99_ms"))
         print(f"| {kind} | {cap:.1f} | {alone_rate:.1f} | {together_rate:.1f} | {together_rate / alone_rate:.2f} "
-              f"| {lat_alone} | {lat_together} |")  # fmt: skip
+              f"| {lat_alone} | {lat_together} | {saturated:.1f} | {shares[-1]:.2f} |")  # fmt: skip
+    print(
+        f"\nboth models at their capacity load at once: {sum(shares):.2f} of one model's capacity alone, summed "
+        "(1.00: sharing the process costs nothing)"
+    )
     two = memory["embed alone"] + memory["rerank alone"]
     print(f"\npeak RSS: shared server {memory['shared']:,.0f} MB; the two single-model servers together {two:,.0f} MB "
           f"({memory['embed alone']:,.0f} + {memory['rerank alone']:,.0f})")  # fmt: skip

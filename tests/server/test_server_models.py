@@ -1,7 +1,8 @@
 """Several models in one server process, on loopback: an embedder, a reranker and a sparse encoder side by side,
 routed by the request's ``model`` field (or by the route's kind); ``/v1/models`` lists them with their kind and
 width; each has its own queue, metrics and health, so one whose batches fail leaves the others serving; the CPU's
-round slots are shared by demand; ``embedstack serve`` takes several ``--model`` or a models file."""
+round slots are shared by demand, evenly between busy models; ``embedstack serve`` takes several ``--model`` or a
+models file."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from embedstack import CrossEncoder, SentenceTransformer, SparseEncoder
 from embedstack.cli import main
 from embedstack.cli.served_models import served_models
 from embedstack.server import NamedModel, ServerSettings, start_server
-from embedstack.server.worker import Occupancy
+from embedstack.server.occupancy import Occupancy
 from server_support import ATOL, metric, short_texts
 
 pytest.importorskip("fastapi")
@@ -144,45 +145,104 @@ def test_a_model_whose_batches_fail_leaves_the_other_serving(stack_folder, cross
 def test_round_slots_are_shared_in_arrival_order():
     occupancy = Occupancy(cores=2, share=1, slots=1)
     order: list[str] = []
-    assert occupancy.enter(small=True) == 2  # alone and small: every core
+    first = occupancy.enter(small=True)
+    assert first.threads == 2  # alone and small: every core
 
     def second() -> None:
-        occupancy.enter(small=False)
+        occupancy.leave(occupancy.enter(small=False))
         order.append("second ran")
-        occupancy.leave()
 
     waiter = threading.Thread(target=second)
     waiter.start()
     time.sleep(0.2)
     assert order == []  # waits while the slot is held
     order.append("first left")
-    occupancy.leave()
+    occupancy.leave(first)
     waiter.join(10)
     assert order == ["first left", "second ran"]
+
+
+def _wait_for_waiting(occupancy: Occupancy, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(occupancy._waiting) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(occupancy._waiting) == count
+
+
+def _round(occupancy: Occupancy, tenant: str, order: list[str], seconds: float = 0.0) -> threading.Thread:
+    """A worker's round of ``tenant`` on its own thread: waits for a slot, holds it ``seconds``, records itself."""
+
+    def run() -> None:
+        slot = occupancy.enter(small=False, tenant=tenant)
+        order.append(tenant)
+        time.sleep(seconds)
+        occupancy.leave(slot)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_a_round_that_comes_when_a_slot_frees_does_not_overtake_one_that_waits():
     occupancy = Occupancy(cores=2, share=1, slots=1)
     order: list[str] = []
-    occupancy.enter(small=False)
-
-    def waiting(name: str) -> None:
-        occupancy.enter(small=False)
-        order.append(name)
-        occupancy.leave()
-
+    held = occupancy.enter(small=False)
     waiters = []
     for name in ("a", "b"):  # two rounds wait, in this order
-        waiters.append(threading.Thread(target=waiting, args=(name,), daemon=True))
-        waiters[-1].start()
-        deadline = time.monotonic() + 10
-        while len(occupancy._waiting) < len(waiters) and time.monotonic() < deadline:
-            time.sleep(0.01)
-    occupancy.leave()
-    waiting("newcomer")  # comes as the slot frees, holding the lock first: still enters after both
+        waiters.append(_round(occupancy, None, order))
+        _wait_for_waiting(occupancy, len(waiters))
+        order.append(name)
+    occupancy.leave(held)
+    occupancy.leave(occupancy.enter(small=False))  # comes as the slot frees: still enters after both
+    order.append("newcomer")
     for waiter in waiters:
         waiter.join(10)
-    assert order == ["a", "b", "newcomer"]
+    assert order == ["a", "b", None, None, "newcomer"]
+
+
+def test_a_freed_slot_goes_to_the_model_with_the_least_core_time_and_idle_time_is_not_banked():
+    """Model A holds the only slot 0.3 s while B idles; then B's two rounds and A's next come. B comes in level with
+    A (its idle time earns it nothing), so after B's first round A's turn comes, not B's second (B1, A, B2; with
+    B's idle time banked: B1, B2, A)."""
+    occupancy = Occupancy(cores=1, share=1, slots=1)
+    order: list[str] = []
+    held = occupancy.enter(small=False, tenant="A")
+    time.sleep(0.3)
+    threads = []
+    for tenant in ("B", "B", "A"):  # B's two rounds come first, then A's next
+        threads.append(_round(occupancy, tenant, order, seconds=0.1))
+        _wait_for_waiting(occupancy, len(threads))
+    occupancy.leave(held)
+    for thread in threads:
+        thread.join(10)
+    assert order == ["B", "A", "B"]
+
+
+def test_models_with_long_and_short_rounds_under_the_same_load_get_even_core_time():
+    """Two busy models, two workers each, two slots: the one whose rounds last four times longer would take about
+    80% of the slot time if slots went in arrival order; shared by core time, each gets about half."""
+    occupancy = Occupancy(cores=2, share=1, slots=2)
+    held = {"long": 0.0, "short": 0.0}
+    lock = threading.Lock()
+    stop = time.monotonic() + 1.5
+
+    def worker(tenant: str, seconds: float) -> None:
+        while time.monotonic() < stop:
+            slot = occupancy.enter(small=False, tenant=tenant)
+            started = time.monotonic()
+            time.sleep(seconds)
+            with lock:
+                held[tenant] += time.monotonic() - started
+            occupancy.leave(slot)
+
+    workers = [threading.Thread(target=worker, args=(tenant, seconds), daemon=True)
+               for tenant, seconds in (("long", 0.04), ("short", 0.01)) for _ in range(2)]  # fmt: skip
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(10)
+    share = held["long"] / (held["long"] + held["short"])
+    assert 0.35 < share < 0.65, held
 
 
 def test_serve_takes_several_models_and_a_models_file(tmp_path, stack_folder, cross_encoder_path, monkeypatch):

@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("fastapi")
 
+from embedstack.server.occupancy import Occupancy  # noqa: E402
 from embedstack.server.queue import Job, RoundSize, TokenQueue  # noqa: E402
 from embedstack.server.tokens import BatchKey, RequestTokens  # noqa: E402
-from embedstack.server.worker import Occupancy  # noqa: E402
 
 
 @pytest.fixture
@@ -142,13 +142,16 @@ def test_a_closed_queue_ends_the_worker_once_empty(loop):
 
 def test_a_lone_small_round_gets_every_core_and_busy_workers_keep_their_share():
     occupancy = Occupancy(cores=2, share=1)
-    assert occupancy.enter(small=True) == 2  # alone and small: both cores
-    assert occupancy.enter(small=True) == 1  # another worker is busy: its share
-    occupancy.leave()
-    occupancy.leave()
-    assert occupancy.enter(small=False) == 1  # a large round keeps the share even alone
-    occupancy.leave()
-    assert occupancy.enter(small=True) == 2
+    first = occupancy.enter(small=True)
+    assert first.threads == 2  # alone and small: both cores
+    second = occupancy.enter(small=True)
+    assert second.threads == 1  # another worker is busy: its share
+    occupancy.leave(first)
+    occupancy.leave(second)
+    large = occupancy.enter(small=False)
+    assert large.threads == 1  # a large round keeps the share even alone
+    occupancy.leave(large)
+    assert occupancy.enter(small=True).threads == 2
 
 
 def _served_round(rounds: list[list], target) -> int | None:

@@ -28,10 +28,11 @@ from embedstack.prompts import resolve_prompt
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import ModelMetrics
 from embedstack.server.model_kind import ServedModel, kind_of
+from embedstack.server.occupancy import Occupancy
 from embedstack.server.queue import Job, TokenQueue
 from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import BatchKey, RequestTokenizer, RequestTokens
-from embedstack.server.worker import FailureCount, ModelWorker, Occupancy
+from embedstack.server.worker import FailureCount, ModelWorker
 from embedstack.sparse_encoder import SparseEncoder
 
 # Two CPU workers, each with half the cores: two forward passes side by side beat one pass over every core

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
 
 import numpy as np
 import torch
@@ -30,6 +29,7 @@ from embedstack.engine.tokenized import TokenizedTexts
 from embedstack.server.errors import ApiError
 from embedstack.server.metrics import ModelMetrics
 from embedstack.server.model_kind import ServedModel
+from embedstack.server.occupancy import Occupancy, Slot
 from embedstack.server.queue import RoundSize, Slice, TokenQueue
 from embedstack.server.settings import ServerSettings
 from embedstack.server.tokens import encode_plan
@@ -75,53 +75,6 @@ class FailureCount:
         with self._lock:
             self._count += 1
             return self._count
-
-
-class Occupancy:
-    """The CPU's rounds in flight, over every served model: at most ``slots`` at once, and their torch threads.
-
-    Each model has its own workers and queue; a worker that has taken a round waits here for a slot (in arrival
-    order), so the cores go to the models with work, by demand, and an idle model holds none. A small round (one
-    forward pass) that runs while no other round does gets every core, so a lone request at low traffic is not
-    held to one core; otherwise each round gets ``share`` threads. A small round ends quickly, so a round that
-    starts meanwhile oversubscribes the cores only briefly.
-
-    Args:
-        cores: The cores of the process.
-        share: The torch threads of a round when several run.
-        slots: Rounds that run at once (default: ``cores // share``).
-    """
-
-    def __init__(self, cores: int, share: int, slots: int | None = None) -> None:
-        self.cores = cores
-        self.share = share
-        self.slots = slots or max(1, cores // max(1, share))
-        self._busy = 0
-        self._waiting: deque[object] = deque()  # tickets of the rounds waiting for a slot, oldest first
-        self._condition = threading.Condition()
-
-    def enter(self, *, small: bool) -> int:
-        """Wait for a slot (rounds enter in the order they came) and count this round as running.
-
-        Returns the torch threads the round gets.
-        """
-        ticket = object()
-        with self._condition:
-            self._waiting.append(ticket)
-            try:
-                while self._busy >= self.slots or self._waiting[0] is not ticket:
-                    self._condition.wait()
-            finally:
-                self._waiting.remove(ticket)
-            self._busy += 1
-            self._condition.notify_all()  # the next ticket may take another free slot
-            return self.cores if small and self._busy == 1 else self.share
-
-    def leave(self) -> None:
-        """Count a round as done, freeing its slot."""
-        with self._condition:
-            self._busy -= 1
-            self._condition.notify_all()
 
 
 class ModelWorker:
@@ -217,13 +170,12 @@ class ModelWorker:
             return
         count = sum(piece.stop - piece.start for piece in slices)
         tokens = sum(int(piece.job.cumulative[piece.stop] - piece.job.cumulative[piece.start]) for piece in slices)
-        entered = False
+        slot: Slot | None = None
         try:
             if self.occupancy is not None:  # may wait while other models' rounds hold the cores
-                threads = self.occupancy.enter(small=tokens <= self.max_batch_tokens)
-                entered = True
-                if torch.get_num_threads() != threads:  # per thread once set: the other workers keep theirs
-                    torch.set_num_threads(threads)
+                slot = self.occupancy.enter(small=tokens <= self.max_batch_tokens, tenant=self.queue)
+                if torch.get_num_threads() != slot.threads:  # per thread once set: the other workers keep theirs
+                    torch.set_num_threads(slot.threads)
             self.busy_since = started = time.monotonic()
             vectors = self._compute(slices)
         except Exception as exc:
@@ -231,9 +183,9 @@ class ModelWorker:
             return
         finally:
             self.busy_since = None
-            if entered:
+            if slot is not None:
                 assert self.occupancy is not None
-                self.occupancy.leave()
+                self.occupancy.leave(slot)
         elapsed = time.monotonic() - started
         self.failures.succeeded()
         self.tokens_per_second = 0.8 * self.tokens_per_second + 0.2 * tokens / max(elapsed, 1e-6)
