@@ -67,8 +67,16 @@ class Occupancy:
                 self._level(tenant)
             self._waiting.append(slot)
             self._admit()
-            while slot.threads == 0:
-                self._condition.wait()
+            try:
+                while slot.threads == 0:
+                    self._condition.wait()
+            except BaseException:  # interrupted while waiting: the slot must not stay held or queued
+                if slot in self._waiting:
+                    self._waiting.remove(slot)
+                elif slot in self._running:
+                    self._running.remove(slot)
+                    self._admit()
+                raise
             return slot
 
     def leave(self, slot: Slot) -> None:
