@@ -245,6 +245,31 @@ def test_models_with_long_and_short_rounds_under_the_same_load_get_even_core_tim
     assert 0.35 < share < 0.65, held
 
 
+def test_each_served_model_is_its_own_tenant_of_the_shared_slots(models, monkeypatch):
+    """The server's models share one set of CPU slots, each model's rounds counted as its own (what even shares
+    are computed over)."""
+    tenants: list[object] = []
+
+    class Recording(Occupancy):
+        def enter(self, *, small, tenant=None):
+            tenants.append(tenant)
+            return super().enter(small=small, tenant=tenant)
+
+    slots: list[Occupancy] = []
+    monkeypatch.setattr(
+        embedstack.server.app,
+        "cpu_occupancy",
+        lambda workers: slots.append(Recording(2, 1, slots=workers)) or slots[-1],
+    )
+    served = [NamedModel("embedder", models["embedder"]), NamedModel("reranker", models["reranker"])]
+    with start_server(served, ServerSettings(port=0)) as running:
+        assert httpx.post(f"{running.url}/v1/embeddings", json={"input": ["a"], "model": "embedder"}).status_code == 200
+        answer = httpx.post(f"{running.url}/v1/rerank", json={"query": "q", "documents": ["a"], "model": "reranker"})
+        assert answer.status_code == 200
+    assert len(slots) == 1  # one set of slots for the process
+    assert len(tenants) >= 2 and None not in tenants and len({id(tenant) for tenant in tenants}) == 2
+
+
 def test_serve_takes_several_models_and_a_models_file(tmp_path, stack_folder, cross_encoder_path, monkeypatch):
     served = []
     monkeypatch.setattr(embedstack.server, "serve", lambda model, *args, **kwargs: served.append(model))
