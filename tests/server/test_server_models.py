@@ -98,6 +98,8 @@ def test_metrics_are_per_model(server):
     for name in ("embedder", "reranker", "splade"):
         assert f'embedstack_worker_up{{model="{name}"}} 1.0' in text
     assert metric(server.url, "embedstack_computed_inputs_total", '{model="embedder"}') >= 1
+    assert metric(server.url, "embedstack_cpu_core_seconds_total", '{model="embedder"}') > 0
+    assert metric(server.url, "embedstack_cpu_slot_wait_seconds_count", '{model="embedder"}') >= 1
 
 
 def test_two_served_models_may_not_share_a_name(models):

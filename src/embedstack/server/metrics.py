@@ -60,6 +60,14 @@ class Metrics:
             registry=registry,
         )  # fmt: skip
         self.failed_rounds = Counter("embedstack_failed_batches", "Worker rounds that raised", model, registry=registry)
+        self.slot_wait = Histogram(
+            "embedstack_cpu_slot_wait_seconds", "Time a CPU round waited for a slot (other rounds held the cores)",
+            model, buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.core_seconds = Counter(
+            "embedstack_cpu_core_seconds", "Core-seconds the model's CPU rounds held (wall time x torch threads)",
+            model, registry=registry,
+        )  # fmt: skip
         self.worker_up = Gauge("embedstack_worker_up", "1 while the model worker can serve", model, registry=registry)
 
     def for_model(self, name: str) -> ModelMetrics:
@@ -86,6 +94,8 @@ class ModelMetrics:
         self.cancelled_requests = metrics.cancelled_requests.labels(name)
         self.cancelled_inputs = metrics.cancelled_inputs.labels(name)
         self.failed_rounds = metrics.failed_rounds.labels(name)
+        self.slot_wait = metrics.slot_wait.labels(name)
+        self.core_seconds = metrics.core_seconds.labels(name)
         self.worker_up = metrics.worker_up.labels(name)
         self.rejected = _Labelled(metrics.rejected, name)
 
@@ -95,6 +105,11 @@ class ModelMetrics:
         self.batch_tokens.observe(tokens)
         self.batch_seconds.observe(seconds)
         self.computed_inputs.inc(inputs)
+
+    def observe_slot(self, waited: float, core_seconds: float) -> None:
+        """Count one CPU round's wait for a slot and the core time it then held."""
+        self.slot_wait.observe(waited)
+        self.core_seconds.inc(core_seconds)
 
 
 class _Labelled:

@@ -171,9 +171,12 @@ class ModelWorker:
         count = sum(piece.stop - piece.start for piece in slices)
         tokens = sum(int(piece.job.cumulative[piece.stop] - piece.job.cumulative[piece.start]) for piece in slices)
         slot: Slot | None = None
+        waited = 0.0
         try:
             if self.occupancy is not None:  # may wait while other models' rounds hold the cores
+                waiting = time.monotonic()
                 slot = self.occupancy.enter(small=tokens <= self.max_batch_tokens, tenant=self.queue)
+                waited = time.monotonic() - waiting
                 if torch.get_num_threads() != slot.threads:  # per thread once set: the other workers keep theirs
                     torch.set_num_threads(slot.threads)
             self.busy_since = started = time.monotonic()
@@ -190,6 +193,8 @@ class ModelWorker:
         self.failures.succeeded()
         self.tokens_per_second = 0.8 * self.tokens_per_second + 0.2 * tokens / max(elapsed, 1e-6)
         self.metrics.observe_round(count, tokens, elapsed)
+        if slot is not None:
+            self.metrics.observe_slot(waited, elapsed * slot.threads)
         row = 0
         for piece in slices:
             rows = piece.stop - piece.start
