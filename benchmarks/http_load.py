@@ -47,12 +47,17 @@ class Connections:
                 connection[1].close()
 
     async def post(self, path: str, payload: Any) -> tuple[int, bytes]:
-        """POST ``payload`` as JSON; (status, body). Raises ``ConnectionError`` when the server drops the line."""
+        """POST ``payload`` as JSON; (status, body).
+
+        A kept-alive connection the server closed before answering (it closes idle ones after a few seconds) is
+        replaced and the request sent once more: the server read none of it. Any other failure raises
+        (``ConnectionError`` when the line drops mid-answer, ``ValueError`` for a response this client cannot read).
+        """
         body = json.dumps(payload).encode()
-        head = (
+        request = (
             f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\n\r\n"
-        ).encode()
+        ).encode() + body
         connection = await self._free.get()
         try:
             if connection is not None and connection[0].at_eof():  # the server closed it while it idled
@@ -61,18 +66,14 @@ class Connections:
             reused = connection is not None
             if connection is None:
                 connection = await asyncio.open_connection(self.host, self.port)
-            reader, writer = connection
-            writer.write(head + body)
             try:
-                status, answer, keep = await _response(reader)
-            except ConnectionError:
+                status, answer, keep = await _exchange(connection, request)
+            except _ClosedBeforeAnswer:
                 if not reused:
                     raise
-                writer.close()  # closed by the server just as it was taken: nothing was read, send it again
+                connection[1].close()
                 connection = await asyncio.open_connection(self.host, self.port)
-                reader, writer = connection
-                writer.write(head + body)
-                status, answer, keep = await _response(reader)
+                status, answer, keep = await _exchange(connection, request)
         except BaseException:
             if connection is not None:
                 connection[1].close()
@@ -81,17 +82,31 @@ class Connections:
         if keep:
             self._free.put_nowait(connection)
         else:
-            writer.close()
+            connection[1].close()
             self._free.put_nowait(None)
         return status, answer
 
 
-async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    """(status, body, keep-alive) of one response with a content-length or chunked body."""
+class _ClosedBeforeAnswer(ConnectionError):
+    """The server closed the connection before the first byte of its answer."""
+
+
+async def _exchange(
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes
+) -> tuple[int, bytes, bool]:
+    """Send ``request`` and read the answer: (status, body, whether the connection stays open)."""
+    reader, writer = connection
+    try:
+        writer.write(request)
+        await writer.drain()
+    except ConnectionError as exc:
+        raise _ClosedBeforeAnswer("the server closed the connection") from exc
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
-        raise ConnectionError("the server closed the connection") from exc
+        if not exc.partial:
+            raise _ClosedBeforeAnswer("the server closed the connection") from exc
+        raise ConnectionError("the server closed the connection mid-answer") from exc
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
     headers = {}
@@ -99,15 +114,24 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
         if line:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip().lower()
-    if "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding") == "chunked":
+    keep = headers.get("connection") != "close"
+    try:
+        body, keep = await _body(reader, headers, keep)
+    except asyncio.IncompleteReadError as exc:
+        raise ConnectionError("the server closed the connection mid-answer") from exc
+    return status, body, keep
+
+
+async def _body(reader: asyncio.StreamReader, headers: dict[str, str], keep: bool) -> tuple[bytes, bool]:
+    """The answer's body (chunked, sized, or up to the connection's end) and whether the connection stays open."""
+    if "chunked" in headers.get("transfer-encoding", ""):  # wins over a content-length (RFC 9112)
         parts = []
-        while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16):  # chunk extensions
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
-        await reader.readuntil(b"\r\n")
-        body = b"".join(parts)
-    else:
-        raise ConnectionError(f"a response with neither content-length nor chunked body: {lines[0]}")
-    return status, body, headers.get("connection") != "close"
+        while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, up to the empty line
+            pass
+        return b"".join(parts), keep
+    if "content-length" in headers:
+        return await reader.readexactly(int(headers["content-length"])), keep
+    return await reader.read(), False  # delimited by the server closing the connection

@@ -9,7 +9,9 @@ sentences per request). Three servers run: the embedder alone, the reranker alon
 1. Each model's capacity alone: closed loop, 32 clients (texts or pairs per second).
 2. "Half the load": open loop at half that capacity (requests sent on a fixed schedule, whatever the answers do),
    to the model alone, then to both models of the shared server at once (together: the full capacity of the
-   machine). Each model's completed texts/s together over alone is the ratio the issue asks to be >= 0.9.
+   machine). Each model's sustained texts/s together over alone (answers completed from 2 s after the first send to
+   the last send, per second) is the ratio the issue asks to be >= 0.9; the ratio that also counts the backlog left
+   when the sending stops is printed beside it.
 3. Both models under their capacity load at once (32 closed-loop clients each) on the shared server: what each gets
    as a share of its capacity alone (even sharing: about half each), and their sum (1.00: sharing costs nothing).
 4. Memory: peak RSS (VmHWM) of the shared server against the two single-model servers together.
@@ -44,6 +46,7 @@ from embedstack.defaults import default_model_path
 from embedstack.evaluation.datasets import sts_benchmark
 
 DOCUMENTS = 4  # per rerank request
+RAMP = 2.0  # seconds of an open loop before its throughput is counted: the queue fills from empty
 
 
 def sentences() -> list[str]:
@@ -76,8 +79,20 @@ def run(coroutine):
     return uvloop.run(coroutine)
 
 
-async def closed_loop(base: str, kind: str, model: str, texts: list[str], clients: int, seconds: float) -> float:
-    """Texts (pairs) per second with ``clients`` clients each sending as soon as it has its answer."""
+async def closed_loop(
+    base: str,
+    kind: str,
+    model: str,
+    texts: list[str],
+    clients: int,
+    seconds: float,
+    together: asyncio.Barrier | None = None,
+) -> float:
+    """Texts (pairs) per second with ``clients`` clients each sending as soon as it has its answer.
+
+    With ``together``, the window opens when every loop sharing that barrier has warmed up, so the loops measure the
+    same seconds.
+    """
     done = 0
 
     async def client(offset: int, http: Connections) -> None:
@@ -92,6 +107,8 @@ async def closed_loop(base: str, kind: str, model: str, texts: list[str], client
 
     async with connect(base, clients) as http:
         await client_warmup(http, kind, model, texts)
+        if together is not None:
+            await together.wait()
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(*(client(k, http) for k in range(clients)))
@@ -105,9 +122,24 @@ async def client_warmup(http: Connections, kind: str, model: str, texts: list[st
             raise RuntimeError(f"{ROUTE[kind]} answered {status}: {answer[:200]!r}")
 
 
-async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: float, seconds: float) -> dict:
-    """Send ``rate`` requests per second on a fixed schedule; completed texts/s and latency percentiles."""
-    latencies: list[float] = []
+async def open_loop(
+    base: str,
+    kind: str,
+    model: str,
+    texts: list[str],
+    rate: float,
+    seconds: float,
+    together: asyncio.Barrier | None = None,
+) -> dict:
+    """Send ``rate`` requests per second on a fixed schedule for ``seconds``; throughput and latency percentiles.
+
+    ``texts_per_s``: the answers completed between ``RAMP`` seconds after the first send and the last send, per
+    second: the rate the server sustains (the offered rate when it keeps up, its own when it falls behind), without
+    the start from an empty queue or the backlog left at the end. ``drained_texts_per_s``: every answer over the
+    time to the last one, which also counts that backlog (a server that keeps up with a second's latency loses a
+    tenth of a 10 s window to it). ``together``: as for :func:`closed_loop`.
+    """
+    finished: list[tuple[float, float]] = []  # (answered, latency) of each successful request
     errors = 0
 
     async def one(http: Connections, index: int) -> None:
@@ -121,10 +153,13 @@ async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: fl
         if status != 200:
             errors += 1
             return
-        latencies.append(time.perf_counter() - sent)
+        now = time.perf_counter()
+        finished.append((now, now - sent))
 
     async with connect(base, 256) as http:
         await client_warmup(http, kind, model, texts)
+        if together is not None:
+            await together.wait()
         started = time.perf_counter()
         tasks = []
         count = int(rate * seconds)
@@ -135,9 +170,12 @@ async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: fl
             tasks.append(asyncio.create_task(one(http, index)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
-    ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    window = (started + RAMP, started + seconds)
+    steady = sum(1 for answered, _ in finished if window[0] <= answered <= window[1])
+    ms = np.array([latency for _, latency in finished]) * 1000 if finished else np.array([np.nan])
     return {
-        "texts_per_s": len(latencies) * TEXTS[kind] / elapsed,
+        "texts_per_s": steady * TEXTS[kind] / (window[1] - window[0]),
+        "drained_texts_per_s": len(finished) * TEXTS[kind] / elapsed,
         "offered_per_s": rate * TEXTS[kind],
         "p50_ms": float(np.median(ms)),
         "p99_ms": float(np.percentile(ms, 99)),
@@ -146,18 +184,20 @@ async def open_loop(base: str, kind: str, model: str, texts: list[str], rate: fl
 
 
 async def both(base: str, texts: list[str], rates: dict[str, float], seconds: float) -> list[dict]:
-    """Both models of the shared server at once, each at its half-load rate."""
+    """Both models of the shared server at once, each at its half-load rate, over the same seconds."""
+    together = asyncio.Barrier(2)
     return await asyncio.gather(
-        open_loop(base, "embed", "embedder", texts, rates["embed"], seconds),
-        open_loop(base, "rerank", "reranker", texts, rates["rerank"], seconds),
+        open_loop(base, "embed", "embedder", texts, rates["embed"], seconds, together),
+        open_loop(base, "rerank", "reranker", texts, rates["rerank"], seconds, together),
     )
 
 
 async def both_saturated(base: str, texts: list[str], clients: int, seconds: float) -> list[float]:
     """Both models of the shared server under the capacity load at once (``clients`` closed-loop clients each)."""
+    together = asyncio.Barrier(2)
     return await asyncio.gather(
-        closed_loop(base, "embed", "embedder", texts, clients, seconds),
-        closed_loop(base, "rerank", "reranker", texts, clients, seconds),
+        closed_loop(base, "embed", "embedder", texts, clients, seconds, together),
+        closed_loop(base, "rerank", "reranker", texts, clients, seconds, together),
     )
 
 
@@ -232,6 +272,13 @@ def main() -> None:
         lat_together = "/".join(f"{statistics.median(r[2][k] for r in runs):.0f}" for k in ("p50_ms", "p99_ms"))
         print(f"| {kind} | {cap:.1f} | {alone_rate:.1f} | {together_rate:.1f} | {together_rate / alone_rate:.2f} "
               f"| {lat_alone} | {lat_together} | {saturated:.1f} | {shares[-1]:.2f} |")  # fmt: skip
+    drained = {
+        kind: statistics.median(r[2]["drained_texts_per_s"] for r in runs)
+        / statistics.median(r[1]["drained_texts_per_s"] for r in runs)
+        for kind, runs in results.items()
+    }
+    print("\nkept, counting the backlog left when the sending stops (every answer over the time to the last one): "
+          + ", ".join(f"{kind} {ratio:.2f}" for kind, ratio in drained.items()))  # fmt: skip
     print(
         f"\nboth models at their capacity load at once: {sum(shares):.2f} of one model's capacity alone, summed "
         "(1.00: sharing the process costs nothing)"

@@ -171,13 +171,29 @@ def _wait_for_waiting(occupancy: Occupancy, count: int) -> None:
     assert len(occupancy._waiting) == count
 
 
-def _round(occupancy: Occupancy, tenant: str, order: list[str], seconds: float = 0.0) -> threading.Thread:
-    """A worker's round of ``tenant`` on its own thread: waits for a slot, holds it ``seconds``, records itself."""
+class SteppedClock:
+    """The clock the slots charge core time by, moved by the test: the order and shares do not hang on timing."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def _round(occupancy: Occupancy, tenant: str | None, order: list, hold=lambda: None) -> threading.Thread:
+    """A worker's round of ``tenant`` on its own thread: waits for a slot, records itself, ``hold()``s, leaves."""
 
     def run() -> None:
         slot = occupancy.enter(small=False, tenant=tenant)
         order.append(tenant)
-        time.sleep(seconds)
+        hold()
         occupancy.leave(slot)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -187,7 +203,7 @@ def _round(occupancy: Occupancy, tenant: str, order: list[str], seconds: float =
 
 def test_a_round_that_comes_when_a_slot_frees_does_not_overtake_one_that_waits():
     occupancy = Occupancy(cores=2, share=1, slots=1)
-    order: list[str] = []
+    order: list[str | None] = []
     held = occupancy.enter(small=False)
     waiters = []
     for name in ("a", "b"):  # two rounds wait, in this order
@@ -203,16 +219,17 @@ def test_a_round_that_comes_when_a_slot_frees_does_not_overtake_one_that_waits()
 
 
 def test_a_freed_slot_goes_to_the_model_with_the_least_core_time_and_idle_time_is_not_banked():
-    """Model A holds the only slot 0.3 s while B idles; then B's two rounds and A's next come. B comes in level with
-    A (its idle time earns it nothing), so after B's first round A's turn comes, not B's second (B1, A, B2; with
-    B's idle time banked: B1, B2, A)."""
-    occupancy = Occupancy(cores=1, share=1, slots=1)
-    order: list[str] = []
+    """Model A holds the only slot 0.3 s while B idles; then B's two rounds (0.1 s each) and A's next come. B comes
+    in level with A (its idle time earns it nothing), so after B's first round A's turn comes, not B's second (B1, A,
+    B2; with B's idle time banked: B1, B2, A)."""
+    clock = SteppedClock()
+    occupancy = Occupancy(cores=1, share=1, slots=1, clock=clock)
+    order: list[str | None] = []
     held = occupancy.enter(small=False, tenant="A")
-    time.sleep(0.3)
+    clock.advance(0.3)
     threads = []
     for tenant in ("B", "B", "A"):  # B's two rounds come first, then A's next
-        threads.append(_round(occupancy, tenant, order, seconds=0.1))
+        threads.append(_round(occupancy, tenant, order, hold=lambda: clock.advance(0.1)))
         _wait_for_waiting(occupancy, len(threads))
     occupancy.leave(held)
     for thread in threads:
@@ -221,30 +238,28 @@ def test_a_freed_slot_goes_to_the_model_with_the_least_core_time_and_idle_time_i
 
 
 def test_models_with_long_and_short_rounds_under_the_same_load_get_even_core_time():
-    """Two busy models, two workers each, two slots: the one whose rounds last four times longer would take about
-    80% of the slot time if slots went in arrival order; shared by core time, each gets about half."""
-    occupancy = Occupancy(cores=2, share=1, slots=2)
+    """Two busy models, two workers each: the one whose rounds last four times longer would take about 80% of the
+    core time if the slot went in arrival order; shared by core time, each gets about half."""
+    clock = SteppedClock()
+    occupancy = Occupancy(cores=1, share=1, slots=1, clock=clock)
     held = {"long": 0.0, "short": 0.0}
-    lock = threading.Lock()
-    stop = time.monotonic() + 1.5
 
     def worker(tenant: str, seconds: float) -> None:
-        while time.monotonic() < stop:
+        while clock() < 20:
             slot = occupancy.enter(small=False, tenant=tenant)
-            started = time.monotonic()
-            time.sleep(seconds)
-            with lock:
-                held[tenant] += time.monotonic() - started
+            clock.advance(seconds)  # one round at a time holds the only slot
+            held[tenant] += seconds
+            time.sleep(0.002)  # the other workers come back to wait meanwhile
             occupancy.leave(slot)
 
     workers = [threading.Thread(target=worker, args=(tenant, seconds), daemon=True)
-               for tenant, seconds in (("long", 0.04), ("short", 0.01)) for _ in range(2)]  # fmt: skip
+               for tenant, seconds in (("long", 0.4), ("short", 0.1)) for _ in range(2)]  # fmt: skip
     for thread in workers:
         thread.start()
     for thread in workers:
-        thread.join(10)
+        thread.join(30)
     share = held["long"] / (held["long"] + held["short"])
-    assert 0.35 < share < 0.65, held
+    assert 0.4 < share < 0.6, held
 
 
 def test_each_served_model_is_its_own_tenant_of_the_shared_slots(models, monkeypatch):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 
@@ -42,12 +42,16 @@ class Occupancy:
         cores: The cores of the process.
         share: The torch threads of a round when several run.
         slots: Rounds that run at once (default: ``cores // share``).
+        clock: Seconds, for the core time (``time.monotonic``; a test may step its own).
     """
 
-    def __init__(self, cores: int, share: int, slots: int | None = None) -> None:
-        self.cores = cores
-        self.share = share
-        self.slots = slots or max(1, cores // max(1, share))
+    def __init__(
+        self, cores: int, share: int, slots: int | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.cores = max(1, cores)
+        self.share = max(1, share)
+        self.slots = slots or max(1, self.cores // self.share)
+        self.clock = clock
         self._waiting: list[Slot] = []
         self._running: list[Slot] = []
         self._used: dict[Hashable, float] = {}  # core-seconds of each tenant's finished rounds
@@ -68,29 +72,33 @@ class Occupancy:
             self._waiting.append(slot)
             self._admit()
             try:
-                while slot.threads == 0:
+                while slot.threads == 0:  # admitted rounds have at least one thread
                     self._condition.wait()
             except BaseException:  # interrupted while waiting: the slot must not stay held or queued
                 if slot in self._waiting:
                     self._waiting.remove(slot)
                 elif slot in self._running:
-                    self._running.remove(slot)
-                    self._admit()
+                    self._release(slot)
                 raise
             return slot
 
-    def leave(self, slot: Slot) -> None:
-        """Free ``slot``, charging its tenant the core time the round held."""
+    def leave(self, slot: Slot) -> float:
+        """Free ``slot``, charging its tenant the core time the round held; returns that core time (seconds)."""
         with self._condition:
-            self._running.remove(slot)
-            self._used[slot.tenant] = self._used.get(slot.tenant, 0.0) + self._held(slot, time.monotonic())
-            self._admit()
-            if not self._running:  # idle: every tenant starts level again
-                self._used.clear()
+            return self._release(slot)
+
+    def _release(self, slot: Slot) -> float:
+        held = self._held(slot, self.clock())
+        self._running.remove(slot)
+        self._used[slot.tenant] = self._used.get(slot.tenant, 0.0) + held
+        self._admit()
+        if not self._running:  # idle: every tenant starts level again
+            self._used.clear()
+        return held
 
     def _admit(self) -> None:
         """Hand free slots to the waiting rounds of the least-served tenants; the caller holds the lock."""
-        now = time.monotonic()
+        now = self.clock()
         while self._waiting and len(self._running) < self.slots:
             slot = min(self._waiting, key=lambda s: (self._charge(s.tenant, now), s.sequence))
             self._waiting.remove(slot)
@@ -101,7 +109,7 @@ class Occupancy:
 
     def _level(self, tenant: Hashable) -> None:
         """A tenant with nothing waiting or running starts no lower than the least-served busy tenant."""
-        now = time.monotonic()
+        now = self.clock()
         busy = {held.tenant for held in (*self._waiting, *self._running)}
         if busy:
             floor = min(self._charge(other, now) for other in busy)

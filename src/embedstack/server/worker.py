@@ -188,13 +188,11 @@ class ModelWorker:
             self.busy_since = None
             if slot is not None:
                 assert self.occupancy is not None
-                self.occupancy.leave(slot)
+                self.metrics.observe_slot(waited, self.occupancy.leave(slot))  # failed rounds held the cores too
         elapsed = time.monotonic() - started
         self.failures.succeeded()
         self.tokens_per_second = 0.8 * self.tokens_per_second + 0.2 * tokens / max(elapsed, 1e-6)
         self.metrics.observe_round(count, tokens, elapsed)
-        if slot is not None:
-            self.metrics.observe_slot(waited, elapsed * slot.threads)
         row = 0
         for piece in slices:
             rows = piece.stop - piece.start
