@@ -16,7 +16,6 @@ from typing import Any
 from torch import nn
 
 from embedstack.errors import ModelFormatError
-from embedstack.util import fullname  # noqa: F401 - the name this module had, kept for its importers
 
 logger = logging.getLogger(__name__)
 

@@ -37,10 +37,10 @@ from pytest import FixtureRequest
 from transformers import __version__ as transformers_version
 
 from embedstack import CrossEncoder
-from embedstack.cross_encoder.activation import fullname
 from embedstack.cross_encoder.legacy import legacy_init_args as cross_encoder_init_args_decorator
 from embedstack.cross_encoder.legacy import legacy_predict_args as cross_encoder_predict_rank_args_decorator
 from embedstack.modules import StaticEmbedding
+from embedstack.util import fullname
 
 # tests/utils.py (upstream)
 skip_bfloat16_cpu_crash = pytest.mark.skipif(
