@@ -263,9 +263,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     shares = []
     for kind, runs in results.items():
-        saturated = statistics.median(r[3] for r in runs)
-        shares.append(saturated / statistics.median(r[0] for r in runs))
         cap = statistics.median(r[0] for r in runs)
+        saturated = statistics.median(r[3] for r in runs)
+        shares.append(saturated / cap)
         alone_rate = statistics.median(r[1]["texts_per_s"] for r in runs)
         together_rate = statistics.median(r[2]["texts_per_s"] for r in runs)
         lat_alone = "/".join(f"{statistics.median(r[1][k] for r in runs):.0f}" for k in ("p50_ms", "p99_ms"))
