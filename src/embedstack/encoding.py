@@ -22,7 +22,7 @@ from embedstack.encode_io import (
     progress,
     windows,
 )
-from embedstack.engine import EncodePlan, limit_cpu_threads, stream
+from embedstack.engine import EncodePlan, stream
 from embedstack.engine.processes import Pool
 from embedstack.quantization import Precision, quantize_embeddings
 from embedstack.stack import ModuleStack
@@ -58,6 +58,9 @@ class EncodeMixin(QueryDocumentMethods, ModuleStack):
 
         def _resolve_prompt(self, prompt: str | None, prompt_name: str | None, task: str | None = None) -> str | None:
             """The prompt text a call uses (see :mod:`embedstack.prompts`)."""
+
+        def _ready_to_run(self, device: str | torch.device | None) -> torch.device:
+            """Move to ``device`` if asked, cap CPU threads, eval mode; the device it runs on."""
 
     @staticmethod
     def is_singular_input(inputs: Any) -> bool:
@@ -332,9 +335,4 @@ class EncodeMixin(QueryDocumentMethods, ModuleStack):
 
     # ----- helpers ---------------------------------------------------------------------------------------
     def _plan(self, *, device: str | torch.device | None, **fields: Any) -> EncodePlan:
-        if device is not None and torch.device(device) != self.device:
-            self.to(device)
-        if self.device.type == "cpu":
-            limit_cpu_threads()
-        self.eval()
-        return EncodePlan(device=self.device, **fields)
+        return EncodePlan(device=self._ready_to_run(device), **fields)

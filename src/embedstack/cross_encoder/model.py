@@ -19,7 +19,6 @@ from embedstack.cross_encoder.legacy import legacy_init_args, legacy_predict_arg
 from embedstack.cross_encoder.scoring import as_pairs, finish_scores, is_singular_pair, predict_on_processes
 from embedstack.encode_io import progress
 from embedstack.engine import EncodePlan, run
-from embedstack.engine.threads import limit_cpu_threads
 from embedstack.modules.dense import Dense
 from embedstack.persistence.model_card import ModelCardData
 from embedstack.util import fullname
@@ -282,22 +281,18 @@ class CrossEncoder(BaseModel):
         kwargs: dict[str, Any],
     ) -> torch.Tensor:
         """The logits of ``pairs`` in input order, through the engine (token-budget batches, duplicates once)."""
-        if device is not None and torch.device(device) != self.device:
-            self.to(device)
-        if self.device.type == "cpu":
-            limit_cpu_threads()
-        self.eval()
+        run_on = self._ready_to_run(device)
         plan = EncodePlan(
             prompt=self._resolve_prompt(prompt, prompt_name),
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
             output_value="scores",
-            device=self.device,
+            device=run_on,
             preprocess_kwargs=kwargs,
             module_kwargs=self.split_forward_kwargs(kwargs),
         )
         if not pairs:
-            return torch.empty(0, device=self.device)
+            return torch.empty(0, device=run_on)
         with progress(show_progress_bar, len(pairs)) as plan.progress:
             scores = run(self, pairs, plan).outputs
         assert isinstance(scores, torch.Tensor)  # one row of logits per pair

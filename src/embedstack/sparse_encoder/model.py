@@ -19,7 +19,6 @@ from embedstack.encode_io import as_batch, is_singular_input, legacy_inputs, pro
 from embedstack.engine import EncodePlan, run
 from embedstack.engine.pass_size import sparse_max_batch_tokens
 from embedstack.engine.processes import run_on_processes
-from embedstack.engine.threads import limit_cpu_threads
 from embedstack.modules.splade_pooling import SpladePooling
 from embedstack.persistence.model_card import ModelCardData
 from embedstack.similarity import SimilarityFunction, check_similarity_fn_name
@@ -236,22 +235,18 @@ class SparseEncoder(QueryDocumentMethods, BaseModel):
         save_to_cpu: bool,
     ) -> torch.Tensor:
         """The (N, vocab) sparse COO weights of ``inputs`` in input order, through the engine."""
-        if device is not None and torch.device(device) != self.device:
-            self.to(device)
-        if self.device.type == "cpu":
-            limit_cpu_threads()
-        self.eval()
+        run_on = self._ready_to_run(device)
         if max_batch_tokens is None:  # passes sized so their vocabulary logits stay bounded (engine/pass_size.py)
             width = self.token_batcher.get_embedding_dimension() if self.token_batcher is not None else None
-            max_batch_tokens = sparse_max_batch_tokens(self.device, width, self.get_embedding_dimension())
+            max_batch_tokens = sparse_max_batch_tokens(run_on, width, self.get_embedding_dimension())
         plan = EncodePlan(
             prompt=self._resolve_prompt(prompt, prompt_name, kwargs.get("task")),
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
             output_value="sparse_embedding",
             max_active_dims=max_active_dims,
-            to_cpu=save_to_cpu or self.device.type == "cpu",
-            device=self.device,
+            to_cpu=save_to_cpu or run_on.type == "cpu",
+            device=run_on,
             preprocess_kwargs=kwargs,
             module_kwargs=self.split_forward_kwargs(kwargs),
             forward=fused_splade_forward(self),  # MLM + SpladePooling: pooled without the full logits
