@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from embedstack.backends.native_bert import NativeBert, supports
+from embedstack.backends.native_graph import GraphForward
 from embedstack.backends.stand_in import TransformerStandIn
 from embedstack.engine.tokenized import TokenizedTexts, pad_batch
 from embedstack.errors import ModelFormatError
 from embedstack.fileio import read_json
-from embedstack.modules.transformer.config import TEXT_MODALITY_CONFIG
+from embedstack.modules.transformer.config import FEATURES, TASK_DEFAULTS
 from embedstack.modules.transformer.module import Transformer
 from embedstack.modules.transformer.support import drop_preprocess_flags, split_text_inputs
 
@@ -29,19 +30,29 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _PLAIN_CONFIG_KEYS = {"transformer_task", "modality_config", "module_output_name", "max_seq_length", "do_lower_case"}
 _VERY_LARGE = int(1e30)
+CLASSIFIER = "sequence-classification"
+# Where sentence-transformers < 6 kept a cross-encoder's activation: read from the transformers config only.
+_LEGACY_ACTIVATION_KEYS = {"sentence_transformers", "sbert_ce_default_activation_function"}
 
 
-def native_input_module(folder: Path) -> NativeTransformer | None:
-    """A NativeTransformer for the Transformer module saved in ``folder``, or None if it needs transformers."""
+def native_input_module(folder: Path, task: str = FEATURES) -> NativeTransformer | None:
+    """A NativeTransformer for the Transformer module saved in ``folder``, or None if it needs transformers.
+
+    ``task`` is the folder's transformer_task as the loader resolved it: "feature-extraction" (an embedding
+    backbone) or "sequence-classification" (a cross-encoder's ``BertForSequenceClassification``, whose logits
+    become ``scores``).
+    """
     config_file = folder / "config.json"
     if not (
         config_file.is_file() and (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
     ):
         return None
     config = read_json(config_file)
-    module_config = _module_config(folder)
-    if not isinstance(config, dict) or module_config is None or not supports(config):
+    module_config = _module_config(folder, task)
+    if not isinstance(config, dict) or module_config is None or not supports(config, task):
         return None
+    if task == CLASSIFIER and _LEGACY_ACTIVATION_KEYS & set(config):
+        return None  # the CrossEncoder reads that activation from the transformers config: keep it on torch
     tokenizer_config = (
         read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
     )
@@ -50,23 +61,28 @@ def native_input_module(folder: Path) -> NativeTransformer | None:
     if (folder / "chat_template.jinja").is_file():
         return None
     try:
-        encoder = NativeBert.from_folder(folder)
-    except KeyError as exc:  # tensor names from an unusual checkpoint
+        encoder = NativeBert.from_folder(folder, classifier=task == CLASSIFIER)
+    except KeyError as exc:  # tensor names from an unusual checkpoint, or a classifier without its trained head
         logger.info("Native backend cannot map %s (%s); using the Transformer module", folder, exc)
         return None
-    return NativeTransformer(folder, encoder, config, tokenizer_config, module_config)
+    return NativeTransformer(folder, encoder, config, tokenizer_config, module_config, task=task)
 
 
-def _module_config(folder: Path) -> dict[str, Any] | None:
-    """The folder's Transformer config, read as the Transformer reads it; None for more than a text encoder."""
+def _module_config(folder: Path, task: str) -> dict[str, Any] | None:
+    """The folder's Transformer config, read as the Transformer reads it; None for more than a text ``task`` model.
+
+    As the onnx backend reads it: a classifier folder's saved task (a SentenceTransformer save loaded as a
+    CrossEncoder says "feature-extraction") gives way to ``task``, but another output feature does not.
+    """
     config = Transformer.load_config(str(folder))
-    if set(config) - _PLAIN_CONFIG_KEYS:
+    if set(config) - _PLAIN_CONFIG_KEYS or task not in TASK_DEFAULTS or task == "fill-mask":
         return None
-    if config.get("transformer_task", "feature-extraction") != "feature-extraction":
+    if task == FEATURES and config.get("transformer_task", FEATURES) != FEATURES:
         return None
-    if config.get("modality_config", TEXT_MODALITY_CONFIG) != TEXT_MODALITY_CONFIG:
+    modality_config, output_feature = TASK_DEFAULTS[task]
+    if config.get("modality_config", modality_config) != modality_config:
         return None
-    if config.get("module_output_name", "token_embeddings") != "token_embeddings":
+    if config.get("module_output_name", output_feature) != output_feature:
         return None
     return config
 
@@ -84,12 +100,21 @@ class NativeTransformer(TransformerStandIn):
         config: dict[str, Any],
         tokenizer_config: dict[str, Any],
         module_config: dict[str, Any],
+        *,
+        task: str = FEATURES,
     ) -> None:
         super().__init__()
         from tokenizers import Tokenizer
 
         self.model = encoder
         self.config = config
+        if task == CLASSIFIER:  # writes the classifier's logits as scores, as the Transformer module does
+            assert encoder.classifier is not None
+            modality_config, self.module_output_name = TASK_DEFAULTS[task]
+            self.transformer_task, self.modality_config = task, {"text": dict(modality_config["text"])}
+            self.config = {**config, "num_labels": encoder.classifier.out_features}
+        self._output = "logits" if task == CLASSIFIER else "last_hidden_state"
+        self._graph = GraphForward(encoder, self._output)  # inference through the traced graph (see native_graph)
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_padding()
         own_limit = int(tokenizer_config.get("model_max_length", _VERY_LARGE))
@@ -162,10 +187,12 @@ class NativeTransformer(TransformerStandIn):
         return features
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Add ``token_embeddings``: the encoder's last hidden state."""
+        """Add ``token_embeddings`` (the encoder's last hidden state), or a classifier's logits as ``scores``."""
         drop_preprocess_flags(features)
-        output = self.model(features["input_ids"], features.get("attention_mask"), features.get("token_type_ids"))
-        features["token_embeddings"] = output.last_hidden_state  # (batch, seq, hidden)
+        if self._graph.encoder is not self.model:  # the encoder was replaced
+            self._graph = GraphForward(self.model, self._output)
+        output = self._graph(features["input_ids"], features.get("attention_mask"), features.get("token_type_ids"))
+        features[self.module_output_name] = output  # (batch, seq, hidden) token embeddings, or (batch, labels)
         return features
 
     def save(self, output_path: str, *args: Any, **kwargs: Any) -> None:

@@ -1,8 +1,10 @@
 """A BERT encoder in plain torch, reading a Hugging Face BERT folder without importing transformers.
 
 It gives the same ``last_hidden_state`` as ``transformers.BertModel`` (to float rounding), starts in a
-fraction of the time (no transformers import) and runs the query/key/value projections as one matmul.
-Only the plain architecture is accepted: :func:`supports` says whether a config qualifies.
+fraction of the time (no transformers import) and runs the query/key/value projections as one matmul. With a
+classifier head (a cross-encoder's ``BertForSequenceClassification``) it also gives that model's ``logits``: the
+pooler (dense and tanh over the first token) then the classifier. Only the plain architecture is accepted:
+:func:`supports` says whether a config qualifies.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_ACCEPTED_ARCHITECTURES = {None, "BertModel", "BertForMaskedLM", "BertForPreTraining"}
+_ACCEPTED_ARCHITECTURES: dict[str, set[str | None]] = {
+    "feature-extraction": {None, "BertModel", "BertForMaskedLM", "BertForPreTraining"},
+    "sequence-classification": {"BertForSequenceClassification"},
+}
 
 
-def supports(config: dict[str, Any]) -> bool:
-    """Whether a config.json describes a plain BERT encoder this module can run."""
+def supports(config: dict[str, Any], task: str = "feature-extraction") -> bool:
+    """Whether a config.json describes a plain BERT encoder (for ``task``: or classifier) this module can run."""
     architectures = config.get("architectures") or [None]
     return (
         config.get("model_type") == "bert"
-        and architectures[0] in _ACCEPTED_ARCHITECTURES
+        and architectures[0] in _ACCEPTED_ARCHITECTURES.get(task, set())
         and config.get("hidden_act", "gelu") == "gelu"
         and config.get("position_embedding_type", "absolute") == "absolute"
         and not config.get("is_decoder", False)
@@ -38,6 +43,7 @@ class EncoderOutput:
     """What :class:`NativeBert` returns, named as transformers names it."""
 
     last_hidden_state: torch.Tensor
+    logits: torch.Tensor | None = None  # (batch, labels), with a classifier head
 
 
 class _Layer(nn.Module):
@@ -53,7 +59,7 @@ class _Layer(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         batch, seq, hidden = x.shape  # (batch, seq, hidden)
-        q, k, v = self.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(x).view(batch, seq, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (batch, heads, seq, head_dim)
         context = context.transpose(1, 2).reshape(batch, seq, hidden)
         x = self.attention_norm(self.attention_out(context) + x)
@@ -61,9 +67,12 @@ class _Layer(nn.Module):
 
 
 class NativeBert(nn.Module):
-    """``BertModel`` without the pooler: embeddings, then ``num_hidden_layers`` encoder layers."""
+    """``BertModel`` without the pooler: embeddings, then ``num_hidden_layers`` encoder layers.
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    With ``num_labels``, ``BertForSequenceClassification``: the pooler and a classifier over the first token.
+    """
+
+    def __init__(self, config: dict[str, Any], num_labels: int | None = None) -> None:
         super().__init__()
         self.config = config
         hidden, eps = config["hidden_size"], config.get("layer_norm_eps", 1e-12)
@@ -75,16 +84,24 @@ class NativeBert(nn.Module):
             _Layer(hidden, config["num_attention_heads"], config["intermediate_size"], eps)
             for _ in range(config["num_hidden_layers"])
         )
+        self.pooler: nn.Linear | None = nn.Linear(hidden, hidden) if num_labels else None
+        self.classifier: nn.Linear | None = nn.Linear(hidden, num_labels) if num_labels else None
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> NativeBert:
-        """Build from ``config.json`` and ``model.safetensors`` (Hugging Face BERT names)."""
+    def from_folder(cls, folder: str | Path, *, classifier: bool = False) -> NativeBert:
+        """Build from ``config.json`` and ``model.safetensors`` (Hugging Face BERT names).
+
+        Raises:
+            KeyError: A tensor is missing (with ``classifier``: the folder has no trained classifier head).
+        """
         from safetensors.torch import load_file
 
         folder = Path(folder)
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        model = cls(config)  # (a meta-device build would import torch._dynamo: seconds of start-up)
-        state = _from_hf_names(load_file(str(folder / "model.safetensors")), config["num_hidden_layers"])
+        weights = load_file(str(folder / "model.safetensors"))
+        num_labels = int(weights["classifier.weight"].shape[0]) if classifier else None
+        model = cls(config, num_labels)  # (a meta-device build would import torch._dynamo: seconds of start-up)
+        state = _from_hf_names(weights, config["num_hidden_layers"], classifier=classifier)
         model.load_state_dict(state, strict=True, assign=True)
         return model.eval()
 
@@ -106,11 +123,19 @@ class NativeBert(nn.Module):
         key_mask = attention_mask.bool()[:, None, None, :]  # (batch, 1, 1, seq): which keys to attend to
         for layer in self.layers:
             x = layer(x, key_mask)
-        return EncoderOutput(last_hidden_state=x)
+        if self.pooler is None or self.classifier is None:
+            return EncoderOutput(last_hidden_state=x)
+        logits = self.classifier(torch.tanh(self.pooler(x[:, 0])))  # (dropout is off in inference)
+        return EncoderOutput(last_hidden_state=x, logits=logits)
 
 
-def _from_hf_names(weights: dict[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
-    """Hugging Face BertModel tensor names -> ours (the three attention projections concatenated)."""
+def _from_hf_names(
+    weights: dict[str, torch.Tensor], layers: int, *, classifier: bool = False
+) -> dict[str, torch.Tensor]:
+    """Hugging Face BertModel tensor names -> ours (the three attention projections concatenated).
+
+    With ``classifier``, also ``BertForSequenceClassification``'s pooler and classifier.
+    """
     weights = {key.removeprefix("bert."): value for key, value in weights.items()}
     state = {
         "word_embeddings.weight": weights["embeddings.word_embeddings.weight"],
@@ -130,4 +155,8 @@ def _from_hf_names(weights: dict[str, torch.Tensor], layers: int) -> dict[str, t
             state[ours + f"intermediate.{part}"] = weights[hf + f"intermediate.dense.{part}"]
             state[ours + f"output.{part}"] = weights[hf + f"output.dense.{part}"]
             state[ours + f"output_norm.{part}"] = weights[hf + f"output.LayerNorm.{part}"]
+    if classifier:
+        for part in ("weight", "bias"):
+            state[f"pooler.{part}"] = weights[f"pooler.dense.{part}"]
+            state[f"classifier.{part}"] = weights[f"classifier.{part}"]
     return state

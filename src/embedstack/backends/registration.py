@@ -12,11 +12,12 @@ from embedstack.backends.native import native_input_module
 from embedstack.backends.onnx import auto_onnx_input_module, onnx_input_module
 from embedstack.backends.select import choose_backend
 from embedstack.modules.transformer.backend_registry import register_auto_chooser, register_backend
+from embedstack.modules.transformer.config import FEATURES
 
 
-def _native(folder: Any, hf_kwargs: dict[str, Any]) -> Any:
+def _native(folder: Any, hf_kwargs: dict[str, Any], *, task: str = FEATURES) -> Any:
     # Hugging Face kwargs (dtype, attention implementation, ...) only mean something to transformers.
-    return None if any(hf_kwargs.values()) else native_input_module(folder)
+    return None if any(hf_kwargs.values()) else native_input_module(folder, task)
 
 
 @cache
@@ -32,7 +33,9 @@ def register_backends() -> None:
     register_backend(
         "native",
         _native,
-        runs="plain BERT folders (with tokenizer.json and model.safetensors) with no model/processor/config kwargs",
+        runs="plain BERT folders (with tokenizer.json and model.safetensors) with no model/processor/config kwargs: "
+        "embedding backbones, and cross-encoders' BertForSequenceClassification",
         auto=True,
+        tasks=("feature-extraction", "sequence-classification"),
     )
     register_auto_chooser(choose_backend)

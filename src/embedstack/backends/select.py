@@ -2,10 +2,10 @@
 
 Which backend is fastest depends on the CPU: on a VNNI machine the fp32 ONNX export ran 1.6x our torch path, on
 an AVX2-only one it was slower on long texts (benchmarks/RESULTS.md). So ``auto`` measures instead of following
-a fixed order: every backend that can run the folder exactly (torch always; native for plain BERT folders; onnx
-where the folder holds its export, or the file ``model_kwargs`` names; a cross-encoder's classifier: torch and onnx
-only) runs the same two passes built from the calibration texts (24 short texts in one pass, one text at the full
-window in another), interleaved, two rounds after a warm-up, and the faster round of each decides. The fastest is
+a fixed order: every backend that can run the folder exactly (torch always; native for plain BERT folders and
+BERT classifiers; onnx where the folder holds its export, or the file ``model_kwargs`` names) runs the same two
+passes built from the calibration texts (24 short texts in one pass, one text at the full window in another),
+interleaved, two rounds after a warm-up, and the faster round of each decides. The fastest is
 taken; backends within ``NOISE`` of it count as tied, and of those the one that starts fastest wins (native, which
 needs no transformers import, then torch). So auto is never slower than torch, nor than the fastest backend,
 beyond noise. For all-MiniLM-L6-v2 the probe takes about a second on 2 cores.
