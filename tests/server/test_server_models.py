@@ -7,6 +7,7 @@ models file."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import threading
 import time
@@ -20,7 +21,10 @@ from embedstack import CrossEncoder, SentenceTransformer, SparseEncoder
 from embedstack.cli import main
 from embedstack.cli.served_models import served_models
 from embedstack.server import NamedModel, ServerSettings, start_server
+from embedstack.server.metrics import Metrics
 from embedstack.server.occupancy import Occupancy
+from embedstack.server.service import EmbeddingService
+from embedstack.server.tokens import BatchKey
 from server_support import ATOL, metric, short_texts
 
 pytest.importorskip("fastapi")
@@ -260,6 +264,58 @@ def test_models_with_long_and_short_rounds_under_the_same_load_get_even_core_tim
         thread.join(30)
     share = held["long"] / (held["long"] + held["short"])
     assert 0.4 < share < 0.6, held
+
+
+def test_a_slot_widens_to_every_core_only_while_alone_and_charges_each_part_at_its_threads():
+    clock = SteppedClock()
+    occupancy = Occupancy(cores=2, share=1, slots=2, clock=clock)
+    slot = occupancy.enter(small=False, tenant="A")
+    assert slot.threads == 1
+    clock.advance(0.1)  # 0.1 s on one core
+    assert occupancy.widen(slot) == 2  # nothing else runs: every core
+    clock.advance(0.2)  # 0.2 s on two
+    other = occupancy.enter(small=False, tenant="B")
+    assert occupancy.widen(other) == 1  # another round runs: its share
+    assert occupancy.leave(slot) == pytest.approx(0.1 + 0.4)
+    occupancy.leave(other)
+
+
+async def _until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    assert condition()
+
+
+def test_a_round_is_taken_when_its_slot_frees_so_it_holds_the_requests_that_came_meanwhile(models):
+    """Another model holds the cores; one request comes, then two more while the worker waits for a slot. The worker
+    takes its round once admitted: one round of all three (taken before waiting, the round held the first alone)."""
+    model = models["embedder"]
+    occupancy = Occupancy(cores=2, share=1, slots=1)
+    metrics = Metrics()
+    service = EmbeddingService(model, ServerSettings(workers=1), metrics.for_model("embedder"), occupancy=occupancy)
+    texts = ["the first request", "a second one", "and a third"]
+
+    async def scenario() -> list[np.ndarray]:
+        held = occupancy.enter(small=False, tenant="another model")
+        gone = asyncio.get_running_loop().create_future()
+        asked = [asyncio.create_task(service.embed([texts[0]], BatchKey(), truncate=True, disconnected=gone))]
+        await _until(lambda: len(occupancy._waiting) == 1)  # the worker waits for the cores
+        for text in texts[1:]:
+            asked.append(asyncio.create_task(service.embed([text], BatchKey(), truncate=True, disconnected=gone)))
+        await _until(lambda: service.queue.inputs == 3)  # all three wait in the queue, none taken yet
+        occupancy.leave(held)
+        return [answer.vectors[0] for answer in await asyncio.gather(*asked)]
+
+    service.start()
+    try:
+        vectors = asyncio.run(scenario())
+    finally:
+        service.stop()
+    rounds = metrics.registry.get_sample_value("embedstack_batch_inputs_count", {"model": "embedder"})
+    inputs = metrics.registry.get_sample_value("embedstack_batch_inputs_sum", {"model": "embedder"})
+    assert (rounds, inputs) == (1, 3)
+    np.testing.assert_allclose(np.stack(vectors), model.encode(texts), atol=ATOL)
 
 
 def test_each_served_model_is_its_own_tenant_of_the_shared_slots(models, monkeypatch):

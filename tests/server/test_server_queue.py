@@ -140,6 +140,20 @@ def test_a_closed_queue_ends_the_worker_once_empty(loop):
         queue.put(job(loop, [5]))
 
 
+def test_wait_says_whether_work_waits_without_taking_it(loop):
+    queue = TokenQueue(max_tokens=100)
+    assert queue.wait(timeout=0) is False
+    woken: list[bool | None] = []
+    waiter = threading.Thread(target=lambda: woken.append(queue.wait(timeout=10)))
+    waiter.start()
+    queue.put(job(loop, [5]))
+    waiter.join(10)
+    assert woken == [True] and queue.inputs == 1  # woken by the put, the job still queued
+    assert len(queue.take(budget=100, timeout=0)) == 1
+    queue.close()
+    assert queue.wait(timeout=0) is None  # closed and empty: the worker stops
+
+
 def test_a_lone_small_round_gets_every_core_and_busy_workers_keep_their_share():
     occupancy = Occupancy(cores=2, share=1)
     first = occupancy.enter(small=True)

@@ -29,6 +29,7 @@ class Slot:
     sequence: int
     threads: int = 0
     started: float = 0.0
+    charged: float = 0.0  # core-seconds held before ``started`` (at an earlier thread count)
 
 
 class Occupancy:
@@ -82,6 +83,20 @@ class Occupancy:
                 raise
             return slot
 
+    def widen(self, slot: Slot) -> int:
+        """Give admitted ``slot`` every core when no other round runs (its round turned out small); its threads.
+
+        For a worker that takes its round only once admitted (so the round holds what came while it waited): it
+        enters with ``small=False`` and widens the slot once the round is known to be one forward pass.
+        """
+        with self._condition:
+            if slot in self._running and len(self._running) == 1 and slot.threads != self.cores:
+                now = self.clock()
+                slot.charged = self._held(slot, now)
+                slot.started = now
+                slot.threads = self.cores
+            return slot.threads
+
     def leave(self, slot: Slot) -> float:
         """Free ``slot``, charging its tenant the core time the round held; returns that core time (seconds)."""
         with self._condition:
@@ -120,4 +135,4 @@ class Occupancy:
 
     @staticmethod
     def _held(slot: Slot, now: float) -> float:
-        return (now - slot.started) * slot.threads
+        return slot.charged + (now - slot.started) * slot.threads

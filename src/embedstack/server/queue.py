@@ -185,6 +185,19 @@ class TokenQueue:
             self._inputs -= dropped
             return dropped
 
+    def wait(self, timeout: float | None = None) -> bool | None:
+        """Block until jobs wait: True; False after ``timeout`` seconds without any; None once closed and empty.
+
+        For a worker that waits for the cores before it runs a round: it waits here, then for its slot, and only
+        then takes the round (``take(..., timeout=0)``), which so holds what came while it waited for the cores.
+        """
+        with self._condition:
+            if not self._jobs and not self._closed:
+                self._condition.wait(timeout)
+            if self._jobs:
+                return True
+            return None if self._closed else False
+
     def take(self, budget: int | RoundSize, timeout: float | None = None) -> list[Slice] | None:
         """The next round: up to ``budget`` tokens (a :class:`RoundSize` sizes it from the queue) of one prompt's jobs.
 

@@ -152,10 +152,13 @@ class ModelWorker:
     def _main(self) -> None:
         try:
             while True:
-                slices = self.queue.take(self.round_size)
-                if slices is None:
+                if self.occupancy is None:
+                    slices = self.queue.take(self.round_size)
+                    if slices is None:
+                        return
+                    self._round([piece for piece in slices if not piece.job.cancelled])
+                elif not self._admitted_round():
                     return
-                self._round([piece for piece in slices if not piece.job.cancelled])
         except BaseException as exc:  # noqa: BLE001 - the thread must record why it ended, whatever it was
             self.death = f"{type(exc).__name__}: {exc}"
             logger.exception("The model worker stopped")
@@ -165,20 +168,42 @@ class ModelWorker:
             for job in self.queue.drain():
                 job.settle(error)
 
-    def _round(self, slices: list[Slice]) -> None:
-        if not slices:
-            return
-        count = sum(piece.stop - piece.start for piece in slices)
-        tokens = sum(int(piece.job.cumulative[piece.stop] - piece.job.cumulative[piece.start]) for piece in slices)
-        slot: Slot | None = None
-        waited = 0.0
+    def _admitted_round(self) -> bool:
+        """Wait for work, then for a CPU slot, then take the round and run it; False once the queue is closed.
+
+        The round is taken once the slot is held, not before: while other models' rounds hold the cores, requests
+        keep coming, and the round then holds them too (larger rounds, fewer passes) instead of the few that
+        waited when the slot was asked for.
+        """
+        assert self.occupancy is not None
+        if self.queue.wait() is None:
+            return False
+        waiting = time.monotonic()
+        slot = self.occupancy.enter(small=False, tenant=self.queue)
+        waited = time.monotonic() - waiting
         try:
-            if self.occupancy is not None:  # may wait while other models' rounds hold the cores
-                waiting = time.monotonic()
-                slot = self.occupancy.enter(small=tokens <= self.max_batch_tokens, tenant=self.queue)
-                waited = time.monotonic() - waiting
-                if torch.get_num_threads() != slot.threads:  # per thread once set: the other workers keep theirs
-                    torch.set_num_threads(slot.threads)
+            slices = self.queue.take(self.round_size, timeout=0)
+            if slices is None:  # closed meanwhile, and empty
+                self.occupancy.leave(slot)
+                return False
+            slices = [piece for piece in slices if not piece.job.cancelled]
+            if slices and self._tokens(slices) <= self.max_batch_tokens:
+                self.occupancy.widen(slot)  # one forward pass: every core when no other round runs
+            if torch.get_num_threads() != slot.threads:  # per thread once set: the other workers keep theirs
+                torch.set_num_threads(slot.threads)
+        except BaseException:
+            self.occupancy.leave(slot)
+            raise
+        self._round(slices, slot, waited)
+        return True
+
+    def _round(self, slices: list[Slice], slot: Slot | None = None, waited: float = 0.0) -> None:
+        """Run ``slices`` and deliver their rows; ``slot`` (held, on CPU) is freed when the computation ends."""
+        try:
+            if not slices:
+                return
+            count = sum(piece.stop - piece.start for piece in slices)
+            tokens = self._tokens(slices)
             self.busy_since = started = time.monotonic()
             vectors = self._compute(slices)
         except Exception as exc:
@@ -198,6 +223,10 @@ class ModelWorker:
             rows = piece.stop - piece.start
             piece.job.deliver(piece.start, vectors[row : row + rows])
             row += rows
+
+    @staticmethod
+    def _tokens(slices: list[Slice]) -> int:
+        return sum(int(piece.job.cumulative[piece.stop] - piece.job.cumulative[piece.start]) for piece in slices)
 
     def _failed(self, slices: list[Slice], exc: Exception) -> None:
         count = self.failures.failed()
