@@ -1,14 +1,14 @@
 """The CPU's round slots, shared by the workers of every model a process serves, and fair between the models.
 
-Each model has its own queue and workers; a worker that has taken a round waits here for a slot. The cores go
-to the models with work (an idle model holds none), and when several models wait, the slot goes to the one that
-has had the least core time so far (the core-seconds of its finished rounds plus those of its running ones), its
-rounds in arrival order: max-min fair sharing. A model that needs less than an even share gets all it needs and
-the rest goes to the others; models that all have more work than the machine each get an even share of it,
-whatever the size of their rounds. Without this, a model whose rounds are long (a reranker's query-document
-pairs) took 70% of two cores from an embedder with short rounds when both were under the same load (measured
-with ``benchmarks/server_models.py``). A model that comes back from idling starts level with the least-served
-busy model, so time it did not use is not banked against the others; when no round runs, all start level.
+Each model has its own queue and workers; a worker with work waiting waits here for a slot, then takes its round.
+The cores go to the models with work (an idle model holds none), and when several models wait, the slot goes to the
+one that has had the least core time so far (the core-seconds of its finished rounds plus those of its running
+ones), its rounds in arrival order: max-min fair sharing. A model that needs less than an even share gets all it
+needs and the rest goes to the others; models that all have more work than the machine each get an even share of it,
+whatever the size of their rounds. Without this, a model whose rounds are long (a reranker's query-document pairs)
+took 70% of two cores from an embedder with short rounds when both were under the same load (measured with
+``benchmarks/server_models.py``). A model that comes back from idling starts level with the least-served busy model,
+so time it did not use is not banked against the others; when no round runs, all start level.
 """
 
 from __future__ import annotations
