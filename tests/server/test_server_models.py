@@ -151,11 +151,11 @@ def test_a_model_whose_batches_fail_leaves_the_other_serving(stack_folder, cross
 def test_round_slots_are_shared_in_arrival_order():
     occupancy = Occupancy(cores=2, share=1, slots=1)
     order: list[str] = []
-    first = occupancy.enter(small=True)
-    assert first.threads == 2  # alone and small: every core
+    first = occupancy.enter()
+    assert occupancy.widen(first) == 2 and first.threads == 2  # alone and small: every core
 
     def second() -> None:
-        occupancy.leave(occupancy.enter(small=False))
+        occupancy.leave(occupancy.enter())
         order.append("second ran")
 
     waiter = threading.Thread(target=second)
@@ -195,7 +195,7 @@ def _round(occupancy: Occupancy, tenant: str | None, order: list, hold=lambda: N
     """A worker's round of ``tenant`` on its own thread: waits for a slot, records itself, ``hold()``s, leaves."""
 
     def run() -> None:
-        slot = occupancy.enter(small=False, tenant=tenant)
+        slot = occupancy.enter(tenant=tenant)
         order.append(tenant)
         hold()
         occupancy.leave(slot)
@@ -208,14 +208,14 @@ def _round(occupancy: Occupancy, tenant: str | None, order: list, hold=lambda: N
 def test_a_round_that_comes_when_a_slot_frees_does_not_overtake_one_that_waits():
     occupancy = Occupancy(cores=2, share=1, slots=1)
     order: list[str | None] = []
-    held = occupancy.enter(small=False)
+    held = occupancy.enter()
     waiters = []
     for name in ("a", "b"):  # two rounds wait, in this order
         waiters.append(_round(occupancy, None, order))
         _wait_for_waiting(occupancy, len(waiters))
         order.append(name)
     occupancy.leave(held)
-    occupancy.leave(occupancy.enter(small=False))  # comes as the slot frees: still enters after both
+    occupancy.leave(occupancy.enter())  # comes as the slot frees: still enters after both
     order.append("newcomer")
     for waiter in waiters:
         waiter.join(10)
@@ -229,7 +229,7 @@ def test_a_freed_slot_goes_to_the_model_with_the_least_core_time_and_idle_time_i
     clock = SteppedClock()
     occupancy = Occupancy(cores=1, share=1, slots=1, clock=clock)
     order: list[str | None] = []
-    held = occupancy.enter(small=False, tenant="A")
+    held = occupancy.enter(tenant="A")
     clock.advance(0.3)
     threads = []
     for tenant in ("B", "B", "A"):  # B's two rounds come first, then A's next
@@ -250,7 +250,7 @@ def test_models_with_long_and_short_rounds_under_the_same_load_get_even_core_tim
 
     def worker(tenant: str, seconds: float) -> None:
         while clock() < 20:
-            slot = occupancy.enter(small=False, tenant=tenant)
+            slot = occupancy.enter(tenant=tenant)
             clock.advance(seconds)  # one round at a time holds the only slot
             held[tenant] += seconds
             time.sleep(0.002)  # the other workers come back to wait meanwhile
@@ -269,12 +269,12 @@ def test_models_with_long_and_short_rounds_under_the_same_load_get_even_core_tim
 def test_a_slot_widens_to_every_core_only_while_alone_and_charges_each_part_at_its_threads():
     clock = SteppedClock()
     occupancy = Occupancy(cores=2, share=1, slots=2, clock=clock)
-    slot = occupancy.enter(small=False, tenant="A")
+    slot = occupancy.enter(tenant="A")
     assert slot.threads == 1
     clock.advance(0.1)  # 0.1 s on one core
     assert occupancy.widen(slot) == 2  # nothing else runs: every core
     clock.advance(0.2)  # 0.2 s on two
-    other = occupancy.enter(small=False, tenant="B")
+    other = occupancy.enter(tenant="B")
     assert occupancy.widen(other) == 1  # another round runs: its share
     assert occupancy.leave(slot) == pytest.approx(0.1 + 0.4)
     occupancy.leave(other)
@@ -297,7 +297,7 @@ def test_a_round_is_taken_when_its_slot_frees_so_it_holds_the_requests_that_came
     texts = ["the first request", "a second one", "and a third"]
 
     async def scenario() -> list[np.ndarray]:
-        held = occupancy.enter(small=False, tenant="another model")
+        held = occupancy.enter(tenant="another model")
         gone = asyncio.get_running_loop().create_future()
         asked = [asyncio.create_task(service.embed([texts[0]], BatchKey(), truncate=True, disconnected=gone))]
         await _until(lambda: len(occupancy._waiting) == 1)  # the worker waits for the cores
@@ -324,9 +324,9 @@ def test_each_served_model_is_its_own_tenant_of_the_shared_slots(models, monkeyp
     tenants: list[object] = []
 
     class Recording(Occupancy):
-        def enter(self, *, small, tenant=None):
+        def enter(self, tenant=None):
             tenants.append(tenant)
-            return super().enter(small=small, tenant=tenant)
+            return super().enter(tenant)
 
     slots: list[Occupancy] = []
     monkeypatch.setattr(

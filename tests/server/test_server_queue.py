@@ -156,16 +156,17 @@ def test_wait_says_whether_work_waits_without_taking_it(loop):
 
 def test_a_lone_small_round_gets_every_core_and_busy_workers_keep_their_share():
     occupancy = Occupancy(cores=2, share=1)
-    first = occupancy.enter(small=True)
-    assert first.threads == 2  # alone and small: both cores
-    second = occupancy.enter(small=True)
-    assert second.threads == 1  # another worker is busy: its share
+    first = occupancy.enter()
+    assert occupancy.widen(first) == 2 and first.threads == 2  # alone and small: both cores
+    second = occupancy.enter()
+    assert occupancy.widen(second) == 1 and second.threads == 1  # another worker is busy: its share
     occupancy.leave(first)
     occupancy.leave(second)
-    large = occupancy.enter(small=False)
+    large = occupancy.enter()  # a large round is not widened
     assert large.threads == 1  # a large round keeps the share even alone
     occupancy.leave(large)
-    assert occupancy.enter(small=True).threads == 2
+    small = occupancy.enter()
+    assert occupancy.widen(small) == 2 and small.threads == 2
 
 
 def _served_round(rounds: list[list], target) -> int | None:

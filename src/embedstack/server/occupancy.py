@@ -25,7 +25,6 @@ class Slot:
     """One round's hold on the cores: whose it is, when it was admitted and with how many torch threads."""
 
     tenant: Hashable
-    small: bool
     sequence: int
     threads: int = 0
     started: float = 0.0
@@ -35,9 +34,9 @@ class Slot:
 class Occupancy:
     """The CPU's rounds in flight, over every served model: at most ``slots`` at once, and their torch threads.
 
-    A small round (one forward pass) that runs while no other round does gets every core, so a lone request at
-    low traffic is not held to one core; otherwise each round gets ``share`` threads. A small round ends quickly,
-    so a round that starts meanwhile oversubscribes the cores only briefly.
+    A round is admitted with ``share`` threads; one that turns out small (one forward pass) while no other round
+    runs is widened to every core (:meth:`widen`), so a lone request at low traffic is not held to one core. A small
+    round ends quickly, so a round that starts meanwhile oversubscribes the cores only briefly.
 
     Args:
         cores: The cores of the process.
@@ -59,15 +58,14 @@ class Occupancy:
         self._sequence = itertools.count()
         self._condition = threading.Condition()
 
-    def enter(self, *, small: bool, tenant: Hashable = None) -> Slot:
-        """Wait for a slot and hold it; the slot says how many torch threads the round gets.
+    def enter(self, tenant: Hashable = None) -> Slot:
+        """Wait for a slot and hold it, with ``share`` torch threads (see :meth:`widen`).
 
         Args:
-            small: Whether the round is one forward pass (it may then take every core when nothing else runs).
             tenant: Whose round it is (the model's queue); rounds of one tenant enter in the order they came.
         """
         with self._condition:
-            slot = Slot(tenant, small, next(self._sequence))
+            slot = Slot(tenant, next(self._sequence))
             if not any(held.tenant == tenant for held in (*self._waiting, *self._running)):
                 self._level(tenant)
             self._waiting.append(slot)
@@ -84,10 +82,10 @@ class Occupancy:
             return slot
 
     def widen(self, slot: Slot) -> int:
-        """Give admitted ``slot`` every core when no other round runs (its round turned out small); its threads.
+        """Give admitted ``slot`` every core when no other round runs (its round is small); its threads.
 
-        For a worker that takes its round only once admitted (so the round holds what came while it waited): it
-        enters with ``small=False`` and widens the slot once the round is known to be one forward pass.
+        A worker takes its round only once admitted (so the round holds what came while it waited), and widens the
+        slot when the round turns out to be one forward pass.
         """
         with self._condition:
             if slot in self._running and len(self._running) == 1 and slot.threads != self.cores:
@@ -119,7 +117,7 @@ class Occupancy:
             self._waiting.remove(slot)
             self._running.append(slot)
             slot.started = now
-            slot.threads = self.cores if slot.small and len(self._running) == 1 else self.share
+            slot.threads = self.share
             self._condition.notify_all()
 
     def _level(self, tenant: Hashable) -> None:

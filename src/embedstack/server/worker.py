@@ -179,7 +179,7 @@ class ModelWorker:
         if self.queue.wait() is None:
             return False
         waiting = time.monotonic()
-        slot = self.occupancy.enter(small=False, tenant=self.queue)
+        slot = self.occupancy.enter(tenant=self.queue)
         waited = time.monotonic() - waiting
         try:
             slices = self.queue.take(self.round_size, timeout=0)
