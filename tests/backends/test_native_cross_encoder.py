@@ -30,7 +30,7 @@ def test_native_scores_are_the_torch_classifiers(tmp_path, num_labels):
     assert repr(native) == repr(torch_model) and native.num_labels == torch_model.num_labels == num_labels
     np.testing.assert_allclose(native.predict(_pairs()), torch_model.predict(_pairs()), atol=1e-5)
     np.testing.assert_allclose(native.predict(_pairs(), batch_size=2), torch_model.predict(_pairs()), atol=1e-5)
-    assert native[0]._graph._graph is not None  # scored through the traced graph
+    assert native[0]._graph.graph is not None  # scored through the traced graph
     if num_labels == 1:
         ranked = native.rank("a query", [b for _, b in _pairs()])
         assert [r["corpus_id"] for r in ranked] == [

@@ -46,14 +46,14 @@ def test_the_graph_gives_the_eager_outputs_to_the_bit_over_batch_sizes_and_lengt
             shapes.add(tuple(ids.shape))
             eager = native[0].model(ids, mask, types).last_hidden_state
             assert torch.equal(graph(ids, mask, types), eager)
-    assert graph._graph is not None  # the graph ran, not the eager fallback
+    assert graph.graph is not None  # the graph ran, not the eager fallback
     assert len({s[0] for s in shapes}) > 5 and len({s[1] for s in shapes}) > 5  # one trace, many shapes
 
 
 def test_encode_runs_the_graph_and_gives_the_eager_vectors(native):
     texts = short_texts() * 3
     traced = native.encode(texts, batch_size=4)
-    assert native[0]._graph._graph is not None
+    assert native[0]._graph.graph is not None
     eager_module = native[0]._graph
     native[0]._graph = GraphForward(native[0].model)
     native[0]._graph._failed = True  # as when tracing is not possible: the eager forward
@@ -69,7 +69,7 @@ def test_gradients_and_missing_inputs_run_eagerly(native):
     ids, mask = features["input_ids"], features["attention_mask"]
     with torch.no_grad():
         without_types = graph(ids, mask, None)  # no token types: eager, not traced
-    assert graph._graph is None
+    assert graph.graph is None
     with torch.no_grad():
         np.testing.assert_array_equal(graph(ids, mask, torch.zeros_like(ids)).numpy(), without_types.numpy())
     hidden = graph(ids, mask, torch.zeros_like(ids))  # gradients on (outside no_grad): eager, so it trains
@@ -81,15 +81,15 @@ def test_a_change_of_dtype_traces_again(native):
     features = next(_batches(model))
     with torch.inference_mode():
         model(features)
-        first = model[0]._graph._key
+        first = model[0]._graph.traced_for
         model.to(torch.float64)
         out = model(model[0].preprocess(["a text in double precision"]))["token_embeddings"]
-    assert out.dtype == torch.float64 and model[0]._graph._key != first
+    assert out.dtype == torch.float64 and model[0]._graph.traced_for != first
 
 
 def test_copies_and_pickles_carry_no_graph_and_trace_their_own(native):
     native.encode(short_texts())
     for other in (copy.deepcopy(native), pickle.loads(pickle.dumps(native))):
-        assert other[0]._graph._graph is None and other[0]._graph.encoder is other[0].model
+        assert other[0]._graph.graph is None and other[0]._graph.encoder is other[0].model
         np.testing.assert_array_equal(other.encode(short_texts()), native.encode(short_texts()))
-        assert other[0]._graph._graph is not None
+        assert other[0]._graph.graph is not None

@@ -1,11 +1,11 @@
 """The native BERT's inference forward as a TorchScript graph: no Python, and so no GIL, between its operations.
 
-Eager torch takes the GIL back after every operation (a BERT pass: hundreds of them), so in a process where
-another thread runs Python (the server's event loop answering HTTP), each forward stalls at every step the
-other thread holds the GIL, and a core sits idle. A traced graph runs all its steps in C++ with the GIL
-released. Measured here (2 cores, all-MiniLM-L6-v2, rounds of 6 sentences): two model threads beside a thread
-running Python a quarter of the time did 253 texts/s eager (1.78 cores busy), 304 traced (1.97); alone, 318 and
-328. The graph runs the same operations on the same weights, so its outputs are bit-identical to the eager ones
+Eager torch takes the GIL back after every operation (a BERT pass: hundreds of them), so in a process where another
+thread runs Python (the server's event loop answering HTTP), each forward stalls at every step the other thread
+holds the GIL, and a core sits idle. A traced graph runs all its steps in C++ with the GIL released.
+``benchmarks/native_graph_gil.py`` (2 cores, all-MiniLM-L6-v2, rounds of 6 sentences): two model threads beside a
+thread running Python a quarter of the time did 336 texts/s eager (1.74 cores busy), 401 traced (1.96); alone, 435
+and 452. The graph runs the same operations on the same weights, so its outputs are bit-identical to the eager ones
 (a test checks them over many shapes).
 
 The graph is traced on first use for the weights' device and dtype, and traced again when either changes.
@@ -52,8 +52,7 @@ class GraphForward:
     def __init__(self, encoder: NativeBert, output: str = "last_hidden_state") -> None:
         self.encoder = encoder
         self.output = output
-        self._graph: Any = None
-        self._key: tuple[Any, ...] | None = None
+        self._traced: tuple[tuple[Any, ...], Any] | None = None  # (device, dtype, weights, input device), graph
         self._failed = False
         self._lock = threading.Lock()
 
@@ -68,20 +67,33 @@ class GraphForward:
             return getattr(self.encoder(input_ids, attention_mask, token_type_ids), self.output)
         return graph(input_ids, attention_mask, token_type_ids)
 
+    @property
+    def graph(self) -> Any:
+        """The traced graph (a ``torch.jit.ScriptModule``), or None before the first traced pass or without one."""
+        return None if self._traced is None else self._traced[1]
+
+    @property
+    def traced_for(self) -> tuple[Any, ...] | None:
+        """What the graph was traced for: the weights' device, dtype and storage, and the inputs' device."""
+        return None if self._traced is None else self._traced[0]
+
     def _graph_for(self, *example: torch.Tensor) -> Any:
         weight = self.encoder.word_embeddings.weight
         key = (weight.device, weight.dtype, weight.data_ptr(), example[0].device)
+        traced = self._traced  # one read: the key and its graph together
+        if traced is not None and traced[0] == key:  # no lock on the way of every pass
+            return traced[1]
         with self._lock:
-            if self._key != key and not self._failed:
+            if (self._traced is None or self._traced[0] != key) and not self._failed:
                 try:
                     with warnings.catch_warnings():  # trace's deprecation and shape notes: the graph is checked
                         warnings.simplefilter("ignore")
-                        self._graph = torch.jit.trace(_Output(self.encoder, self.output), example, check_trace=False)
-                    self._key = key
+                        graph = torch.jit.trace(_Output(self.encoder, self.output), example, check_trace=False)
+                    self._traced = (key, graph)
                 except Exception as exc:  # noqa: BLE001 - any failure leaves the eager forward, which always works
                     logger.info("Running the native BERT eagerly: tracing its forward failed (%s)", exc)
-                    self._failed, self._graph, self._key = True, None, None
-            return self._graph
+                    self._failed, self._traced = True, None
+            return self.graph
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles carry the encoder only; the graph is traced again where they run."""
