@@ -8,7 +8,8 @@ MiniLM-sized: speed does not depend on the weights), saved once into a temporary
 workloads: ``rank`` of one query against the first 1,000 English Wikipedia extracts, and ``predict`` on the STS
 Benchmark test pairs (1,379). Runs are interleaved (reference, embedstack, reference, ...) and medians reported;
 the reference at its default batch_size (32), embedstack at its own (None: the token budget decides the rows).
-The CPU's flags are printed with the results.
+"embedstack native" runs the classifier on the native backend (plain torch, inference as a traced graph). The CPU's
+flags are printed with the results.
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ def main() -> None:
     print(f"CPU flags: {cpu_flags()}; fp32 matmul peak {matmul_peak_gflops():.1f} GFLOP/s; {args.threads} threads")
     with tempfile.TemporaryDirectory() as staging:
         folder = str(build_classifier(Path(staging) / "classifier"))
-        systems = {"reference": Reference(folder, device="cpu"), "embedstack": CrossEncoder(folder, device="cpu")}
+        systems = {
+            "reference": Reference(folder, device="cpu"),
+            "embedstack": CrossEncoder(folder, device="cpu"),
+            "embedstack native": CrossEncoder(folder, device="cpu", backend="native"),  # BERT classifier, traced
+        }
         if args.int8:
             systems["embedstack int8"] = CrossEncoder(folder, device="cpu").quantize("int8")
         print("| workload | system | pairs/s | vs reference | max abs diff to reference |")
