@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from encode_throughput import cpu_flags
-from http_load import Connections
+from http_load import Connections, run
 from rerank_throughput import build_classifier
 from server_throughput import start, stop
 
@@ -68,15 +68,6 @@ TEXTS = {"embed": 1, "rerank": DOCUMENTS}
 def connect(base: str, size: int) -> Connections:
     url = urlsplit(base)
     return Connections(url.hostname or "127.0.0.1", url.port or 80, size)
-
-
-def run(coroutine):
-    """Run the load generator on uvloop when installed (the server's extra brings it): it costs the cores less."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    return uvloop.run(coroutine)
 
 
 async def closed_loop(

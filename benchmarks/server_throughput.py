@@ -5,15 +5,25 @@ serving the embedded all-MiniLM-L6-v2 folder on this machine, plus in-process ``
     .venv/bin/python benchmarks/server_throughput.py                  # all systems, 2 sweeps, 5 s windows
     .venv/bin/python benchmarks/server_throughput.py --systems embedstack,naive --sweeps 1
 
-The load generator (asyncio + httpx, OpenAI's embeddings route, base64 vectors as the openai client asks)
-runs C clients in a closed loop, each sending N texts per request: STS-B sentences (short) or Wikipedia
-extracts (long). A cell warms up until every client has had an answer (at least --warmup seconds), counts
-the texts of requests completed in its measuring window (texts/s) and their latencies (p50/p99), then waits
-for the requests still out. All servers run at once (idle while another is measured) and each cell measures
-the systems back to back, sweep after sweep, so that a machine shared with other work slows them alike; the
-table reports each cell's median over the sweeps. infinity lives in its own virtual environment (it needs
-sentence-transformers<4 and numpy<2), created on first use with this machine's torch 2.13.0 wheel installed
-first: --infinity-venv (default ~/.cache/embedstack-bench/infinity-venv).
+The load generator (OpenAI's embeddings route, base64 vectors as the openai client asks) runs C clients in a
+closed loop, each sending N texts per request: STS-B sentences (short) or Wikipedia extracts (long). A cell warms
+up until every client has had an answer (at least --warmup seconds), counts the texts of requests completed in its
+measuring window and their latencies (p50/p99), then waits for the requests still out. Texts/s is the clients'
+count times the texts per request over the mean latency (Little's law: a closed loop always has that many out),
+which a server answering in bursts cannot move by where its bursts fall; the window's count is in the JSON.
+
+The client runs on the same 2 cores as the server it measures, so what it costs is taken from the server and its
+own scheduling delays land in the latencies. ``--client lean`` (the default: ``http_load.Connections``, keep-alive
+connections over asyncio streams, on uvloop) costs 0.02 cores at 32 clients x 1 short text; ``--client httpx`` (the
+openai client's transport, what runs before 2026-12-05 measured) costs 0.34-0.43 cores there, a fifth of the
+machine, and the server that keeps the cores busiest loses the most to it (benchmarks/RESULTS.md). Each cell
+records the client's cores (``client_cores``).
+
+All servers run at once (idle while another is measured) and each cell measures the systems back to back, sweep
+after sweep, so that a machine shared with other work slows them alike; the table reports each cell's median over
+the sweeps. infinity lives in its own virtual environment (it needs sentence-transformers<4 and numpy<2), created
+on first use with this machine's torch 2.13.0 wheel installed first: --infinity-venv (default
+~/.cache/embedstack-bench/infinity-venv).
 """
 
 from __future__ import annotations
@@ -30,10 +40,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 from encode_throughput import cpu_flags
+from http_load import Connections, run
 
 from embedstack import SentenceTransformer
 from embedstack.defaults import default_model_path
@@ -63,32 +75,37 @@ class Cell:
     p99_ms: float
     requests: int
     errors: int
+    client_cores: float
+    counted_texts_per_s: float  # the window's answered texts over its length
 
 
-async def load(url: str, texts: list[str], concurrency: int, size: int, warmup: float, seconds: float) -> tuple:
-    """Closed-loop load; returns (texts/s, p50 ms, p99 ms, requests, errors) over the measuring window.
+async def load(
+    url: str, texts: list[str], concurrency: int, size: int, warmup: float, seconds: float, client: str = "lean"
+) -> tuple:
+    """Closed-loop load over the measuring window: (texts/s, p50 ms, p99 ms, requests, errors, client cores, counted).
 
     The window opens once every client has had an answer (and ``warmup`` seconds passed), so a cell whose
     requests take longer than the warm-up is still measured in its steady state, and lasts at least as long
-    as that took (about one request latency), so slow cells count more than a handful of requests.
+    as that took (about one request latency), so slow cells count more than a handful of requests. ``client``:
+    "lean" (``http_load.Connections``) or "httpx"; the client's cores are its process's CPU seconds over the cell.
     """
     cursor = 0
     start = time.perf_counter()
+    cpu = time.process_time()
     answered: set[int] = set()
     opened: list[float] = []  # the window's start and length, once known
     records: list[tuple[float, float, bool]] = []  # (finished, latency, ok)
 
-    async def client(index: int, http: httpx.AsyncClient) -> None:
+    async def one(index: int, post) -> None:
         nonlocal cursor
         while not opened or time.perf_counter() < opened[0] + opened[1]:
             batch = [texts[(cursor + k) % len(texts)] for k in range(size)]
             cursor += size
             sent = time.perf_counter()
             try:
-                body = {"input": batch, "model": MODEL_NAME, "encoding_format": "base64"}
-                response = await http.post(url, json=body)
-                ok = response.status_code == 200 and len(response.json()["data"]) == size
-            except httpx.HTTPError:
+                status, answer = await post({"input": batch, "model": MODEL_NAME, "encoding_format": "base64"})
+                ok = status == 200 and len(json.loads(answer)["data"]) == size
+            except (httpx.HTTPError, ConnectionError, ValueError):
                 ok = False
             finished = time.perf_counter()
             records.append((finished, finished - sent, ok))
@@ -96,18 +113,37 @@ async def load(url: str, texts: list[str], concurrency: int, size: int, warmup: 
             if not opened and len(answered) == concurrency:
                 opened.extend([max(finished, start + warmup), max(seconds, finished - start)])
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(600.0)) as http:
-        await asyncio.gather(*(client(index, http) for index in range(concurrency)))
+    if client == "httpx":
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(600.0)) as http:
+
+            async def post(body: dict) -> tuple[int, bytes]:
+                response = await http.post(url, json=body)
+                return response.status_code, response.content
+
+            await asyncio.gather(*(one(index, post) for index in range(concurrency)))
+    else:
+        parts = urlsplit(url)
+        async with Connections(parts.hostname or "127.0.0.1", parts.port or 80, concurrency) as connections:
+            post = functools.partial(connections.post, parts.path)
+            await asyncio.gather(*(one(index, post) for index in range(concurrency)))
+    cores = (time.process_time() - cpu) / (time.perf_counter() - start)
     begin, length = opened
     end = begin + length
     window = [(latency, ok) for finished, latency, ok in records if begin <= finished <= end]
     latencies = [latency for latency, ok in window if ok]
     errors = sum(1 for _, _, ok in records if not ok)  # over the whole cell, warm-up included
     if not latencies:
-        return 0.0, float("nan"), float("nan"), 0, errors
+        return 0.0, float("nan"), float("nan"), 0, errors, cores, 0.0
+    # Little's law: ``concurrency`` requests are always out, so texts/s = concurrency x size / mean latency (the
+    # answered share of them). A count of the window's answers is the same in the long run, but a server that
+    # answers in bursts (infinity at 32 x 16 Wikipedia extracts: 12 s requests ending together) puts a burst in or
+    # out of a window about one latency long: its count moved 21-28 texts/s between sweeps while the latencies
+    # stayed put (41 texts/s by this law). The count is kept beside it.
+    rate = concurrency * size * len(latencies) / len(window) / float(np.mean([latency for latency, _ in window]))
     ms = np.array(latencies) * 1000
-    return len(latencies) * size / length, float(np.median(ms)), float(np.percentile(ms, 99)), len(latencies), errors
+    p50, p99 = float(np.median(ms)), float(np.percentile(ms, 99))
+    return rate, p50, p99, len(latencies), errors, cores, len(latencies) * size / length
 
 
 def start(command: list[str], health: str, log: Path, env: dict | None = None) -> subprocess.Popen:
@@ -212,6 +248,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per cell")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--sweeps", type=int, default=2, help="measure every cell this many times; report medians")
+    parser.add_argument("--client", choices=("lean", "httpx"), default="lean", help="the load generator's HTTP client")
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--infinity-venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--out", type=Path, default=HERE / "out" / "server_throughput.json")
@@ -219,7 +256,7 @@ def main() -> None:
     folder = str(args.model or default_model_path())
     texts = corpora()
     flags = cpu_flags()
-    print(f"CPU flags: {flags}; {os.cpu_count()} cores; {platform.processor()}", flush=True)
+    print(f"CPU flags: {flags}; {os.cpu_count()} cores; {platform.processor()}; client {args.client}", flush=True)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     systems = args.systems.split(",")
@@ -241,14 +278,16 @@ def main() -> None:
                 for size in map(int, args.sizes.split(",")):
                     for concurrency in map(int, args.concurrency.split(",")):
                         for system in systems:
-                            result = load(urls[system], texts[corpus], concurrency, size, args.warmup, args.seconds)
-                            cells.append(Cell(system, corpus, concurrency, size, *asyncio.run(result)))
+                            result = load(
+                                urls[system], texts[corpus], concurrency, size, args.warmup, args.seconds, args.client
+                            )
+                            cells.append(Cell(system, corpus, concurrency, size, *run(result)))
                             print(asdict(cells[-1]), flush=True)
     finally:
         for process in processes:
             stop(process)
     print(markdown(cells, encode, systems))
-    record = {"cells": [asdict(c) for c in cells], "encode": encode, "flags": flags}
+    record = {"cells": [asdict(c) for c in cells], "encode": encode, "flags": flags, "client": args.client}
     args.out.write_text(json.dumps(record, indent=1))
 
 
