@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 
-# The fixed cost of one forward pass (module calls, kernel launches, per-pass tensors) in tokens' worth of
-# compute: measured on CPU for all-MiniLM-L6-v2 as the time of a one-row pass over the time per token of a
-# large one (benchmarks/pass_size.py).
-PASS_OVERHEAD_TOKENS = 64
+# The fixed cost of one forward pass (module calls, kernel launches, reading every weight once, per-pass tensors) in
+# tokens' worth of compute: measured on CPU for all-MiniLM-L6-v2 as the time of a one-row pass over the time per
+# token of a large one (``pass_overhead_tokens`` in benchmarks/pass_size.py). 2026-12-05, AVX-512 VNNI EPYC: 20-26
+# tokens on one torch thread, 28-45 on two (torch and native backends alike); the 64 measured on an older CPU cut
+# too few passes: the server's rounds of ~100 STS-B sentences then ran 2-4% slower (benchmarks/RESULTS.md).
+PASS_OVERHEAD_TOKENS = 32
 
 
 def input_length(item: Any) -> int:
@@ -61,9 +63,9 @@ def token_budget_batches(
         >>> lengths = np.array([7] * 20 + [6] * 200)
         >>> [len(batch) for batch in token_budget_batches(np.arange(220), lengths, max_batch_tokens=2048)]
         [20, 200]
-        >>> lengths = np.array([7] * 2 + [6] * 40)  # two rows do not pay for a pass of their own
-        >>> [len(batch) for batch in token_budget_batches(np.arange(42), lengths, max_batch_tokens=2048)]
-        [42]
+        >>> lengths = np.array([7] * 2 + [6] * 20)  # two rows do not pay for a pass of their own
+        >>> [len(batch) for batch in token_budget_batches(np.arange(22), lengths, max_batch_tokens=2048)]
+        [22]
     """
     start = 0
     total = len(order)
