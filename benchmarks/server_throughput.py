@@ -15,7 +15,7 @@ which a server answering in bursts cannot move by where its bursts fall; the win
 The client runs on the same 2 cores as the server it measures, so what it costs is taken from the server and its
 own scheduling delays land in the latencies. ``--client lean`` (the default: ``http_load.Connections``, keep-alive
 connections over asyncio streams, on uvloop) costs 0.02 cores at 32 clients x 1 short text; ``--client httpx`` (the
-openai client's transport, what runs before 2026-12-05 measured) costs 0.34-0.43 cores there, a fifth of the
+openai client's transport, what the runs before 2026-12-05 used) costs 0.34-0.43 cores there, a fifth of the
 machine, and the server that keeps the cores busiest loses the most to it (benchmarks/RESULTS.md). Each cell
 records the client's cores (``client_cores``).
 
