@@ -10,8 +10,9 @@ import numpy as np
 # The fixed cost of one forward pass (module calls, kernel launches, reading every weight once, per-pass tensors) in
 # tokens' worth of compute: measured on CPU for all-MiniLM-L6-v2 as the time of a one-row pass over the time per
 # token of a large one (``pass_overhead_tokens`` in benchmarks/pass_size.py). 2026-12-05, AVX-512 VNNI EPYC: 20-26
-# tokens on one torch thread, 28-45 on two (torch and native backends alike); the 64 measured on an older CPU cut
-# too few passes: the server's rounds of ~100 STS-B sentences then ran 2-4% slower (benchmarks/RESULTS.md).
+# tokens on one torch thread, 28-45 on two (torch and native backends alike); the 64 of 2026-11-29 (another CPU,
+# before the native backend) cut too few passes: the server's rounds of ~100 STS-B sentences ran 2-4% slower
+# (benchmarks/RESULTS.md).
 PASS_OVERHEAD_TOKENS = 32
 
 
