@@ -192,11 +192,15 @@ class TokenQueue:
         then takes the round (``take(..., timeout=0)``), which so holds what came while it waited for the cores.
         """
         with self._condition:
-            if not self._jobs and not self._closed:
-                self._condition.wait(timeout)
-            if self._jobs:
-                return True
-            return None if self._closed else False
+            return self._await_jobs(timeout)
+
+    def _await_jobs(self, timeout: float | None) -> bool | None:
+        """:meth:`wait`'s answer; the caller holds the lock (released while waiting)."""
+        if not self._jobs and not self._closed:
+            self._condition.wait(timeout)
+        if self._jobs:
+            return True
+        return None if self._closed else False
 
     def take(self, budget: int | RoundSize, timeout: float | None = None) -> list[Slice] | None:
         """The next round: up to ``budget`` tokens (a :class:`RoundSize` sizes it from the queue) of one prompt's jobs.
@@ -211,10 +215,9 @@ class TokenQueue:
         with self._condition:
             self._idle += 1
             try:
-                if not self._jobs and not self._closed:
-                    self._condition.wait(timeout)
-                if not self._jobs:
-                    return None if self._closed else []
+                found = self._await_jobs(timeout)
+                if not found:
+                    return None if found is None else []
                 size = budget.budget(self._tokens, self._inputs) if isinstance(budget, RoundSize) else budget
                 slices = self._round(min(size, max(1, -(-self._tokens // max(self._idle, self.workers)))))
             finally:
